@@ -1,0 +1,32 @@
+"""privgan: differentially private GANs and DP-SGD for Keras 3 on TensorFlow.
+
+The public API is loaded lazily so that `import privgan` stays cheap beyond Keras itself.
+"""
+
+import importlib
+
+from privgan.backend import require_tensorflow_backend
+
+require_tensorflow_backend()
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it.
+_API = {
+    "private_gradients": "privgan.dp.mechanism",
+    "make_private": "privgan.dp.training",
+    "DPModel": "privgan.dp.training",
+    "poisson_batches": "privgan.dp.sampling",
+    "epsilon": "privgan.accounting",
+    "calibrate_noise_multiplier": "privgan.accounting",
+    "privacy_statement": "privgan.accounting",
+    "PrivacyLedger": "privgan.accounting",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'privgan' has no attribute {name!r}")

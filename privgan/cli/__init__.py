@@ -1,0 +1,1 @@
+"""Console commands: absl flags in, library calls, text or files out."""

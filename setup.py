@@ -1,0 +1,49 @@
+"""Installs the privgan and fairness packages (experiments/ and benchmarks/ stay in the checkout)."""
+
+import pathlib
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = "0.1.0"
+
+setup(
+    name="privgan",
+    version=VERSION,
+    description=(
+        "Differentially private GANs, DP-SGD for Keras 3, privacy auditing and adversarial fairness "
+        "on TensorFlow."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["privgan", "privgan.*", "fairness", "fairness.*"]),
+    install_requires=[
+        "tensorflow>=2.16,<3",
+        "keras>=3.0,<4",
+        "dp-accounting>=0.6,<0.7",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "scikit-learn>=1.4",
+        "absl-py>=2.0",
+        "pandas>=2.0",
+        "matplotlib>=3.7",
+        "fairlearn>=0.10",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        "gpu": ["tensorflow[and-cuda]>=2.16,<3"],
+    },
+    entry_points={
+        "console_scripts": [
+            "privgan-budget=privgan.cli.budget:run",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
