@@ -1,0 +1,132 @@
+"""Times a DP-SGD step against a plain step of the same model, in one process.
+
+Each case builds one model and two compiled steps (plain: mean loss, one gradient; DP:
+`privgan.dp.private_gradients`), both applying Adam. After warm-up, the two steps are timed alternately
+(so load on the machine affects both alike) and the medians are compared.
+
+    python -m benchmarks.dp_step            # a table
+    python -m benchmarks.dp_step --json     # the last line is one JSON object
+"""
+
+import json
+import statistics
+import time
+
+from absl import app, flags
+
+flags.DEFINE_integer("repeats", 30, "Timed steps per variant (median taken), >= 20 recommended.")
+flags.DEFINE_integer("warmup", 5, "Untimed steps per variant before timing (tracing, allocation).")
+flags.DEFINE_bool("json", False, "Print the results as one JSON object on the last line.")
+flags.DEFINE_list("cases", ["dcgan_discriminator", "mlp"], "Cases to run.")
+FLAGS = flags.FLAGS
+
+
+def _cases():
+    import keras
+
+    def discriminator():
+        return keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                keras.layers.Conv2D(64, 4, strides=2, padding="same"),
+                keras.layers.LeakyReLU(0.2),
+                keras.layers.Conv2D(128, 4, strides=2, padding="same"),
+                keras.layers.LeakyReLU(0.2),
+                keras.layers.Flatten(),
+                keras.layers.Dense(1),
+            ]
+        )
+
+    def mlp():
+        return keras.Sequential(
+            [
+                keras.Input((784,)),
+                keras.layers.Dense(512, activation="relu"),
+                keras.layers.Dense(512, activation="relu"),
+                keras.layers.Dense(10),
+            ]
+        )
+
+    return {
+        # name: (builder, input shape without batch, batch size, number of classes; 1 = binary logits)
+        "dcgan_discriminator": (discriminator, (28, 28, 1), 64, 1),
+        "mlp": (mlp, (784,), 256, 10),
+    }
+
+
+def _time_case(builder, input_shape, batch_size, num_classes, *, repeats, warmup):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from privgan.dp import private_gradients
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(batch_size, *input_shape)).astype("float32"))
+    if num_classes == 1:
+        y = tf.constant(rng.integers(0, 2, (batch_size, 1)).astype("float32"))
+        loss = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+    else:
+        y = tf.constant(rng.integers(0, num_classes, batch_size))
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+    model = builder()
+    variables = model.trainable_variables
+    plain_optimizer, dp_optimizer = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
+    seed = keras.random.SeedGenerator(0)
+
+    def per_example_loss(batch):
+        features, labels = batch
+        return tf.reshape(loss(labels, model(features, training=True)), [-1])
+
+    @tf.function
+    def plain_step():
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(per_example_loss((x, y)))
+        plain_optimizer.apply(tape.gradient(value, variables), variables)
+        return value
+
+    @tf.function
+    def dp_step():
+        grads = private_gradients(
+            per_example_loss, variables, (x, y),
+            l2_norm_clip=1.0, noise_multiplier=1.0, expected_batch_size=batch_size, seed=seed,
+        )
+        dp_optimizer.apply(grads, variables)
+        return grads[0][0]
+
+    for _ in range(warmup):
+        plain_step().numpy()
+        dp_step().numpy()
+    plain, dp = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        plain_step().numpy()
+        plain.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        dp_step().numpy()
+        dp.append(time.perf_counter() - start)
+    plain_ms, dp_ms = 1e3 * statistics.median(plain), 1e3 * statistics.median(dp)
+    return {"plain_ms": round(plain_ms, 3), "dp_ms": round(dp_ms, 3), "ratio": round(dp_ms / plain_ms, 3),
+            "batch_size": batch_size}
+
+
+def main(argv):
+    del argv
+    cases = _cases()
+    unknown = sorted(set(FLAGS.cases) - set(cases))
+    if unknown:
+        raise app.UsageError(f"--cases: unknown {unknown}; choose from {sorted(cases)}")
+    if FLAGS.repeats < 1:
+        raise app.UsageError(f"--repeats must be >= 1, got {FLAGS.repeats}")
+    results = {}
+    for name in FLAGS.cases:
+        results[name] = _time_case(*cases[name], repeats=FLAGS.repeats, warmup=FLAGS.warmup)
+        row = results[name]
+        print(f"{name:22s} batch {row['batch_size']:4d}  plain {row['plain_ms']:8.2f} ms  "
+              f"dp {row['dp_ms']:8.2f} ms  ratio {row['ratio']:.2f}")
+    if FLAGS.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    app.run(main)

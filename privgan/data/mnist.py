@@ -1,0 +1,76 @@
+"""MNIST from the original IDX files (gzip-compressed or not), or Keras's canonical download."""
+
+import gzip
+import pathlib
+
+import numpy as np
+
+_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_MAGIC = {1: 2049, 3: 2051}  # IDX magic numbers of unsigned-byte vectors (labels) and 3-D arrays (images).
+
+
+def read_idx(path):
+    """Reads one IDX file of unsigned bytes (`.gz` or raw).
+
+    Args:
+        path: the file.
+
+    Returns:
+        A uint8 array with the shape stored in the file.
+
+    Raises:
+        ValueError: if the header is not that of an unsigned-byte IDX file.
+    """
+    path = pathlib.Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    magic = int.from_bytes(raw[:4], "big")
+    ndim = raw[3]
+    if raw[2] != 0x08 or _MAGIC.get(ndim) != magic:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic number {magic:#010x})")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} values")
+    return data.reshape(shape)
+
+
+def _find(data_dir, stem):
+    for name in (stem + ".gz", stem):
+        candidate = data_dir / name
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"neither {stem}.gz nor {stem} found in {data_dir}")
+
+
+def load_mnist(data_dir=None):
+    """Loads MNIST as uint8 images (N, 28, 28) and int64 labels.
+
+    Args:
+        data_dir: a folder with the four IDX files (`train-images-idx3-ubyte[.gz]`, ...), e.g.
+            `../shared/datasets/mnist`. When None, Keras downloads MNIST from its canonical source
+            (cached in ~/.keras/datasets).
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))`.
+
+    Raises:
+        FileNotFoundError: if `data_dir` lacks one of the files.
+    """
+    if data_dir is None:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
+    data_dir = pathlib.Path(data_dir)
+    arrays = {key: read_idx(_find(data_dir, stem)) for key, stem in _FILES.items()}
+    return (
+        (arrays["train_images"], arrays["train_labels"].astype(np.int64)),
+        (arrays["test_images"], arrays["test_labels"].astype(np.int64)),
+    )

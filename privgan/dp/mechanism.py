@@ -1,0 +1,94 @@
+"""The Gaussian mechanism of DP-SGD: clip per example, sum, add noise once, divide by the expected size."""
+
+import keras
+import tensorflow as tf
+
+from privgan.dp.clipping import clipped_gradient_sum
+
+
+def _check_parameters(l2_norm_clip, noise_multiplier, expected_batch_size):
+    # Python numbers are checked eagerly; tensors (e.g. variables inside a train step) are trusted.
+    if isinstance(l2_norm_clip, (int, float)) and not l2_norm_clip > 0:
+        raise ValueError(f"l2_norm_clip must be > 0, got {l2_norm_clip}")
+    if isinstance(noise_multiplier, (int, float)) and not noise_multiplier >= 0:
+        raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
+    if isinstance(expected_batch_size, (int, float)) and not expected_batch_size > 0:
+        raise ValueError(f"expected_batch_size must be > 0, got {expected_batch_size}")
+
+
+def gaussian_noise_like(tensors, *, stddev, seed=None):
+    """Independent N(0, stddev^2) noise for every entry of `tensors`, drawn in one call.
+
+    One draw over the concatenated size (then split) keeps the noise of different variables independent
+    even when a stateless seed is given.
+
+    Args:
+        tensors: list of tensors whose shapes and dtypes the noise takes.
+        stddev: the standard deviation (a number or scalar tensor).
+        seed: None (TensorFlow's stateful generator), a `keras.random.SeedGenerator` (advances at every
+            call: the right choice inside a training loop), or an int / shape-(2,) seed (stateless: the
+            same seed gives the same noise, so never reuse one across steps).
+
+    Returns:
+        A list of noise tensors with the shapes of `tensors`.
+    """
+    sizes = [tf.size(t) for t in tensors]
+    total = tf.add_n(sizes) if sizes else 0
+    dtype = tensors[0].dtype if tensors else tf.float32
+    if seed is None:
+        flat = tf.random.normal([total], stddev=tf.cast(stddev, dtype), dtype=dtype)
+    else:
+        flat = keras.random.normal([total], stddev=1.0, dtype=dtype.name, seed=seed) * tf.cast(stddev, dtype)
+    pieces = tf.split(flat, tf.stack(sizes)) if tensors else []
+    return [tf.reshape(p, tf.shape(t)) for p, t in zip(pieces, tensors)]
+
+
+def private_gradients(
+    per_example_loss_fn,
+    variables,
+    batch,
+    *,
+    l2_norm_clip,
+    noise_multiplier,
+    expected_batch_size,
+    seed=None,
+    has_aux=False,
+    method="auto",
+):
+    """DP-SGD gradient: per-example clipping over all `variables`, sum, Gaussian noise, expected-size mean.
+
+    Returns `(sum_i clip_C(g_i) + N(0, (sigma C)^2 I)) / expected_batch_size`. Dividing by the expected
+    rather than the realised batch size is what keeps the realised size (itself private under Poisson
+    sampling) out of the update. A batch of size 0 gives pure noise / expected_batch_size.
+
+    Args:
+        per_example_loss_fn: maps `batch` to a vector of per-example losses (or `(losses, aux)` with
+            `has_aux`). The loss of example i must depend on example i only (see
+            `privgan.dp.check_private_model`).
+        variables: the private variables; the clipping bound applies to all of them together.
+        batch: a tensor or nested structure of tensors with a leading batch axis.
+        l2_norm_clip: the clipping bound C > 0.
+        noise_multiplier: sigma >= 0; 0 gives the noiseless clipped mean (no privacy).
+        expected_batch_size: the divisor, q * N for Poisson sampling, > 0.
+        seed: see `gaussian_noise_like`; use a `keras.random.SeedGenerator` in training loops.
+        has_aux: whether `per_example_loss_fn` also returns auxiliary outputs.
+        method: "auto" (per-layer norms without per-example gradients, see `clipping`) or
+            "vectorized" (materialised per-example gradients; slower, for checking).
+
+    Returns:
+        A list of tensors matching `variables`, or `(gradients, aux)` when `has_aux`.
+
+    Raises:
+        ValueError: if a Python-number argument is out of range.
+    """
+    _check_parameters(l2_norm_clip, noise_multiplier, expected_batch_size)
+    variables = list(variables)
+    summed, _, aux = clipped_gradient_sum(
+        per_example_loss_fn, variables, batch, l2_norm_clip=l2_norm_clip, has_aux=has_aux, method=method
+    )
+    dtype = summed[0].dtype if summed else tf.float32
+    stddev = tf.cast(noise_multiplier, dtype) * tf.cast(l2_norm_clip, dtype)
+    noise = gaussian_noise_like(summed, stddev=stddev, seed=seed)
+    divisor = tf.cast(expected_batch_size, dtype)
+    result = [(s + n) / divisor for s, n in zip(summed, noise)]
+    return (result, aux) if has_aux else result

@@ -1,0 +1,54 @@
+"""Poisson sampling: every example joins each batch independently with probability q.
+
+This is the sampling scheme the accountant's `PoissonSampledDpEvent` assumes. Batch sizes vary (and can
+be 0); the DP mechanism divides by the expected size q * N, never by the realised one.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def _num_examples(data):
+    sizes = {int(np.shape(leaf)[0]) for leaf in tf.nest.flatten(data)}
+    if len(sizes) != 1:
+        raise ValueError(f"data: all arrays must have the same number of rows, got sizes {sorted(sizes)}")
+    return sizes.pop()
+
+
+def poisson_batches(data, *, sampling_probability, steps=None, seed=None):
+    """A `tf.data.Dataset` of Poisson-sampled batches of `data`.
+
+    Batch t keeps example i iff u_{t,i} < q, with u drawn by a stateless generator from `(seed, t)`, so
+    a seed reproduces the exact sequence of batches.
+
+    Args:
+        data: an array, or a tuple/dict of arrays with the same number of rows (e.g. `(x, y)`).
+        sampling_probability: q in (0, 1].
+        steps: number of batches; None repeats forever (bound it with `steps_per_epoch` in `fit`).
+        seed: int seed; None draws a fresh one from the operating system.
+
+    Returns:
+        A dataset whose elements have the structure of `data` and a variable leading dimension.
+
+    Raises:
+        ValueError: if q is outside (0, 1], `steps` is negative, or the arrays' lengths differ.
+    """
+    if not 0 < sampling_probability <= 1:
+        raise ValueError(f"sampling_probability must be in (0, 1], got {sampling_probability}")
+    if steps is not None and steps < 0:
+        raise ValueError(f"steps must be >= 0 or None, got {steps}")
+    num_examples = _num_examples(data)
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, data)
+    q = tf.constant(sampling_probability, tf.float64)
+
+    def sample(step):
+        uniforms = tf.random.stateless_uniform(
+            [num_examples], seed=tf.stack([tf.constant(seed, tf.int64), step]), dtype=tf.float64
+        )
+        indices = tf.where(uniforms < q)[:, 0]
+        return tf.nest.map_structure(lambda t: tf.gather(t, indices), tensors)
+
+    counter = tf.data.Dataset.range(steps) if steps is not None else tf.data.Dataset.counter()
+    return counter.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)

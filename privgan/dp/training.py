@@ -1,0 +1,340 @@
+"""DP-SGD training of ordinary supervised Keras models through `fit`.
+
+`make_private(model, ...)` wraps a built Keras model in a `DPModel`. Its `fit` takes the private arrays,
+samples Poisson batches itself (so the sampling is the one the accountant assumes), runs one DP-SGD
+step per batch with any Keras optimizer, counts DP steps in a variable that is saved with the model,
+and can stop at a target epsilon: the step limit is enforced inside the compiled train step, so no
+callback ordering or `steps_per_execution` setting can overspend the budget.
+
+Metrics that `fit` reports on training batches (loss, accuracy) are computed on private data without
+noise: they are for monitoring only and are not covered by the privacy guarantee. Do not publish them
+or use them for early stopping or model selection.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from privgan.accounting import PrivacyCallback, PrivacyLedger, max_steps
+from privgan.dp.config import DPSGDConfig
+from privgan.dp.mechanism import private_gradients
+from privgan.dp.sampling import poisson_batches
+from privgan.dp.validation import check_private_model
+
+# `fit` arguments that would change the sampling behind the accountant's back.
+_REFUSED_FIT_ARGUMENTS = (
+    "batch_size",
+    "shuffle",
+    "steps_per_epoch",
+    "sample_weight",
+    "class_weight",
+    "validation_split",
+)
+
+
+def per_example_loss_function(loss):
+    """Turns a Keras loss (name, function or `keras.losses.Loss`) into a per-example loss.
+
+    Args:
+        loss: anything `keras.losses.get` accepts.
+
+    Returns:
+        A function `(y_true, y_pred) -> (batch_size,)`; losses with extra axes (per pixel, per time
+        step) are averaged over them, so each example keeps one loss.
+
+    Raises:
+        ValueError: if `loss` is None.
+    """
+    if loss is None:
+        raise ValueError("loss is required for DP training (a Keras loss name, function or Loss object)")
+    loss = keras.losses.get(loss)
+    # A Loss object's `call` returns the unreduced values; its `__call__` would average over the batch.
+    function = loss.call if isinstance(loss, keras.losses.Loss) else loss
+
+    def per_example(y_true, y_pred):
+        values = function(y_true, y_pred)
+        rank = values.shape.rank
+        if rank is not None and rank > 1:
+            values = tf.reduce_mean(values, axis=list(range(1, rank)))
+        return values
+
+    return per_example
+
+
+@keras.saving.register_keras_serializable(package="privgan")
+class DPModel(keras.Model):
+    """A supervised Keras model trained with DP-SGD on Poisson-sampled batches.
+
+    Args:
+        model: the built Keras model to train privately (all its trainable variables are private).
+        l2_norm_clip: clipping bound C, > 0.
+        noise_multiplier: sigma >= 0.
+        num_examples: N, the size of the private training set `fit` will receive.
+        expected_batch_size: q * N, the mean Poisson batch size.
+        seed: seed of the noise (None: random).
+        ledger: a `PrivacyLedger` of earlier training of the same data (another phase), composed with
+            this model's steps.
+        **kwargs: passed to `keras.Model`.
+
+    Raises:
+        ValueError: if a parameter is out of range.
+        NonPrivateLayerError: if `model` has a layer that mixes examples (BatchNormalization).
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        l2_norm_clip,
+        noise_multiplier,
+        num_examples,
+        expected_batch_size,
+        seed=None,
+        ledger=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.dp_config = DPSGDConfig(
+            l2_norm_clip=float(l2_norm_clip),
+            noise_multiplier=float(noise_multiplier),
+            num_examples=int(num_examples),
+            expected_batch_size=float(expected_batch_size),
+        )
+        check_private_model(model)
+        self.model = model
+        self.seed = seed
+        self.prior_ledger = ledger if ledger is not None else PrivacyLedger()
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.dp_steps = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, name="dp_steps"
+        )
+        # -1 means no budget; otherwise train_step refuses to take a step once dp_steps reaches it.
+        self.dp_step_limit = self.add_weight(
+            shape=(), dtype="int64", initializer=keras.initializers.Constant(-1), trainable=False,
+            name="dp_step_limit",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self._per_example_loss = None
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=training)
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Configures training like `keras.Model.compile`; `loss` is evaluated per example.
+
+        Args:
+            optimizer: any Keras optimizer (or its name).
+            loss: a Keras loss (name, function or `keras.losses.Loss`), required.
+            metrics: Keras metrics, computed on the training batches (not private, see module doc).
+            **kwargs: passed to `keras.Model.compile`, except `loss_weights`.
+
+        Raises:
+            ValueError: if `loss` is missing or `loss_weights` is given.
+        """
+        if "loss_weights" in kwargs:
+            raise ValueError("loss_weights is not supported by DPModel: weight inside the loss instead")
+        self._per_example_loss = per_example_loss_function(loss)
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def _forward_losses(self, batch, training):
+        x, y = batch
+        y_pred = self.model(x, training=training)
+        return self._per_example_loss(y, y_pred), y_pred
+
+    def _update_metrics(self, x, y, y_pred, losses):
+        self.loss_tracker.update_state(losses)
+        self.compute_metrics(x, y, y_pred)
+
+    def train_step(self, data):
+        x, y = _unpack(data)
+        config = self.dp_config
+        variables = self.model.trainable_variables
+
+        def losses_and_outputs(batch):
+            losses, y_pred = self._forward_losses(batch, training=True)
+            return losses, (losses, y_pred)
+
+        def dp_step():
+            gradients, (losses, y_pred) = private_gradients(
+                losses_and_outputs,
+                variables,
+                (x, y),
+                l2_norm_clip=config.l2_norm_clip,
+                noise_multiplier=config.noise_multiplier,
+                expected_batch_size=config.expected_batch_size,
+                seed=self.seed_generator,
+                has_aux=True,
+            )
+            self.optimizer.apply(gradients, variables)
+            self.dp_steps.assign_add(1)
+            self._update_metrics(x, y, y_pred, losses)
+            return tf.constant(True)
+
+        within_budget = tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
+        tf.cond(within_budget, dp_step, lambda: tf.constant(False))
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = _unpack(data)
+        losses, y_pred = self._forward_losses((x, y), training=False)
+        self._update_metrics(x, y, y_pred, losses)
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def privacy_ledger(self):
+        """A `PrivacyLedger` of every DP step taken on the private data (earlier phases included)."""
+        ledger = PrivacyLedger(self.prior_ledger.phases)
+        steps = int(keras.ops.convert_to_numpy(self.dp_steps))
+        if steps:
+            ledger.record(
+                noise_multiplier=self.dp_config.noise_multiplier,
+                sampling_probability=self.dp_config.sampling_probability,
+                steps=steps,
+            )
+        return ledger
+
+    @property
+    def dp_steps_remaining(self):
+        """DP steps left under the budget of the current `fit`, or None when it has no budget."""
+        limit = int(keras.ops.convert_to_numpy(self.dp_step_limit))
+        if limit < 0:
+            return None
+        return max(0, limit - int(keras.ops.convert_to_numpy(self.dp_steps)))
+
+    def privacy_spent(self, *, delta, accountant="pld"):
+        """The epsilon spent so far at `delta` (see `PrivacyLedger.epsilon`)."""
+        return self.privacy_ledger.epsilon(delta=delta, accountant=accountant)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        *,
+        epochs=1,
+        target_epsilon=None,
+        delta=None,
+        accountant="pld",
+        sampling_seed=None,
+        callbacks=None,
+        **kwargs,
+    ):
+        """Trains with DP-SGD on Poisson batches of `(x, y)`.
+
+        An "epoch" is round(N / expected_batch_size) Poisson steps, so each example is seen once in
+        expectation. With `delta`, the epsilon spent is logged as `epsilon` after every epoch; with
+        `target_epsilon` too, training stops before a step would exceed it.
+
+        Args:
+            x: the private inputs (an array or a structure of arrays), with exactly `num_examples` rows.
+            y: the labels, with the same number of rows.
+            epochs: number of epochs, >= 1.
+            target_epsilon: optional budget; needs `delta`.
+            delta: the delta of the reported epsilon, in (0, 1).
+            accountant: "pld" or "rdp".
+            sampling_seed: seed of the Poisson sampling (None: random).
+            callbacks: Keras callbacks.
+            **kwargs: passed to `keras.Model.fit` (e.g. `verbose`, `validation_data`); arguments that
+                would change the sampling (`batch_size`, `shuffle`, `steps_per_epoch`, ...) are refused.
+
+        Returns:
+            The `History` of `keras.Model.fit`.
+
+        Raises:
+            ValueError: for a refused argument, a wrong number of rows, a tf.data input, a budget
+                without delta, or a budget already spent.
+        """
+        refused = sorted(set(kwargs) & set(_REFUSED_FIT_ARGUMENTS))
+        if refused:
+            raise ValueError(
+                f"DPModel.fit does not take {refused}: batches are Poisson-sampled with expected size "
+                f"{self.dp_config.expected_batch_size:g}, as the accountant assumes"
+            )
+        if isinstance(x, tf.data.Dataset) or y is None:
+            raise ValueError("DPModel.fit needs the private data as arrays x and y (it samples batches itself)")
+        rows = int(np.shape(tf.nest.flatten(x)[0])[0])
+        if rows != self.dp_config.num_examples:
+            raise ValueError(
+                f"x has {rows} rows but the model was made private for num_examples="
+                f"{self.dp_config.num_examples}; the sampling probability would be wrong"
+            )
+        if target_epsilon is not None and delta is None:
+            raise ValueError("target_epsilon needs delta")
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        callbacks = list(callbacks or [])
+        if target_epsilon is not None:
+            remaining = max_steps(
+                target_epsilon=target_epsilon,
+                delta=delta,
+                noise_multiplier=self.dp_config.noise_multiplier,
+                sampling_probability=self.dp_config.sampling_probability,
+                accountant=accountant,
+                ledger=self.privacy_ledger,
+            )
+            if remaining == 0:
+                raise ValueError(
+                    f"the privacy budget epsilon={target_epsilon} at delta={delta} is already spent "
+                    f"({self.privacy_ledger.total_steps} DP steps taken)"
+                )
+            self.dp_step_limit.assign(int(self.dp_steps.numpy()) + remaining)
+        else:
+            self.dp_step_limit.assign(-1)
+        if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
+            callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
+        if not self.optimizer.built:
+            # Optimizer variables cannot be created inside the tf.cond of the budget guard.
+            self.optimizer.build(self.model.trainable_variables)
+        dataset = poisson_batches(
+            (x, y), sampling_probability=self.dp_config.sampling_probability, seed=sampling_seed
+        )
+        return super().fit(
+            dataset,
+            epochs=epochs,
+            steps_per_epoch=self.dp_config.steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # batches are Poisson samples already
+            **kwargs,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "model": keras.saving.serialize_keras_object(self.model),
+            "l2_norm_clip": self.dp_config.l2_norm_clip,
+            "noise_multiplier": self.dp_config.noise_multiplier,
+            "num_examples": self.dp_config.num_examples,
+            "expected_batch_size": self.dp_config.expected_batch_size,
+            "seed": self.seed,
+            "ledger": self.prior_ledger.to_dict(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        config["ledger"] = PrivacyLedger.from_dict(config["ledger"])
+        return cls(**config)
+
+
+def _unpack(data):
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    if sample_weight is not None:
+        raise ValueError("sample weights are not supported in DP training (they would change the sensitivity)")
+    return x, y
+
+
+def make_private(model, *, l2_norm_clip, noise_multiplier, num_examples, expected_batch_size, seed=None, ledger=None):
+    """Wraps a built Keras model for DP-SGD training (see `DPModel` for the arguments).
+
+    Returns:
+        A `DPModel`; compile it with any Keras optimizer and a loss, then `fit(x, y, ...)`.
+    """
+    return DPModel(
+        model,
+        l2_norm_clip=l2_norm_clip,
+        noise_multiplier=noise_multiplier,
+        num_examples=num_examples,
+        expected_batch_size=expected_batch_size,
+        seed=seed,
+        ledger=ledger,
+    )

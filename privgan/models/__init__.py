@@ -1,0 +1,1 @@
+"""Model builders and the private generative models."""

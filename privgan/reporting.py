@@ -1,0 +1,46 @@
+"""Experiment outputs: `results.json` and a Markdown `report.md`, both written atomically."""
+
+import datetime
+import json
+import pathlib
+import platform
+
+from privgan import __version__
+from privgan.io import write_json, write_text
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def write_experiment(output_dir, *, name, results, summary, figures=(), command=None):
+    """Writes `results.json` and `report.md` for one experiment run.
+
+    Args:
+        output_dir: the folder (created if missing).
+        name: the experiment's title.
+        results: a JSON-serialisable dict (the machine-readable results).
+        summary: Markdown paragraphs explaining the setting and what the numbers mean.
+        figures: file names of PNGs already written to `output_dir`, embedded in the report.
+        command: the command line that produced the run.
+
+    Returns:
+        The path of `report.md`.
+    """
+    output_dir = pathlib.Path(output_dir)
+    results = {**results, "privgan_version": __version__}
+    write_json(output_dir / "results.json", results)
+    lines = [f"# {name}", "", summary.strip(), "", "| key | value |", "|---|---|"]
+    lines += [f"| {key} | {_cell(value)} |" for key, value in sorted(results.items())]
+    lines += [""] + [f"![{figure}]({figure})" for figure in figures]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines += ["", f"Run {stamp} on {platform.node() or 'unknown host'} ({platform.processor() or platform.machine()})."]
+    if command:
+        lines += ["", f"Command: `{command}`"]
+    report = output_dir / "report.md"
+    write_text(report, "\n".join(lines) + "\n")
+    return report

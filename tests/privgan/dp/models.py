@@ -1,0 +1,36 @@
+"""Tiny models and data shared by the DP tests."""
+
+import keras
+import numpy as np
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+
+
+def conv_model(num_classes=3):
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(2, 3, activation="tanh"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes),
+        ]
+    )
+
+
+def mlp(num_features=5, num_classes=3):
+    return keras.Sequential(
+        [keras.Input((num_features,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(num_classes)]
+    )
+
+
+def images(n, seed=0, scale=1.0, num_classes=3):
+    rng = np.random.default_rng(seed)
+    return (scale * rng.normal(size=(n, 6, 6, 1))).astype("float32"), rng.integers(0, num_classes, n)
+
+
+def per_example_loss(model):
+    def loss(batch):
+        x, y = batch
+        return LOSS(y, model(x))
+
+    return loss
