@@ -1,0 +1,197 @@
+"""Generator and discriminator builders for DPGAN: DCGAN-style convolutional pairs and an MLP pair.
+
+Every builder returns a built functional Keras model. Unconditional models take one input (the latent
+vector, or the image); conditional ones (`num_classes` given) take `[input, labels]` with integer labels
+of shape (batch,). Generators end in a sigmoid, so they emit images in [0, 1]: scale the private data to
+that range by a public constant (255 for MNIST bytes, 16 for the 8x8 digits).
+
+Discriminators have no BatchNormalization: it mixes the examples of a batch, so per-example clipping
+would not bound one example's influence (`privgan.dp.check_private_model` refuses it). They use
+LeakyReLU and no normalisation. Generators may use BatchNormalization (`batch_norm=True`): they never see
+private data, so their updates are post-processing.
+
+The discriminator is conditioned by an embedding of the label, reshaped to one extra image channel (conv)
+or concatenated to the flattened image (MLP): an Embedding layer has a fast per-example clipping rule,
+and the label is part of the private example it clips.
+"""
+
+import math
+
+import keras
+
+SUPPORTED_IMAGE_SIDES = (28, 32)
+
+
+def _check_num_classes(num_classes):
+    if num_classes is not None and (int(num_classes) != num_classes or num_classes < 2):
+        raise ValueError(f"num_classes must be None (unconditional) or an integer >= 2, got {num_classes}")
+
+
+def _check_positive_int(value, *, name):
+    if int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value}")
+
+
+def _check_conv_image_shape(image_shape):
+    if len(image_shape) != 3 or image_shape[0] != image_shape[1] or image_shape[0] not in SUPPORTED_IMAGE_SIDES:
+        raise ValueError(
+            f"image_shape must be (side, side, channels) with side in {SUPPORTED_IMAGE_SIDES}, got {image_shape}"
+        )
+    _check_positive_int(image_shape[2], name="image_shape[2] (channels)")
+
+
+def _label_input():
+    return keras.Input(shape=(), dtype="int32", name="labels")
+
+
+def _generator_trunk(latent_dim, num_classes, *, label_embedding):
+    """Latent input (and label input), returned with the tensor G starts from."""
+    latent = keras.Input(shape=(latent_dim,), name="latent")
+    if num_classes is None:
+        return [latent], latent
+    labels = _label_input()
+    embedded = keras.layers.Embedding(num_classes, label_embedding, name="label_embedding")(labels)
+    return [latent, labels], keras.layers.Concatenate()([latent, embedded])
+
+
+def _outputs(inputs):
+    return inputs if len(inputs) > 1 else inputs[0]
+
+
+def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, batch_norm=True):
+    """A DCGAN-style generator for 28x28xC or 32x32xC images in [0, 1].
+
+    Dense to a (side / 2^k)^2 x 2w map (k = 2 for 28, 3 for 32), then k stride-2 transposed convolutions
+    halving the width, the last one to C sigmoid channels.
+
+    Args:
+        image_shape: (side, side, channels), side 28 or 32.
+        latent_dim: size of the Gaussian latent vector, >= 1.
+        num_classes: None, or the number of classes to condition on (labels embedded and concatenated
+            to the latent vector).
+        width: channels of the last hidden feature map, >= 1.
+        batch_norm: BatchNormalization after the hidden layers (allowed in G, which sees no private data).
+
+    Returns:
+        A Keras model `latent -> images` (or `[latent, labels] -> images`).
+
+    Raises:
+        ValueError: for an unsupported image shape or an out-of-range argument.
+    """
+    _check_conv_image_shape(image_shape)
+    _check_num_classes(num_classes)
+    _check_positive_int(latent_dim, name="latent_dim")
+    _check_positive_int(width, name="width")
+    side, _, channels = image_shape
+    upsamplings = 2 if side == 28 else 3
+    base = side // 2**upsamplings
+    inputs, h = _generator_trunk(latent_dim, num_classes, label_embedding=min(latent_dim, 32))
+
+    def activate(h):
+        if batch_norm:
+            h = keras.layers.BatchNormalization()(h)
+        return keras.layers.ReLU()(h)
+
+    filters = width * 2 ** (upsamplings - 1)
+    h = activate(keras.layers.Dense(base * base * filters, use_bias=not batch_norm)(h))
+    h = keras.layers.Reshape((base, base, filters))(h)
+    for _ in range(upsamplings - 1):
+        filters //= 2
+        h = activate(keras.layers.Conv2DTranspose(max(filters, 1), 4, strides=2, padding="same", use_bias=not batch_norm)(h))
+    images = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid")(h)
+    return keras.Model(_outputs(inputs), images, name="dcgan_generator")
+
+
+def dcgan_discriminator(*, image_shape, num_classes=None, width=32):
+    """A DCGAN-style discriminator (no normalisation) for 28x28xC or 32x32xC images, one logit out.
+
+    Stride-2 4x4 convolutions with width, 2 x width (and 4 x width for 32x32) filters and LeakyReLU(0.2),
+    then a Dense logit. A conditional one sees the label as an extra channel (an embedded plane).
+
+    Args:
+        image_shape: (side, side, channels), side 28 or 32.
+        num_classes: None, or the number of classes of the labels it receives.
+        width: filters of the first convolution, >= 1.
+
+    Returns:
+        A Keras model `images -> logits (batch, 1)` (or `[images, labels] -> logits`).
+
+    Raises:
+        ValueError: for an unsupported image shape or an out-of-range argument.
+    """
+    _check_conv_image_shape(image_shape)
+    _check_num_classes(num_classes)
+    _check_positive_int(width, name="width")
+    side = image_shape[0]
+    images = keras.Input(shape=tuple(image_shape), name="images")
+    inputs, h = [images], images
+    if num_classes is not None:
+        labels = _label_input()
+        plane = keras.layers.Embedding(num_classes, side * side, name="label_embedding")(labels)
+        plane = keras.layers.Reshape((side, side, 1))(plane)
+        inputs.append(labels)
+        h = keras.layers.Concatenate()([images, plane])
+    downsamplings = 2 if side == 28 else 3
+    for i in range(downsamplings):
+        h = keras.layers.Conv2D(width * 2**i, 4, strides=2, padding="same")(h)
+        h = keras.layers.LeakyReLU(0.2)(h)
+    logits = keras.layers.Dense(1)(keras.layers.Flatten()(h))
+    return keras.Model(_outputs(inputs), logits, name="dcgan_discriminator")
+
+
+def mlp_generator(*, output_shape, latent_dim=32, num_classes=None, hidden=(128, 128), batch_norm=False):
+    """An MLP generator for small or flat data in [0, 1] (e.g. 8x8 digits, feature vectors).
+
+    Args:
+        output_shape: shape of one generated example, e.g. (8, 8, 1) or (64,).
+        latent_dim: size of the Gaussian latent vector, >= 1.
+        num_classes: None, or the number of classes to condition on.
+        hidden: widths of the hidden ReLU layers.
+        batch_norm: BatchNormalization after the hidden layers.
+
+    Returns:
+        A Keras model `latent -> examples` (or `[latent, labels] -> examples`), sigmoid outputs.
+
+    Raises:
+        ValueError: for an out-of-range argument.
+    """
+    _check_num_classes(num_classes)
+    _check_positive_int(latent_dim, name="latent_dim")
+    inputs, h = _generator_trunk(latent_dim, num_classes, label_embedding=min(latent_dim, 16))
+    for units in hidden:
+        _check_positive_int(units, name="hidden units")
+        h = keras.layers.Dense(units, use_bias=not batch_norm)(h)
+        if batch_norm:
+            h = keras.layers.BatchNormalization()(h)
+        h = keras.layers.ReLU()(h)
+    h = keras.layers.Dense(math.prod(output_shape), activation="sigmoid")(h)
+    return keras.Model(_outputs(inputs), keras.layers.Reshape(tuple(output_shape))(h), name="mlp_generator")
+
+
+def mlp_discriminator(*, input_shape, num_classes=None, hidden=(128, 128)):
+    """An MLP discriminator (LeakyReLU, no normalisation) for small or flat data, one logit out.
+
+    Args:
+        input_shape: shape of one example, e.g. (8, 8, 1) or (64,).
+        num_classes: None, or the number of classes of the labels it receives (embedded and
+            concatenated to the flattened example).
+        hidden: widths of the hidden layers.
+
+    Returns:
+        A Keras model `examples -> logits (batch, 1)` (or `[examples, labels] -> logits`).
+
+    Raises:
+        ValueError: for an out-of-range argument.
+    """
+    _check_num_classes(num_classes)
+    examples = keras.Input(shape=tuple(input_shape), name="examples")
+    inputs, h = [examples], keras.layers.Flatten()(examples)
+    if num_classes is not None:
+        labels = _label_input()
+        inputs.append(labels)
+        embedded = keras.layers.Embedding(num_classes, 16, name="label_embedding")(labels)
+        h = keras.layers.Concatenate()([h, embedded])
+    for units in hidden:
+        _check_positive_int(units, name="hidden units")
+        h = keras.layers.LeakyReLU(0.2)(keras.layers.Dense(units)(h))
+    return keras.Model(_outputs(inputs), keras.layers.Dense(1)(h), name="mlp_discriminator")

@@ -1,0 +1,567 @@
+"""DPGAN: a GAN whose discriminator is trained with DP-SGD, optionally conditioned on class labels.
+
+Only the discriminator D reads private data, so only its update goes through the Gaussian mechanism:
+each D step takes its own Poisson sample of the private set, computes the non-saturating loss of each
+real example (the example is the pair (x, label) when conditional), clips each example's gradient to
+`l2_norm_clip`, sums, adds N(0, (sigma C)^2) and divides by the expected batch size
+(`privgan.dp.private_gradients`). D's loss on generated samples reads no private data: its gradient is
+an ordinary mean over a fake batch of the expected batch size, added to the private one, so the real and
+fake halves of D's loss keep the same scale:
+
+    grad D = private_gradients(softplus(-D(x_i, y_i)))  +  grad mean_j softplus(D(G(z_j, c_j), c_j))
+
+The generator G is updated from D alone (post-processing), so its steps cost no privacy. `fit` runs one
+D step per Keras train step and a G step after every `n_critic`-th D step; each D step is one
+`PoissonSampledDpEvent(q, GaussianDpEvent(sigma))` in the ledger, whatever `n_critic` is.
+
+The step counter lives in a variable saved with the model, and a budget set by `fit(target_epsilon=...)`
+is enforced inside the compiled train step, as in `privgan.dp.DPModel`. The `d_loss_real` metric is the
+noiseless mean loss of D on the private batches: it is for monitoring only and is not covered by the
+privacy guarantee. `d_loss_fake`, `g_loss` and `epsilon` are functions of the private models only.
+"""
+
+import dataclasses
+import datetime
+import json
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from privgan.accounting import PrivacyCallback, PrivacyLedger, calibrate_noise_multiplier, max_steps
+from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+from privgan.dp.config import DPSGDConfig
+from privgan.dp.mechanism import private_gradients
+from privgan.dp.sampling import poisson_batches
+from privgan.dp.validation import check_private_model
+from privgan.io import atomic_path
+
+# `fit` arguments that would change the sampling behind the accountant's back.
+_REFUSED_FIT_ARGUMENTS = (
+    "batch_size",
+    "shuffle",
+    "steps_per_epoch",
+    "sample_weight",
+    "class_weight",
+    "validation_split",
+    "validation_data",
+)
+_GENERATION_CHUNK = 1024
+
+
+def _float32_at_least(value):
+    """The smallest float32 >= value, so that the sigma the train step uses is never below the accounted one."""
+    rounded = np.float32(value)
+    if rounded < value:
+        rounded = np.nextafter(rounded, np.float32(np.inf))
+    return float(rounded)
+
+
+class DPStepBookkeeping:
+    """Privacy state of a Keras model that takes Poisson-sampled DP-SGD steps (a mixin for DPGAN).
+
+    Holds the step counter and the step limit as int64 variables (saved with the weights, so checkpoints
+    carry the accountant's state) and builds the `PrivacyLedger` from them. The host class sets
+    `dp_config` (a `DPSGDConfig`) and `prior_ledger`, and calls `_add_privacy_variables()` in its
+    `__init__`. It mirrors the bookkeeping of `privgan.dp.DPModel`.
+    """
+
+    def _add_privacy_variables(self):
+        self.dp_steps = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, name="dp_steps"
+        )
+        # -1 means no budget; otherwise the train step takes no DP step once dp_steps reaches it.
+        self.dp_step_limit = self.add_weight(
+            shape=(), dtype="int64", initializer=keras.initializers.Constant(-1), trainable=False,
+            name="dp_step_limit",
+        )
+
+    def _within_budget(self):
+        return tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
+
+    @property
+    def privacy_ledger(self):
+        """A `PrivacyLedger` of every DP step taken on the private data (earlier phases included)."""
+        ledger = PrivacyLedger(self.prior_ledger.phases)
+        steps = int(keras.ops.convert_to_numpy(self.dp_steps))
+        if steps:
+            ledger.record(
+                noise_multiplier=self.dp_config.noise_multiplier,
+                sampling_probability=self.dp_config.sampling_probability,
+                steps=steps,
+            )
+        return ledger
+
+    @property
+    def dp_steps_remaining(self):
+        """DP steps left under the budget of the current `fit`, or None when it has no budget."""
+        limit = int(keras.ops.convert_to_numpy(self.dp_step_limit))
+        if limit < 0:
+            return None
+        return max(0, limit - int(keras.ops.convert_to_numpy(self.dp_steps)))
+
+    def privacy_spent(self, *, delta, accountant="pld"):
+        """The epsilon spent so far at `delta` (see `PrivacyLedger.epsilon`)."""
+        return self.privacy_ledger.epsilon(delta=delta, accountant=accountant)
+
+    def _set_budget(self, *, target_epsilon, delta, accountant):
+        """Sets the step limit for `target_epsilon` (None: no limit).
+
+        Raises:
+            ValueError: if the budget is already spent.
+        """
+        if target_epsilon is None:
+            self.dp_step_limit.assign(-1)
+            return
+        remaining = max_steps(
+            target_epsilon=target_epsilon,
+            delta=delta,
+            noise_multiplier=self.dp_config.noise_multiplier,
+            sampling_probability=self.dp_config.sampling_probability,
+            accountant=accountant,
+            ledger=self.privacy_ledger,
+        )
+        if remaining == 0:
+            raise ValueError(
+                f"the privacy budget epsilon={target_epsilon} at delta={delta} is already spent "
+                f"({self.privacy_ledger.total_steps} DP steps taken)"
+            )
+        self.dp_step_limit.assign(int(keras.ops.convert_to_numpy(self.dp_steps)) + remaining)
+
+
+@keras.saving.register_keras_serializable(package="privgan")
+class DPGAN(DPStepBookkeeping, keras.Model):
+    """A (conditional) GAN with a DP-SGD discriminator, trained with `fit` on Poisson-sampled data.
+
+    Args:
+        generator: a built Keras model `latent -> samples`, or `[latent, labels] -> samples` when
+            `num_classes` is set (see `privgan.models.architectures`). It may use BatchNormalization.
+        discriminator: a built Keras model `samples -> logits (batch, 1)`, or `[samples, labels] -> logits`.
+            All its trainable variables are private; it must not mix examples (no BatchNormalization).
+        l2_norm_clip: clipping bound C of each real example's D gradient, > 0.
+        noise_multiplier: sigma >= 0, or None to calibrate it in `fit` from the target epsilon and the
+            planned number of D steps.
+        num_examples: N, the size of the private training set `fit` will receive.
+        expected_batch_size: q * N, the mean Poisson batch size of a D step (also the fake batch size,
+            rounded).
+        num_classes: None (unconditional) or the number of classes of the labels, >= 2.
+        n_critic: D steps per G step, >= 1.
+        seed: seed of the latent vectors, fake labels and DP noise (None: random).
+        ledger: a `PrivacyLedger` of earlier DP training on the same data, composed with this model's steps.
+        **kwargs: passed to `keras.Model`.
+
+    Raises:
+        ValueError: if a parameter is out of range or the models' inputs do not match `num_classes`.
+        NonPrivateLayerError: if the discriminator has a layer that mixes examples (BatchNormalization).
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        *,
+        l2_norm_clip,
+        noise_multiplier,
+        num_examples,
+        expected_batch_size,
+        num_classes=None,
+        n_critic=1,
+        seed=None,
+        ledger=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if noise_multiplier is not None:
+            noise_multiplier = _float32_at_least(float(noise_multiplier))
+        # Validated with sigma 0 when sigma is still to be calibrated; `dp_config` is then unusable for
+        # accounting until `fit` sets it, and no DP step can run before.
+        self.dp_config = DPSGDConfig(
+            l2_norm_clip=float(l2_norm_clip),
+            noise_multiplier=0.0 if noise_multiplier is None else noise_multiplier,
+            num_examples=int(num_examples),
+            expected_batch_size=float(expected_batch_size),
+        )
+        self.noise_multiplier_calibrated = noise_multiplier is not None
+        if num_classes is not None and (int(num_classes) != num_classes or num_classes < 2):
+            raise ValueError(f"num_classes must be None (unconditional) or an integer >= 2, got {num_classes}")
+        if int(n_critic) != n_critic or n_critic < 1:
+            raise ValueError(f"n_critic must be an integer >= 1, got {n_critic}")
+        expected_inputs = 1 if num_classes is None else 2
+        for role, model in (("generator", generator), ("discriminator", discriminator)):
+            if len(model.inputs) != expected_inputs:
+                raise ValueError(
+                    f"{role} has {len(model.inputs)} inputs; with num_classes={num_classes} it needs "
+                    f"{expected_inputs} ({'[latent or samples, labels]' if num_classes else 'one tensor'})"
+                )
+        check_private_model(discriminator, role="discriminator")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(generator.inputs[0].shape[-1])
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.n_critic = int(n_critic)
+        self.seed = seed
+        self.prior_ledger = ledger if ledger is not None else PrivacyLedger()
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._add_privacy_variables()
+        # The sigma the compiled train step reads: a variable, so that calibration in `fit` after a first
+        # trace still takes effect.
+        self.noise_multiplier_variable = self.add_weight(
+            shape=(), dtype="float32", initializer=keras.initializers.Constant(self.dp_config.noise_multiplier),
+            trainable=False, name="noise_multiplier",
+        )
+        self.fake_batch_size = max(1, round(self.dp_config.expected_batch_size))
+        self.d_loss_real_tracker = keras.metrics.Mean(name="d_loss_real")
+        self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.built = True
+
+    @property
+    def conditional(self):
+        """Whether the GAN is conditioned on class labels."""
+        return self.num_classes is not None
+
+    @property
+    def metrics(self):
+        return [self.d_loss_real_tracker, self.d_loss_fake_tracker, self.g_loss_tracker]
+
+    def compile(self, d_optimizer="adam", g_optimizer="adam", **kwargs):
+        """Sets the optimizers of D and G.
+
+        Args:
+            d_optimizer: a Keras optimizer (or its name) for the discriminator.
+            g_optimizer: a Keras optimizer (or its name) for the generator.
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `run_eagerly`).
+        """
+        super().compile(**kwargs)
+        self.d_optimizer = keras.optimizers.get(d_optimizer)
+        self.g_optimizer = keras.optimizers.get(g_optimizer)
+
+    def get_compile_config(self):
+        # The optimizers' state is not part of a saved DPGAN: compile again after `keras.models.load_model`.
+        return {}
+
+    def _models_input(self, samples, labels):
+        return samples if labels is None else [samples, labels]
+
+    def _latent_and_labels(self, n):
+        latent = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        if not self.conditional:
+            return latent, None
+        # Uniform over classes: a public choice, not the private data's class frequencies.
+        return latent, keras.random.randint((n,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
+
+    def _unpack(self, data):
+        if self.conditional:
+            samples, labels = data
+            return samples, tf.cast(labels, tf.int32)
+        return (data[0] if isinstance(data, (tuple, list)) else data), None
+
+    def train_step(self, data):
+        samples, labels = self._unpack(data)
+        tf.cond(self._within_budget(), lambda: self._dp_step(samples, labels), lambda: tf.constant(False))
+        return {m.name: m.result() for m in self.metrics}
+
+    def _dp_step(self, samples, labels):
+        self._discriminator_step(samples, labels)
+        self.dp_steps.assign_add(1)
+        tf.cond(self.dp_steps % self.n_critic == 0, self._generator_step, lambda: tf.constant(False))
+        return tf.constant(True)
+
+    def _discriminator_step(self, samples, labels):
+        variables = self.discriminator.trainable_variables
+
+        def real_losses(batch):
+            x, y = batch if self.conditional else (batch, None)
+            logits = self.discriminator(self._models_input(x, y), training=True)
+            losses = tf.nn.softplus(-tf.reshape(logits, [-1]))  # -log sigmoid(D): "real" label
+            return losses, losses
+
+        batch = (samples, labels) if self.conditional else samples
+        real_gradients, losses = private_gradients(
+            real_losses,
+            variables,
+            batch,
+            l2_norm_clip=self.dp_config.l2_norm_clip,
+            noise_multiplier=self.noise_multiplier_variable,
+            expected_batch_size=self.dp_config.expected_batch_size,
+            seed=self.seed_generator,
+            has_aux=True,
+        )
+        latent, fake_labels = self._latent_and_labels(self.fake_batch_size)
+        fakes = self.generator(self._models_input(latent, fake_labels), training=True)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self._models_input(fakes, fake_labels), training=True)
+            fake_loss = tf.reduce_mean(tf.nn.softplus(fake_logits))  # -log(1 - sigmoid(D)): "fake" label
+        fake_gradients = tape.gradient(fake_loss, variables)
+        self.d_optimizer.apply([r + f for r, f in zip(real_gradients, fake_gradients)], variables)
+        self.d_loss_real_tracker.update_state(losses)
+        self.d_loss_fake_tracker.update_state(fake_loss)
+
+    def _generator_step(self):
+        variables = self.generator.trainable_variables
+        latent, labels = self._latent_and_labels(self.fake_batch_size)
+        with tf.GradientTape() as tape:
+            fakes = self.generator(self._models_input(latent, labels), training=True)
+            logits = self.discriminator(self._models_input(fakes, labels), training=True)
+            loss = tf.reduce_mean(tf.nn.softplus(-logits))  # non-saturating: -log sigmoid(D(G(z)))
+        self.g_optimizer.apply(tape.gradient(loss, variables), variables)
+        self.g_loss_tracker.update_state(loss)
+        return tf.constant(True)
+
+    def call(self, inputs, training=None):
+        """Runs the generator on `latent` or `[latent, labels]`."""
+        return self.generator(inputs, training=training)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        *,
+        epochs=1,
+        target_epsilon=None,
+        delta=None,
+        accountant="pld",
+        sampling_seed=None,
+        callbacks=None,
+        **kwargs,
+    ):
+        """Trains on Poisson batches of the private data: one D step per batch, a G step every n_critic.
+
+        An "epoch" is round(N / expected_batch_size) D steps, so each example is seen once in expectation.
+        With `delta`, the epsilon spent is logged as `epsilon` after every epoch. With `target_epsilon`:
+        if the model was made with `noise_multiplier=None`, sigma is first calibrated so that the planned
+        `epochs * steps_per_epoch` D steps spend exactly the budget; in any case training stops before a
+        D step would exceed it.
+
+        Args:
+            x: the private samples (e.g. images in [0, 1]), with exactly `num_examples` rows.
+            y: integer labels in [0, num_classes) for a conditional GAN; None otherwise.
+            epochs: number of epochs, >= 1.
+            target_epsilon: optional budget, > 0; needs `delta`.
+            delta: the delta of the reported epsilon, in (0, 1).
+            accountant: "pld" or "rdp".
+            sampling_seed: seed of the Poisson sampling (None: random).
+            callbacks: Keras callbacks.
+            **kwargs: passed to `keras.Model.fit` (e.g. `verbose`); arguments that would change the
+                sampling (`batch_size`, `shuffle`, `steps_per_epoch`, ...) are refused.
+
+        Returns:
+            The `History` of `keras.Model.fit`.
+
+        Raises:
+            ValueError: for a refused or out-of-range argument, labels that do not match `num_classes`,
+                a wrong number of rows, a budget without delta, sigma to calibrate without a budget or
+                after earlier steps, or a budget already spent.
+        """
+        refused = sorted(set(kwargs) & set(_REFUSED_FIT_ARGUMENTS))
+        if refused:
+            raise ValueError(
+                f"DPGAN.fit does not take {refused}: D's batches are Poisson-sampled with expected size "
+                f"{self.dp_config.expected_batch_size:g}, as the accountant assumes"
+            )
+        epochs = check_count(epochs, name="epochs", minimum=1)
+        accountant = check_accountant(accountant)
+        if delta is not None:
+            delta = check_delta(delta)
+        if target_epsilon is not None:
+            target_epsilon = check_positive(target_epsilon, name="target_epsilon")
+            if delta is None:
+                raise ValueError("target_epsilon needs delta")
+        data = self._check_data(x, y)
+        if not self.noise_multiplier_calibrated:
+            self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
+        self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
+        callbacks = list(callbacks or [])
+        if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
+            callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
+        # Optimizer variables cannot be created inside the tf.cond of the budget guard.
+        if not self.d_optimizer.built:
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+        if not self.g_optimizer.built:
+            self.g_optimizer.build(self.generator.trainable_variables)
+        dataset = poisson_batches(data, sampling_probability=self.dp_config.sampling_probability, seed=sampling_seed)
+        return super().fit(
+            dataset,
+            epochs=epochs,
+            steps_per_epoch=self.dp_config.steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # batches are Poisson samples already
+            **kwargs,
+        )
+
+    def _check_data(self, x, y):
+        if x is None or isinstance(x, tf.data.Dataset):
+            raise ValueError("DPGAN.fit needs the private data as arrays (it samples the batches itself)")
+        x = np.asarray(x, dtype=np.float32)
+        if len(x) != self.dp_config.num_examples:
+            raise ValueError(
+                f"x has {len(x)} rows but the model was made for num_examples={self.dp_config.num_examples}; "
+                "the sampling probability would be wrong"
+            )
+        if not self.conditional:
+            if y is not None:
+                raise ValueError("y (labels) given to an unconditional DPGAN; set num_classes to condition on them")
+            return x
+        if y is None:
+            raise ValueError(f"a conditional DPGAN (num_classes={self.num_classes}) needs labels y")
+        return x, self._check_labels(y, rows=len(x))
+
+    def _check_labels(self, labels, *, rows):
+        labels = np.asarray(labels)
+        if labels.shape != (rows,) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be {rows} integers (shape ({rows},)), got {labels.dtype} of shape {labels.shape}")
+        if rows and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"labels must be in [0, num_classes={self.num_classes}), got [{labels.min()}, {labels.max()}]")
+        return labels.astype(np.int32)
+
+    def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
+        if target_epsilon is None:
+            raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
+        if self.prior_ledger.total_steps or int(keras.ops.convert_to_numpy(self.dp_steps)):
+            raise ValueError("noise_multiplier can only be calibrated before any DP step (no prior ledger)")
+        sigma = calibrate_noise_multiplier(
+            target_epsilon=target_epsilon,
+            delta=delta,
+            sampling_probability=self.dp_config.sampling_probability,
+            steps=epochs * self.dp_config.steps_per_epoch,
+            accountant=accountant,
+        )
+        self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=_float32_at_least(sigma))
+        self.noise_multiplier_variable.assign(self.dp_config.noise_multiplier)
+        self.noise_multiplier_calibrated = True
+
+    def generate(self, n, labels=None):
+        """Draws `n` samples from the generator (in inference mode).
+
+        Args:
+            n: number of samples, an integer >= 0.
+            labels: for a conditional GAN, `n` integer labels in [0, num_classes); None gives balanced
+                labels (0, 1, ..., num_classes - 1, 0, 1, ...). Must be None for an unconditional GAN.
+
+        Returns:
+            The samples as a float32 array, or `(samples, labels)` for a conditional GAN.
+
+        Raises:
+            ValueError: if `n` is negative or `labels` do not fit.
+        """
+        n = check_count(n, name="n", minimum=0)
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError("labels given to an unconditional DPGAN")
+        elif labels is None:
+            labels = (np.arange(n) % self.num_classes).astype(np.int32)
+        else:
+            labels = self._check_labels(labels, rows=n)
+        chunks = []
+        for start in range(0, n, _GENERATION_CHUNK):
+            size = min(_GENERATION_CHUNK, n - start)
+            latent = keras.random.normal((size, self.latent_dim), seed=self.seed_generator)
+            chunk_labels = None if labels is None else tf.constant(labels[start : start + size])
+            chunks.append(keras.ops.convert_to_numpy(
+                self.generator(self._models_input(latent, chunk_labels), training=False)
+            ))
+        shape = (0, *self.generator.outputs[0].shape[1:])
+        samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(shape, np.float32)
+        return (samples, labels) if self.conditional else samples
+
+    def privacy_report(self, *, delta, accountant="pld"):
+        """The privacy statement of the samples this model emits, as a JSON-serialisable dict.
+
+        Args:
+            delta: the delta of the reported epsilon, in (0, 1).
+            accountant: "pld" or "rdp".
+
+        Returns:
+            A dict with epsilon, delta, accountant, noise_multiplier, l2_norm_clip, sampling_probability,
+            expected_batch_size, d_steps, num_examples, the ledger, privgan_version, date and a guarantee text.
+        """
+        from privgan import __version__
+
+        delta = check_delta(delta)
+        ledger = self.privacy_ledger
+        return {
+            "epsilon": ledger.epsilon(delta=delta, accountant=check_accountant(accountant)),
+            "delta": delta,
+            "accountant": accountant,
+            "noise_multiplier": self.dp_config.noise_multiplier,
+            "l2_norm_clip": self.dp_config.l2_norm_clip,
+            "sampling_probability": self.dp_config.sampling_probability,
+            "expected_batch_size": self.dp_config.expected_batch_size,
+            "d_steps": ledger.total_steps,
+            "num_examples": self.dp_config.num_examples,
+            "conditional": self.conditional,
+            "ledger": ledger.to_dict(),
+            "privgan_version": __version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "guarantee": (
+                "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency"
+                + (", an example being an (image, label) pair" if self.conditional else "")
+                + ". Only the discriminator read the private data, through Poisson-sampled DP-SGD steps "
+                "(per-example clipping to l2_norm_clip, Gaussian noise of std noise_multiplier * l2_norm_clip); "
+                "each D step is one PoissonSampledDpEvent(sampling_probability, GaussianDpEvent(noise_multiplier)) "
+                "composed over d_steps with dp-accounting. The generator and its samples are post-processing "
+                "of the private discriminators, so these samples carry the same guarantee. It assumes nothing "
+                "else derived from the private data (hyper-parameters tuned on it, data-derived normalisation) "
+                "was used or released."
+            ),
+        }
+
+    def save_synthetic(self, path, n, *, delta, labels=None, accountant="pld"):
+        """Writes `n` generated samples to an NPZ file and the privacy statement to a JSON file beside it.
+
+        The NPZ holds `x` (and `y`, the labels, when conditional); the statement (`privacy_report`) goes
+        to the same path with suffix `.json`. Both are written to temporary files first and renamed only
+        once both are complete, so an error or interrupt leaves no half-written file.
+
+        Args:
+            path: the `.npz` file to write (its folder is created if missing).
+            n: number of samples, an integer >= 0.
+            delta: the delta of the stated epsilon, in (0, 1).
+            labels: see `generate`.
+            accountant: "pld" or "rdp".
+
+        Returns:
+            `(npz_path, statement_path)` as `pathlib.Path`s.
+
+        Raises:
+            ValueError: if `path` does not end in .npz or an argument is out of range.
+        """
+        path = pathlib.Path(path)
+        if path.suffix != ".npz":
+            raise ValueError(f"path must end in .npz, got {str(path)!r}")
+        statement = self.privacy_report(delta=delta, accountant=accountant)
+        generated = self.generate(n, labels=labels)
+        arrays = {"x": generated[0], "y": generated[1]} if self.conditional else {"x": generated}
+        statement_path = path.with_suffix(".json")
+        statement["num_samples"] = n
+        statement["data_file"] = path.name
+        text = json.dumps(statement, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        with atomic_path(path) as npz_temporary, atomic_path(statement_path) as json_temporary:
+            with open(npz_temporary, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+            json_temporary.write_text(text, encoding="utf-8")
+        return path, statement_path
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "l2_norm_clip": self.dp_config.l2_norm_clip,
+            "noise_multiplier": self.dp_config.noise_multiplier if self.noise_multiplier_calibrated else None,
+            "num_examples": self.dp_config.num_examples,
+            "expected_batch_size": self.dp_config.expected_batch_size,
+            "num_classes": self.num_classes,
+            "n_critic": self.n_critic,
+            "seed": self.seed,
+            "ledger": self.prior_ledger.to_dict(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        config["ledger"] = PrivacyLedger.from_dict(config["ledger"])
+        return cls(**config)

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from privgan.dp import poisson_batches
+
+
+def _sizes(dataset):
+    return [len(x) for x, _ in dataset]
+
+
+def test_each_example_is_included_with_probability_q_and_rows_stay_aligned():
+    n, q, steps = 200, 0.1, 300
+    x = np.arange(n)
+    counts = np.zeros(n)
+    for xs, ys in poisson_batches((x, -x), sampling_probability=q, steps=steps, seed=3):
+        np.testing.assert_array_equal(ys.numpy(), -xs.numpy())
+        assert len(np.unique(xs.numpy())) == len(xs)  # without replacement within a batch
+        counts[xs.numpy()] += 1
+    rate = counts.sum() / (n * steps)
+    assert rate == pytest.approx(q, abs=4 * np.sqrt(q * (1 - q) / (n * steps)))
+    # Inclusion is independent per example: per-example counts are Binomial(steps, q).
+    assert counts.var() == pytest.approx(steps * q * (1 - q), rel=0.25)
+
+
+def test_seed_reproduces_batches_and_sizes_vary():
+    data = (np.arange(100), np.arange(100))
+    first = _sizes(poisson_batches(data, sampling_probability=0.1, steps=20, seed=1))
+    assert first == _sizes(poisson_batches(data, sampling_probability=0.1, steps=20, seed=1))
+    assert first != _sizes(poisson_batches(data, sampling_probability=0.1, steps=20, seed=2))
+    assert len(set(first)) > 1
+
+
+def test_small_q_produces_empty_batches():
+    sizes = _sizes(poisson_batches((np.arange(10), np.arange(10)), sampling_probability=0.01, steps=30, seed=0))
+    assert 0 in sizes
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"sampling_probability": 0.0}, "sampling_probability must be in"),
+     ({"sampling_probability": 1.5}, "sampling_probability must be in"),
+     ({"sampling_probability": 0.5, "steps": -1}, "steps must be")],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        poisson_batches(np.arange(5), **kwargs)
+
+
+def test_arrays_of_different_lengths_refused():
+    with pytest.raises(ValueError, match="same number of rows"):
+        poisson_batches((np.arange(5), np.arange(6)), sampling_probability=0.5)

@@ -1,0 +1,130 @@
+"""DPModel: exact equivalence with plain SGD in the degenerate case, accounting, budget, checkpoints."""
+
+import keras
+import numpy as np
+import pytest
+
+from privgan.accounting import PrivacyLedger, epsilon, max_steps
+from privgan.dp import make_private
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(40, 5)).astype("float32")
+Y = RNG.integers(0, 3, 40)
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+# RDP is ~10x faster than PLD here; which accountant is used is not what these tests check.
+ACCOUNTANT = "rdp"
+
+
+def _mlp(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(3)])
+
+
+def _private(model=None, **overrides):
+    kwargs = dict(l2_norm_clip=1.0, noise_multiplier=1.0, num_examples=len(X), expected_batch_size=8, seed=1)
+    kwargs.update(overrides)
+    dp_model = make_private(model or _mlp(), **kwargs)
+    dp_model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS, metrics=["accuracy"])
+    return dp_model
+
+
+def test_without_noise_clipping_or_sampling_one_dp_step_is_one_plain_sgd_step():
+    plain = _mlp(seed=3)
+    plain.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS)
+    plain.fit(X, Y, batch_size=len(X), epochs=1, shuffle=False, verbose=0)
+    dp_model = _private(_mlp(seed=3), l2_norm_clip=1e6, noise_multiplier=0.0, expected_batch_size=len(X))
+    dp_model.fit(X, Y, epochs=1, verbose=0)  # q = 1: every example in the one step of the epoch
+    for got, want in zip(dp_model.model.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_every_step_is_charged_and_epsilon_is_logged():
+    dp_model = _private()
+    history = dp_model.fit(X, Y, epochs=2, delta=1e-5, accountant=ACCOUNTANT, verbose=0)
+    steps = 2 * dp_model.dp_config.steps_per_epoch
+    assert dp_model.privacy_ledger.total_steps == steps == 10
+    expected = epsilon(noise_multiplier=1.0, sampling_probability=8 / 40, steps=steps, delta=1e-5, accountant=ACCOUNTANT)
+    assert dp_model.privacy_spent(delta=1e-5, accountant=ACCOUNTANT) == pytest.approx(expected)
+    assert history.history["epsilon"][-1] == pytest.approx(expected)
+    assert history.history["epsilon"][0] < history.history["epsilon"][1]
+
+
+def test_target_epsilon_stops_at_the_last_step_within_budget():
+    dp_model = _private(noise_multiplier=2.0, expected_batch_size=4)
+    budget = max_steps(target_epsilon=1.0, delta=1e-5, noise_multiplier=2.0, sampling_probability=0.1,
+                       accountant=ACCOUNTANT)
+    epochs = 3
+    assert 0 < budget < epochs * dp_model.dp_config.steps_per_epoch  # the budget ends inside an epoch
+    assert budget % dp_model.dp_config.steps_per_epoch != 0
+    dp_model.fit(X, Y, epochs=epochs, target_epsilon=1.0, delta=1e-5, accountant=ACCOUNTANT, verbose=0)
+    assert dp_model.privacy_ledger.total_steps == budget
+    assert dp_model.privacy_spent(delta=1e-5, accountant=ACCOUNTANT) <= 1.0
+    with pytest.raises(ValueError, match="already spent"):
+        dp_model.fit(X, Y, epochs=1, target_epsilon=1.0, delta=1e-5, accountant=ACCOUNTANT, verbose=0)
+
+
+def test_the_step_limit_holds_inside_the_train_step_even_without_the_callback():
+    dp_model = _private()
+    dp_model.fit(X, Y, epochs=1, verbose=0)
+    dp_model.dp_step_limit.assign(7)
+    weights = dp_model.model.get_weights()
+    # Plain keras fit machinery, no PrivacyCallback: the guard alone must stop the updates.
+    super(type(dp_model), dp_model).fit(X, Y, batch_size=8, epochs=3, verbose=0)
+    assert int(dp_model.dp_steps.numpy()) == 7
+    dp_model.dp_step_limit.assign(int(dp_model.dp_steps.numpy()))
+    before = dp_model.model.get_weights()
+    super(type(dp_model), dp_model).fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    for got, want in zip(dp_model.model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, weights))
+
+
+def test_earlier_phases_compose():
+    first = _private(noise_multiplier=2.0)
+    first.fit(X, Y, epochs=1, verbose=0)
+    second = _private(first.model, noise_multiplier=1.0, expected_batch_size=4, ledger=first.privacy_ledger)
+    second.fit(X, Y, epochs=1, verbose=0)
+    phases = second.privacy_ledger.phases
+    assert [(p.noise_multiplier, p.sampling_probability, p.steps) for p in phases] == [(2.0, 0.2, 5), (1.0, 0.1, 10)]
+    assert second.privacy_spent(delta=1e-5, accountant=ACCOUNTANT) > first.privacy_spent(
+        delta=1e-5, accountant=ACCOUNTANT
+    )
+
+
+def test_save_and_load_keep_the_accountant_state(tmp_path):
+    earlier = PrivacyLedger()
+    earlier.record(noise_multiplier=3.0, sampling_probability=0.5, steps=2)
+    dp_model = _private(ledger=earlier)
+    dp_model.fit(X, Y, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    dp_model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.privacy_ledger == dp_model.privacy_ledger
+    assert loaded.privacy_ledger.total_steps == 2 + dp_model.dp_config.steps_per_epoch
+    assert loaded.privacy_spent(delta=1e-5, accountant=ACCOUNTANT) == dp_model.privacy_spent(
+        delta=1e-5, accountant=ACCOUNTANT
+    )
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), dp_model.predict(X, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [(lambda m: m.fit(X, Y, batch_size=8), "does not take \\['batch_size'\\]"),
+     (lambda m: m.fit(X[:-1], Y[:-1]), "x has 39 rows but the model was made private for num_examples=40"),
+     (lambda m: m.fit(X, Y, target_epsilon=1.0), "target_epsilon needs delta"),
+     (lambda m: m.fit(X, Y, epochs=0), "epochs must be >= 1")],
+)
+def test_fit_refuses_what_would_break_the_accounting(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(_private())
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"l2_norm_clip": 0.0}, "l2_norm_clip must be"), ({"noise_multiplier": -1.0}, "noise_multiplier must be"),
+     ({"expected_batch_size": 41}, "expected_batch_size must be in \\(0, num_examples=40\\]"),
+     ({"num_examples": 0}, "num_examples must be")],
+)
+def test_bad_privacy_parameters(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _private(**overrides)
