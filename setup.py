@@ -38,6 +38,8 @@ setup(
     entry_points={
         "console_scripts": [
             "privgan-budget=privgan.cli.budget:run",
+            "privgan-demo=privgan.cli.demo:run",
+            "privgan-synthesize=privgan.cli.synthesize:run",
         ],
     },
     classifiers=[

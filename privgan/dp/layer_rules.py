@@ -129,7 +129,9 @@ class ConvRule:
             padding = "valid"
         images = inputs[:, None] if layer.rank == 1 else inputs
         kernel = layer.kernel[None] if layer.rank == 1 else layer.kernel
-        z = tf.nn.conv2d(
+        # tf.nn.convolution, not tf.nn.conv2d: TensorFlow's CPU kernels have no dilated input gradient,
+        # and convolution rewrites a dilated convolution into one they support.
+        z = tf.nn.convolution(
             images, kernel, strides=_pair(layer.strides), padding=padding.upper(),
             dilations=_pair(layer.dilation_rate),
         )
@@ -158,14 +160,18 @@ class ConvRule:
             squared += tf.reduce_sum(tf.square(tf.reduce_sum(g, axis=1)), axis=1)
 
         def clipped(factors):
-            kernel_sum = 0.0
-            for (images, padding), grad in zip((u.inputs for u in uses), gradients):
-                grad = grad[:, None] if layer.rank == 1 else grad
-                # The same op as the weight gradient of ordinary backprop, fed with the scaled g.
-                kernel_sum += tf.compat.v1.nn.conv2d_backprop_filter(
-                    images, [height, width, channels, filters], _scale(grad, factors),
-                    strides=[1, *strides, 1], padding=padding, dilations=[1, *dilations, 1],
-                )
+            if dilations != (1, 1):
+                # No dilated filter gradient on CPU either; the patches are already at hand.
+                kernel_sum = tf.einsum("btd,btp->dp", a, _scale(g, factors))
+            else:
+                kernel_sum = 0.0
+                for (images, padding), grad in zip((u.inputs for u in uses), gradients):
+                    grad = grad[:, None] if layer.rank == 1 else grad
+                    # The same op as the weight gradient of ordinary backprop, fed with the scaled g.
+                    kernel_sum += tf.compat.v1.nn.conv2d_backprop_filter(
+                        images, [height, width, channels, filters], _scale(grad, factors),
+                        strides=[1, *strides, 1], padding=padding, dilations=[1, 1, 1, 1],
+                    )
             result = {id(layer.kernel): tf.reshape(kernel_sum, layer.kernel.shape)}
             if layer.use_bias:
                 result[id(layer.bias)] = tf.reduce_sum(_scale(g, factors), axis=[0, 1])

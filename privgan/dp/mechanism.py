@@ -34,7 +34,7 @@ def gaussian_noise_like(tensors, *, stddev, seed=None):
     """
     sizes = [tf.size(t) for t in tensors]
     total = tf.add_n(sizes) if sizes else 0
-    dtype = tensors[0].dtype if tensors else tf.float32
+    dtype = tf.as_dtype(tensors[0].dtype) if tensors else tf.float32
     if seed is None:
         flat = tf.random.normal([total], stddev=tf.cast(stddev, dtype), dtype=dtype)
     else:

@@ -3,12 +3,13 @@
 Only the discriminator D reads private data, so only its update goes through the Gaussian mechanism:
 each D step takes its own Poisson sample of the private set, computes the non-saturating loss of each
 real example (the example is the pair (x, label) when conditional), clips each example's gradient to
-`l2_norm_clip`, sums, adds N(0, (sigma C)^2) and divides by the expected batch size
-(`privgan.dp.private_gradients`). D's loss on generated samples reads no private data: its gradient is
-an ordinary mean over a fake batch of the expected batch size, added to the private one, so the real and
-fake halves of D's loss keep the same scale:
+`l2_norm_clip`, sums, adds N(0, (sigma C)^2) and divides by the expected batch size B
+(`privgan.dp.private_gradients`). D's loss on generated samples reads no private data, so its gradient
+needs no noise; it is still clipped per example to the same C and divided by the fake batch size
+round(B), so that the real and fake halves of D's update keep the same scale:
 
-    grad D = private_gradients(softplus(-D(x_i, y_i)))  +  grad mean_j softplus(D(G(z_j, c_j), c_j))
+    grad D = (sum_i clip(grad softplus(-D(x_i, y_i))) + N(0, (sigma C)^2)) / B
+           + sum_j clip(grad softplus(D(G(z_j, c_j), c_j))) / round(B)
 
 The generator G is updated from D alone (post-processing), so its steps cost no privacy. `fit` runs one
 D step per Keras train step and a G step after every `n_critic`-th D step; each D step is one
@@ -31,6 +32,7 @@ import tensorflow as tf
 
 from privgan.accounting import PrivacyCallback, PrivacyLedger, calibrate_noise_multiplier, max_steps
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+from privgan.dp.clipping import clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients
 from privgan.dp.sampling import poisson_batches
@@ -290,13 +292,24 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         )
         latent, fake_labels = self._latent_and_labels(self.fake_batch_size)
         fakes = self.generator(self._models_input(latent, fake_labels), training=True)
-        with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self._models_input(fakes, fake_labels), training=True)
-            fake_loss = tf.reduce_mean(tf.nn.softplus(fake_logits))  # -log(1 - sigmoid(D)): "fake" label
-        fake_gradients = tape.gradient(fake_loss, variables)
-        self.d_optimizer.apply([r + f for r, f in zip(real_gradients, fake_gradients)], variables)
+
+        def fake_losses(batch):
+            x, y = batch if self.conditional else (batch, None)
+            logits = self.discriminator(self._models_input(x, y), training=True)
+            return tf.nn.softplus(tf.reshape(logits, [-1]))  # -log(1 - sigmoid(D)): "fake" label
+
+        # The fake half reads no private data and needs no noise, but it is clipped per example like the
+        # real half: an unclipped fake gradient would outweigh the clipped real one and D would learn to
+        # call everything fake.
+        fake_batch = (fakes, fake_labels) if self.conditional else fakes
+        fake_sum, fake_loss_values, _ = clipped_gradient_sum(
+            fake_losses, variables, tf.nest.map_structure(tf.stop_gradient, fake_batch),
+            l2_norm_clip=self.dp_config.l2_norm_clip,
+        )
+        scale = 1.0 / self.fake_batch_size
+        self.d_optimizer.apply([r + scale * f for r, f in zip(real_gradients, fake_sum)], variables)
         self.d_loss_real_tracker.update_state(losses)
-        self.d_loss_fake_tracker.update_state(fake_loss)
+        self.d_loss_fake_tracker.update_state(fake_loss_values)
 
     def _generator_step(self):
         variables = self.generator.trainable_variables

@@ -1,0 +1,187 @@
+"""Datasets with sensitive attributes: UCI Adult (sex, race) and a generated toy set with a tunable bias."""
+
+import dataclasses
+import pathlib
+
+import keras
+import numpy as np
+import pandas as pd
+
+ADULT_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
+
+# The public schema of adult.names, written here so that no category list is derived from the data.
+ADULT_NUMERIC = ("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week")
+ADULT_CATEGORIES = {
+    "workclass": (
+        "Private", "Self-emp-not-inc", "Self-emp-inc", "Federal-gov", "Local-gov", "State-gov", "Without-pay",
+        "Never-worked",
+    ),
+    "education": (
+        "Bachelors", "Some-college", "11th", "HS-grad", "Prof-school", "Assoc-acdm", "Assoc-voc", "9th",
+        "7th-8th", "12th", "Masters", "1st-4th", "10th", "Doctorate", "5th-6th", "Preschool",
+    ),
+    "marital-status": (
+        "Married-civ-spouse", "Divorced", "Never-married", "Separated", "Widowed", "Married-spouse-absent",
+        "Married-AF-spouse",
+    ),
+    "occupation": (
+        "Tech-support", "Craft-repair", "Other-service", "Sales", "Exec-managerial", "Prof-specialty",
+        "Handlers-cleaners", "Machine-op-inspct", "Adm-clerical", "Farming-fishing", "Transport-moving",
+        "Priv-house-serv", "Protective-serv", "Armed-Forces",
+    ),
+    "relationship": ("Wife", "Own-child", "Husband", "Not-in-family", "Other-relative", "Unmarried"),
+    "race": ("White", "Asian-Pac-Islander", "Amer-Indian-Eskimo", "Other", "Black"),
+    "sex": ("Female", "Male"),
+    "native-country": (
+        "United-States", "Cambodia", "England", "Puerto-Rico", "Canada", "Germany",
+        "Outlying-US(Guam-USVI-etc)", "India", "Japan", "Greece", "South", "China", "Cuba", "Iran",
+        "Honduras", "Philippines", "Italy", "Poland", "Jamaica", "Vietnam", "Mexico", "Portugal", "Ireland",
+        "France", "Dominican-Republic", "Laos", "Ecuador", "Taiwan", "Haiti", "Columbia", "Hungary",
+        "Guatemala", "Nicaragua", "Scotland", "Thailand", "Yugoslavia", "El-Salvador", "Trinadad&Tobago",
+        "Peru", "Hong", "Holand-Netherlands",
+    ),
+}  # fmt: skip
+ADULT_COLUMNS = (
+    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
+    "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country",
+    "income",
+)  # fmt: skip
+ADULT_SENSITIVE = ("sex", "race")
+
+
+@dataclasses.dataclass(frozen=True)
+class FairnessDataset:
+    """Features, labels and sensitive attributes of one split.
+
+    Attributes:
+        features: float32 array `(n, d)`.
+        labels: int array `(n,)` (Adult: 1 for income >50K).
+        sensitive: DataFrame with one column per sensitive attribute, `n` rows, string or integer groups.
+        feature_names: names of the `d` feature columns.
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    sensitive: pd.DataFrame
+    feature_names: tuple
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def load_adult(data_dir=None, *, drop_sensitive=True):
+    """UCI Adult with income >50K as label and sex and race as sensitive attributes.
+
+    Categorical columns are one-hot encoded with the category lists of adult.names (a missing value `?`
+    becomes an all-zero block); numeric columns are standardised with the training split's mean and
+    standard deviation.
+
+    Args:
+        data_dir: folder holding `adult.data` and `adult.test` (e.g. `../shared/datasets/adult`); None
+            downloads them from the UCI repository into the Keras cache (`~/.keras/datasets/adult`).
+        drop_sensitive: leave sex and race out of the features (they stay in `sensitive`).
+
+    Returns:
+        `(train, test)` FairnessDatasets with 32,561 and 16,281 rows.
+
+    Raises:
+        FileNotFoundError: if `data_dir` is given but lacks one of the files.
+    """
+    paths = {}
+    for name in ("adult.data", "adult.test"):
+        if data_dir is None:
+            downloaded = keras.utils.get_file(name, ADULT_URL + name, cache_subdir="datasets/adult")
+            paths[name] = pathlib.Path(downloaded)
+        else:
+            paths[name] = pathlib.Path(data_dir) / name
+            if not paths[name].is_file():
+                raise FileNotFoundError(
+                    f"data_dir {data_dir} has no {name}; pass data_dir=None to download it"
+                )
+    train = _read_adult(paths["adult.data"], skiprows=0)
+    test = _read_adult(paths["adult.test"], skiprows=1)  # the first line is "|1x3 Cross validator"
+    categorical = [name for name in ADULT_CATEGORIES if not (drop_sensitive and name in ADULT_SENSITIVE)]
+    mean = train[list(ADULT_NUMERIC)].mean()
+    std = train[list(ADULT_NUMERIC)].std()
+
+    def encode(frame):
+        numeric = (frame[list(ADULT_NUMERIC)] - mean) / std
+        one_hot = pd.get_dummies(
+            frame[categorical].apply(
+                lambda column: pd.Categorical(column, categories=ADULT_CATEGORIES[column.name])
+            ),
+            prefix_sep="=",
+        )
+        features = pd.concat([numeric, one_hot], axis=1)
+        return FairnessDataset(
+            features=features.to_numpy(dtype=np.float32),
+            labels=frame["income"].str.rstrip(".").eq(">50K").to_numpy(dtype=np.int64),
+            sensitive=frame[list(ADULT_SENSITIVE)].reset_index(drop=True),
+            feature_names=tuple(features.columns),
+        )
+
+    return encode(train), encode(test)
+
+
+def _read_adult(path, *, skiprows):
+    return pd.read_csv(
+        path,
+        header=None,
+        names=ADULT_COLUMNS,
+        skiprows=skiprows,
+        skipinitialspace=True,
+        na_values="?",
+        skip_blank_lines=True,
+    )
+
+
+def make_biased_toy(n_samples=2000, *, bias=1.0, merit_noise=0.8, proxy_noise=0.3, random_state=0):
+    """Generated binary task whose labels favour one group by a known amount.
+
+    A group `s` in {0, 1} (half each) and a merit `m ~ N(0, 1)` independent of it; the label is
+    `y = 1[m + bias * (2s - 1) / 2 > 0]`, so `bias` shifts group 1's threshold down and group 0's up.
+    The features are a noisy merit `m + merit_noise * noise`, a proxy of the group `s + proxy_noise * noise`
+    and a pure-noise column. Since the merit is measured with noise, a classifier that uses the proxy leans
+    on the group's base rate: it shows a demographic-parity gap and, among people with the same label,
+    different true- and false-positive rates (an equalized-odds gap). One that ignores the proxy can still
+    use the merit.
+
+    Args:
+        n_samples: number of rows, >= 2.
+        bias: label shift between the groups (0 = no bias), >= 0.
+        merit_noise: noise of the measured merit, >= 0.
+        proxy_noise: noise of the group proxy (small = the proxy reveals the group), > 0.
+        random_state: seed of the generator.
+
+    Returns:
+        A FairnessDataset whose `sensitive` has one column "group".
+
+    Raises:
+        ValueError: for a parameter out of range.
+    """
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be >= 2, got {n_samples}")
+    if bias < 0:
+        raise ValueError(f"bias must be >= 0, got {bias}")
+    if merit_noise < 0:
+        raise ValueError(f"merit_noise must be >= 0, got {merit_noise}")
+    if proxy_noise <= 0:
+        raise ValueError(f"proxy_noise must be > 0, got {proxy_noise}")
+    rng = np.random.default_rng(random_state)
+    group = rng.integers(0, 2, size=n_samples)
+    merit = rng.normal(size=n_samples)
+    labels = (merit + bias * (group - 0.5) > 0).astype(np.int64)
+    features = np.stack(
+        [
+            merit + merit_noise * rng.normal(size=n_samples),
+            group + proxy_noise * rng.normal(size=n_samples),
+            rng.normal(size=n_samples),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    return FairnessDataset(
+        features=features,
+        labels=labels,
+        sensitive=pd.DataFrame({"group": group}),
+        feature_names=("merit", "group_proxy", "noise"),
+    )

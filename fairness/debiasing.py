@@ -1,0 +1,283 @@
+"""Adversarial debiasing (Zhang, Lemoine & Mitchell 2018) as a scikit-learn classifier on Keras 3.
+
+A predictor learns the task while an adversary tries to recover the sensitive attribute from the
+predictor's output (demographic parity) or from the output and the true label (equalized odds, equal
+opportunity). The predictor's update removes the direction that would help the adversary and then moves
+against it (`fairness.adversarial.projected_gradients`).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from fairness.adversarial import (
+    adversary_loss,
+    adversary_sample_weights,
+    build_mlp,
+    check_constraint,
+    check_training_parameters,
+    conditional_adversary_inputs,
+    encode_groups,
+    projected_gradients,
+    seed_keras,
+    validate_fit_inputs,
+    validate_predict_inputs,
+)
+
+
+class ProjectedDebiasingModel(keras.Model):
+    """Trains `predictor` on the task and `adversary` on the sensitive attribute, Zhang et al.'s way.
+
+    Each step: the adversary takes a gradient step on its cross-entropy; the predictor steps along
+    `projected_gradients(task, adversary, adversary_weight)`. The batches are `(x, (labels, groups,
+    adversary_weights))` with integer labels and groups and the weights of `adversary_sample_weights`.
+
+    Args:
+        predictor: Keras model mapping features to class logits `(batch, n_classes)`.
+        adversary: Keras model mapping the adversary's input to group logits `(batch, n_groups)`; its input
+            is the predictor's class log-probabilities (demographic parity), or those with their outer
+            product with the one-hot label (`conditional_adversary_inputs`) otherwise.
+        constraint: one of `fairness.adversarial.CONSTRAINTS`.
+        **kwargs: passed to `keras.Model`.
+    """
+
+    def __init__(self, predictor, adversary, *, constraint, **kwargs):
+        super().__init__(**kwargs)
+        self.predictor = predictor
+        self.adversary = adversary
+        self.constraint = check_constraint(constraint)
+        self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
+        self.adversary_loss_tracker = keras.metrics.Mean(name="adversary_loss")
+
+    def compile(self, *, predictor_optimizer, adversary_optimizer, adversary_weight, **kwargs):
+        """Sets the two optimizers and alpha.
+
+        Args:
+            predictor_optimizer: Keras optimizer of the predictor.
+            adversary_optimizer: Keras optimizer of the adversary.
+            adversary_weight: alpha >= 0; kept in the non-trainable variable `self.adversary_weight` so
+                that a callback can change it during training.
+            **kwargs: passed to `keras.Model.compile`.
+
+        Raises:
+            ValueError: if `adversary_weight` is negative.
+        """
+        if adversary_weight < 0:
+            raise ValueError(f"adversary_weight must be >= 0, got {adversary_weight}")
+        super().compile(**kwargs)
+        self.predictor_optimizer = predictor_optimizer
+        self.adversary_optimizer = adversary_optimizer
+        self.adversary_weight = keras.Variable(
+            float(adversary_weight), trainable=False, name="adversary_weight"
+        )
+
+    @property
+    def metrics(self):
+        return [self.task_loss_tracker, self.adversary_loss_tracker]
+
+    def call(self, inputs, training=False):
+        return self.predictor(inputs, training=training)
+
+    def _adversary_logits(self, class_logits, labels):
+        # Log-probabilities rather than probabilities: they do not saturate, which keeps the adversary's
+        # gradient alive for confident predictions (the role of Zhang et al.'s learnt sharpening c).
+        inputs = tf.nn.log_softmax(class_logits)
+        if self.constraint != "demographic_parity":
+            labels_one_hot = tf.one_hot(labels, class_logits.shape[-1], dtype=inputs.dtype)
+            inputs = conditional_adversary_inputs(inputs, labels_one_hot)
+        return self.adversary(inputs, training=True)
+
+    def train_step(self, data):
+        features, (labels, groups, weights) = data
+        with tf.GradientTape(persistent=True) as tape:
+            class_logits = self.predictor(features, training=True)
+            task_loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(labels, class_logits, from_logits=True)
+            )
+            group_loss = adversary_loss(groups, self._adversary_logits(class_logits, labels), weights)
+        predictor_variables = self.predictor.trainable_variables
+        adversary_variables = self.adversary.trainable_variables
+        updates = projected_gradients(
+            tape.gradient(task_loss, predictor_variables),
+            tape.gradient(group_loss, predictor_variables),
+            adversary_weight=self.adversary_weight,
+        )
+        adversary_gradients = tape.gradient(group_loss, adversary_variables)
+        del tape
+        self.predictor_optimizer.apply_gradients(zip(updates, predictor_variables))
+        self.adversary_optimizer.apply_gradients(zip(adversary_gradients, adversary_variables))
+        self.task_loss_tracker.update_state(task_loss)
+        self.adversary_loss_tracker.update_state(group_loss)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+
+class AdversarialDebiasing(ClassifierMixin, BaseEstimator):
+    """Classifier whose predictions an adversary cannot use to recover a sensitive attribute.
+
+    Zhang, Lemoine & Mitchell (2018), "Mitigating unwanted biases with adversarial learning". The predictor
+    is a dense network (`hidden_units=()` gives the paper's logistic regression); the adversary is a dense
+    network on the predictor's class log-probabilities, and for "equalized_odds"/"equal_opportunity" also on
+    their product with the true label. The adversary's loss uses LAFTR's group normalisation (every group,
+    or group-label cell, counts equally; see `fairness.adversarial.adversary_sample_weights`), so a small
+    group is not ignored.
+
+    `fit(X, y, sensitive_features=s)` trains with the adversary. With `debias=False` the same predictor is
+    trained without adversary and `sensitive_features` is not needed: the unconstrained baseline, and the
+    configuration that scikit-learn's generic estimator checks exercise (they call `fit(X, y)`).
+    With `debias=True`, `fit(X, y)` without sensitive features raises a ValueError rather than silently
+    training an unconstrained model. With metadata routing enabled, `set_fit_request(sensitive_features=True)`
+    lets pipelines and searches pass the sensitive features to `fit`.
+
+    Args:
+        constraint: "demographic_parity", "equalized_odds" or "equal_opportunity" (binary labels; the
+            adversary only learns from positive examples).
+        adversary_weight: alpha, the weight of the term that moves the predictor against the adversary.
+        debias: False trains the predictor alone (sensitive features ignored).
+        hidden_units: hidden layer sizes of the predictor.
+        adversary_hidden_units: hidden layer sizes of the adversary (() is the paper's linear adversary).
+        epochs: passes over the training data.
+        batch_size: examples per step.
+        learning_rate: Adam learning rate of the predictor and of the adversary.
+        random_state: int, RandomState or None; seeds Keras (initialisation and shuffling) in `fit`.
+        verbose: Keras `fit` verbosity.
+        run_eagerly: train without compiling the train step (Keras `compile(run_eagerly=...)`): slower per
+            step, but for a few dozen steps on tiny data quicker than tracing, and easier to debug.
+
+    Attributes:
+        classes_: the class labels.
+        groups_: the sensitive groups seen in `fit` (debias=True only).
+        n_features_in_: number of features.
+        predictor_: the fitted Keras predictor (features -> class logits).
+        adversary_: the fitted Keras adversary (debias=True only).
+        history_: the Keras training history (`dict` of per-epoch losses).
+    """
+
+    def __init__(
+        self,
+        *,
+        constraint="demographic_parity",
+        adversary_weight=0.1,
+        debias=True,
+        hidden_units=(64,),
+        adversary_hidden_units=(),
+        epochs=50,
+        batch_size=128,
+        learning_rate=1e-3,
+        random_state=None,
+        verbose=0,
+        run_eagerly=False,
+    ):
+        self.constraint = constraint
+        self.adversary_weight = adversary_weight
+        self.debias = debias
+        self.hidden_units = hidden_units
+        self.adversary_hidden_units = adversary_hidden_units
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.verbose = verbose
+        self.run_eagerly = run_eagerly
+
+    def fit(self, X, y, *, sensitive_features=None):
+        """Trains the predictor (and, if `debias`, the adversary).
+
+        Args:
+            X: array-like `(n_samples, n_features)` of numbers, no NaN.
+            y: class labels `(n_samples,)`, at least two classes.
+            sensitive_features: group of each row `(n_samples,)`, at least two groups, no missing values;
+                required when `debias=True`.
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: for a bad parameter, bad X/y (NaN, wrong dtype, length mismatch, one class), or a
+                missing or bad `sensitive_features`.
+        """
+        check_constraint(self.constraint)
+        check_training_parameters(
+            adversary_weight=self.adversary_weight,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+        )
+        X, labels = validate_fit_inputs(self, X, y)
+        if self.debias and sensitive_features is None:
+            raise ValueError(
+                "sensitive_features is required when debias=True; "
+                "use debias=False for the unconstrained baseline"
+            )
+        for stale in ("adversary_", "groups_"):  # left by an earlier fit with debias=True
+            self.__dict__.pop(stale, None)
+        seed = seed_keras(self.random_state)
+        self.predictor_ = build_mlp(
+            X.shape[1],
+            hidden_units=self.hidden_units,
+            output_dim=len(self.classes_),
+            seed=seed,
+            name="predictor",
+        )
+        if self.debias:
+            history = self._fit_adversarially(X, labels, sensitive_features, seed)
+        else:
+            self.predictor_.compile(
+                optimizer=keras.optimizers.Adam(self.learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                run_eagerly=self.run_eagerly,
+            )
+            history = self.predictor_.fit(
+                X, labels, epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose
+            )
+        self.history_ = history.history
+        return self
+
+    def _fit_adversarially(self, X, labels, sensitive_features, seed):
+        groups, self.groups_ = encode_groups(sensitive_features, n_samples=len(X))
+        weights = adversary_sample_weights(groups, labels, constraint=self.constraint)
+        n_classes = len(self.classes_)
+        conditional = self.constraint != "demographic_parity"
+        adversary_input_dim = n_classes * (1 + n_classes) if conditional else n_classes
+        self.adversary_ = build_mlp(
+            adversary_input_dim,
+            hidden_units=self.adversary_hidden_units,
+            output_dim=len(self.groups_),
+            seed=seed + 1000,
+            name="adversary",
+        )
+        model = ProjectedDebiasingModel(self.predictor_, self.adversary_, constraint=self.constraint)
+        model.compile(
+            predictor_optimizer=keras.optimizers.Adam(self.learning_rate),
+            adversary_optimizer=keras.optimizers.Adam(self.learning_rate),
+            adversary_weight=self.adversary_weight,
+            run_eagerly=self.run_eagerly,
+        )
+        return model.fit(
+            X, (labels, groups, weights), epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose
+        )
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Args:
+            X: array-like `(n_samples, n_features)`.
+
+        Returns:
+            `(n_samples, n_classes)` array, columns in the order of `classes_`.
+        """
+        X = validate_predict_inputs(self, X)
+        logits = self.predictor_(X, training=False)
+        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)).astype(np.float64)
+
+    def predict(self, X):
+        """Most probable class of each row.
+
+        Args:
+            X: array-like `(n_samples, n_features)`.
+
+        Returns:
+            `(n_samples,)` array of labels from `classes_`.
+        """
+        probabilities = self.predict_proba(X)
+        return self.classes_[np.argmax(probabilities, axis=1)]

@@ -1,0 +1,23 @@
+"""Privacy accounting for DP-SGD with Google's dp-accounting: events, epsilon, calibration, ledger.
+
+Every epsilon in privgan comes from `dp_accounting`'s RDP or PLD accountant applied to
+`PoissonSampledDpEvent(q, GaussianDpEvent(sigma))` self-composed over the steps taken.
+"""
+
+from privgan.accounting.calibration import calibrate_noise_multiplier, max_steps
+from privgan.accounting.callbacks import PrivacyCallback
+from privgan.accounting.events import dp_sgd_event, epsilon, epsilon_of_event
+from privgan.accounting.ledger import DpSgdPhase, PrivacyLedger
+from privgan.accounting.statement import privacy_statement
+
+__all__ = [
+    "DpSgdPhase",
+    "PrivacyCallback",
+    "PrivacyLedger",
+    "calibrate_noise_multiplier",
+    "dp_sgd_event",
+    "epsilon",
+    "epsilon_of_event",
+    "max_steps",
+    "privacy_statement",
+]

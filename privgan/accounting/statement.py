@@ -1,0 +1,157 @@
+"""A human-readable statement of the DP guarantee of a DP-SGD training run, for reports and README files.
+
+Follows the reporting advice of "How to DP-fy ML" (Ponomareva et al. 2023, Sec. 5.3) as tf-privacy's
+`compute_dp_sgd_privacy_statement` does, with one difference: privgan clips whole per-example
+gradients (no microbatches of several examples), so the sensitivity is the clipping norm and the
+noise multiplier is not halved.
+"""
+
+import math
+import textwrap
+from importlib import metadata
+
+from privgan.accounting.events import (
+    check_count,
+    check_delta,
+    check_noise_multiplier,
+    check_positive,
+    epsilon,
+)
+
+_WIDTH = 88
+
+
+def poisson_sampling_schedule(*, num_examples, batch_size, epochs) -> tuple[float, int]:
+    """DP-SGD's sampling probability and number of steps for an epoch-based description of training.
+
+    Args:
+        num_examples: size of the training set, an integer >= 1.
+        batch_size: expected batch size, an integer in [1, num_examples].
+        epochs: number of passes over the data, > 0 (may be fractional).
+
+    Returns:
+        (batch_size / num_examples, ceil(epochs * num_examples / batch_size)).
+
+    Raises:
+        ValueError: if an argument is out of range.
+    """
+    num_examples = check_count(num_examples, name="num_examples", minimum=1)
+    batch_size = check_count(batch_size, name="batch_size", minimum=1)
+    if batch_size > num_examples:
+        raise ValueError(
+            f"batch_size must be in [1, num_examples={num_examples}], got {batch_size}"
+        )
+    epochs = check_positive(epochs, name="epochs")
+    return batch_size / num_examples, _ceil(epochs * num_examples / batch_size)
+
+
+def privacy_statement(*, num_examples, batch_size, epochs, noise_multiplier, delta) -> str:
+    """Describes the (epsilon, delta) guarantee of DP-SGD training under two sampling assumptions.
+
+    Epsilon is computed with both the RDP and the PLD accountant for (a) Poisson sampling with
+    q = batch_size / num_examples over ceil(epochs * num_examples / batch_size) steps, and (b) each
+    example used once per epoch in fixed-size batches, without any amplification by sampling.
+
+    Args:
+        num_examples: size of the training set, an integer >= 1.
+        batch_size: (expected) batch size, an integer in [1, num_examples].
+        epochs: number of passes over the data, > 0 (may be fractional).
+        noise_multiplier: ratio of the noise standard deviation to the clipping norm, >= 0.
+        delta: target delta, in (0, 1).
+
+    Returns:
+        Several paragraphs of text ending with a newline; the same inputs give the same text.
+
+    Raises:
+        ValueError: if an argument is out of range.
+    """
+    sampling_probability, steps = poisson_sampling_schedule(
+        num_examples=num_examples, batch_size=batch_size, epochs=epochs
+    )
+    noise_multiplier = check_noise_multiplier(noise_multiplier)
+    delta = check_delta(delta)
+    passes = _ceil(epochs)
+
+    def epsilons(**schedule):
+        return tuple(
+            epsilon(noise_multiplier=noise_multiplier, delta=delta, accountant=accountant, **schedule)
+            for accountant in ("rdp", "pld")
+        )
+
+    rows = [
+        (
+            f"(a) Poisson sampling, q = {sampling_probability:.4g}, {steps} steps",
+            *epsilons(sampling_probability=sampling_probability, steps=steps),
+        ),
+        (
+            f"(b) each example used once per epoch, {passes} epochs",
+            # Each example is in exactly one batch per pass, so a pass costs one unsampled Gaussian
+            # mechanism: the same event as a full-batch step (sampling probability 1).
+            *epsilons(sampling_probability=1.0, steps=passes),
+        ),
+    ]
+    label_width = max(len(label) for label, _, _ in rows)
+    table = [f"{'':<{label_width}}  {'RDP':>9}  {'PLD':>9}"]
+    table += [f"{label:<{label_width}}  {_format(rdp):>9}  {_format(pld):>9}" for label, rdp, pld in rows]
+
+    paragraphs = [
+        _fill(
+            f"DP-SGD over {num_examples} examples with batch size {batch_size} for {epochs:g} epochs "
+            f"and noise multiplier {noise_multiplier:g}: each example's gradient is clipped to an L2 "
+            "norm C and Gaussian noise of standard deviation noise_multiplier * C is added to the "
+            "sum of clipped gradients (no microbatching)."
+        ),
+        _fill(
+            f"Example-level differential privacy, add-or-remove-one adjacency, delta = {delta:g}, "
+            f"computed with dp-accounting {_dp_accounting_version()} (RDP: Renyi DP, an upper bound; "
+            "PLD: privacy loss distributions, tight up to a pessimistic discretization). Epsilon:"
+        ),
+        "\n".join("    " + line for line in table),
+        _fill(
+            f"(a) holds when every step includes each example independently with probability "
+            f"q = batch_size / num_examples, so batch sizes vary around {batch_size}; this is how "
+            "privgan's DP training samples its batches."
+        ),
+        _fill(
+            "(b) is the conservative bound tf-privacy's compute_dp_sgd_privacy_statement reports for "
+            "\"each example occurring once per epoch\": the data may be shuffled or in any (even "
+            "adversarial) order and split into fixed-size batches, no amplification by sampling or "
+            "shuffling is credited, each epoch counts as one Gaussian mechanism with the noise "
+            f"multiplier above, and the {passes} epochs compose. It assumes that adding or removing one "
+            "example changes only the one batch that holds it. Shuffled training is believed to be "
+            "closer to (a), but (a) is not a proven guarantee for it."
+        ),
+        _fill(
+            "What is covered: the whole sequence of noisy gradient steps, hence every intermediate "
+            "model and checkpoint as well as the final model, and anything computed from them alone "
+            "(such as samples drawn from a trained generator)."
+        ),
+        _fill(
+            "Caveats: the guarantee is per example (one row of the training set). A person who "
+            "contributes several rows is protected less (group privacy); no user-level bound is "
+            "given here. It also assumes that nothing else derived from the training data (such as "
+            "normalisation statistics, category lists, hyper-parameter search or early stopping on "
+            "the training data) was used or released without being charged to the same budget."
+        ),
+    ]
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def _ceil(value: float) -> int:
+    # Rounded first so that float noise does not add a step: 0.3 * 60000 / 150 is 120.00000000000001.
+    return math.ceil(round(value, 9))
+
+
+def _format(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.3f}"
+
+
+def _fill(text: str) -> str:
+    return textwrap.fill(text, width=_WIDTH)
+
+
+def _dp_accounting_version() -> str:
+    try:
+        return metadata.version("dp-accounting")
+    except metadata.PackageNotFoundError:
+        return "(unknown version)"

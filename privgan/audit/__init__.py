@@ -1,0 +1,55 @@
+"""Privacy auditing: membership inference attacks and empirical lower bounds on epsilon.
+
+The accountant (`privgan.accounting`) proves an upper bound on epsilon; the tools here measure a lower
+bound, to audit a privacy claim and to catch bugs in DP code (a lower bound above the upper bound).
+"""
+
+from privgan.audit.bounds import (
+    epsilon_lower_bound_clopper_pearson,
+    epsilon_lower_bound_one_run,
+    one_run_p_value,
+)
+from privgan.audit.canaries import (
+    CanaryAuditResult,
+    mislabelled_canaries,
+    one_run_bound,
+    run_canary_audit,
+)
+from privgan.audit.classifier_attacks import (
+    ShadowScores,
+    confidence_threshold_attack,
+    cross_entropy,
+    lira_attack,
+    logit_confidence,
+    loss_threshold_attack,
+    train_shadow_models,
+)
+from privgan.audit.generative_attacks import (
+    discriminator_ranking_attack,
+    discriminator_scores,
+    distance_to_closest_synthetic_attack,
+)
+from privgan.audit.metrics import AttackResult, evaluate_attack, plot_roc
+
+__all__ = [
+    "AttackResult",
+    "CanaryAuditResult",
+    "ShadowScores",
+    "confidence_threshold_attack",
+    "cross_entropy",
+    "discriminator_ranking_attack",
+    "discriminator_scores",
+    "distance_to_closest_synthetic_attack",
+    "epsilon_lower_bound_clopper_pearson",
+    "epsilon_lower_bound_one_run",
+    "evaluate_attack",
+    "lira_attack",
+    "logit_confidence",
+    "loss_threshold_attack",
+    "mislabelled_canaries",
+    "one_run_bound",
+    "one_run_p_value",
+    "plot_roc",
+    "run_canary_audit",
+    "train_shadow_models",
+]

@@ -1,0 +1,173 @@
+"""Empirical lower bounds on epsilon from the success of a membership attack.
+
+An accountant proves an upper bound: the training run is (epsilon, delta)-DP. An attack that tells members
+from non-members too well refutes every smaller epsilon, with a stated confidence. The two bounds here
+are hypothesis tests of the claim "the run is (epsilon, delta)-DP" at significance `alpha`:
+
+- `epsilon_lower_bound_clopper_pearson` (Jagielski, Ullman & Oprea 2020): many trainings, or many
+  independent trials, each giving a true/false positive; exact binomial confidence intervals.
+- `epsilon_lower_bound_one_run` (Steinke, Nasr & Jagielski 2023): one training run with m canaries,
+  each included independently with probability 1/2; the auditor guesses some of them.
+"""
+
+import math
+
+import numpy as np
+from scipy import optimize, special, stats
+
+
+def _check_count(name, value, *, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+
+
+def _check_delta_alpha(delta, alpha):
+    if not 0 <= delta < 1:
+        raise ValueError(f"delta must be in [0, 1), got {delta}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def epsilon_lower_bound_clopper_pearson(
+    *,
+    true_positives: int,
+    false_positives: int,
+    num_positives: int,
+    num_negatives: int,
+    delta: float,
+    alpha: float = 0.05,
+) -> float:
+    """Lower bound on epsilon from an attack's true and false positive counts (Jagielski et al. 2020).
+
+    An (epsilon, delta)-DP mechanism forces TPR <= e^epsilon * FPR + delta for every test that tells
+    "trained with the record" from "trained without it". With two-sided Clopper-Pearson intervals at
+    confidence 1 - alpha for both rates, the bound is
+
+        epsilon >= ln((TPR_lower - delta) / FPR_upper),
+
+    clipped at 0 (an attack no better than chance refutes nothing).
+
+    Args:
+        true_positives: positives (trained with the record) that the attack flagged, in [0, num_positives].
+        false_positives: negatives (trained without it) that the attack flagged, in [0, num_negatives].
+        num_positives: number of positive trials, >= 1.
+        num_negatives: number of negative trials, >= 1.
+        delta: the delta of the claim under test, in [0, 1).
+        alpha: significance, in (0, 1); each interval has confidence 1 - alpha.
+
+    Returns:
+        The epsilon lower bound, >= 0.
+
+    Raises:
+        TypeError: if a count is not an integer.
+        ValueError: if a count, delta or alpha is out of range.
+    """
+    _check_count("num_positives", num_positives, low=1, high=math.inf)
+    _check_count("num_negatives", num_negatives, low=1, high=math.inf)
+    _check_count("true_positives", true_positives, low=0, high=num_positives)
+    _check_count("false_positives", false_positives, low=0, high=num_negatives)
+    _check_delta_alpha(delta, alpha)
+
+    # Clopper-Pearson bounds are quantiles of Beta distributions; at the edges they are exactly 0 or 1.
+    if true_positives == 0:
+        tpr_lower = 0.0
+    else:
+        tpr_lower = stats.beta.ppf(alpha / 2, true_positives, num_positives - true_positives + 1)
+    if false_positives == num_negatives:
+        fpr_upper = 1.0
+    else:
+        fpr_upper = stats.beta.ppf(1 - alpha / 2, false_positives + 1, num_negatives - false_positives)
+    if tpr_lower <= delta:
+        return 0.0
+    return max(0.0, float(math.log((tpr_lower - delta) / fpr_upper)))
+
+
+def one_run_p_value(
+    *, num_canaries: int, num_guesses: int, num_correct: int, epsilon: float, delta: float
+) -> float:
+    """Probability of at least `num_correct` correct guesses if the run were (epsilon, delta)-DP.
+
+    Theorem 5.2 of Steinke, Nasr & Jagielski (2023): with m canaries each included independently with
+    probability 1/2 and r guesses, an epsilon-DP run makes each guess correct with probability at most
+    q = e^epsilon / (1 + e^epsilon), so the number W of correct guesses is stochastically dominated by
+    Binomial(r, q). The delta part of the guarantee adds at most 2 m delta times the largest slope
+
+        a = max_{i=1..v} (1/i) P[v > Binomial(r, q) >= v - i]
+
+    so that P[W >= v] <= P[Binomial(r, q) >= v] + 2 m delta a.
+
+    Args:
+        num_canaries: m, the number of canaries, >= 1.
+        num_guesses: r, guesses made (abstentions excluded), in [0, m].
+        num_correct: v, correct guesses, in [0, r].
+        epsilon: the epsilon of the claim under test, >= 0.
+        delta: the delta of the claim under test, in [0, 1).
+
+    Returns:
+        The p-value, in [0, 1].
+
+    Raises:
+        TypeError: if a count is not an integer.
+        ValueError: if a count, epsilon or delta is out of range.
+    """
+    _check_count("num_canaries", num_canaries, low=1, high=math.inf)
+    _check_count("num_guesses", num_guesses, low=0, high=num_canaries)
+    _check_count("num_correct", num_correct, low=0, high=num_guesses)
+    if not epsilon >= 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    if not 0 <= delta < 1:
+        raise ValueError(f"delta must be in [0, 1), got {delta}")
+
+    q = special.expit(epsilon)  # accuracy of epsilon-DP randomized response
+    p_value = stats.binom.sf(num_correct - 1, num_guesses, q)
+    if delta > 0 and num_correct > 0:
+        i = np.arange(1, num_correct + 1)
+        # P[v > Binomial >= v - i] as running sums of the pmf, which keeps precision where the cdf is ~1.
+        band = np.cumsum(stats.binom.pmf(num_correct - i, num_guesses, q))
+        p_value += 2 * num_canaries * delta * np.max(band / i)
+    return float(min(p_value, 1.0))
+
+
+def epsilon_lower_bound_one_run(
+    *, num_canaries: int, num_guesses: int, num_correct: int, delta: float, alpha: float = 0.05
+) -> float:
+    """Lower bound on epsilon from one training run with randomly included canaries (Steinke et al. 2023).
+
+    The largest epsilon whose (epsilon, delta)-DP claim is rejected at significance alpha, i.e. whose
+    `one_run_p_value` is below alpha; 0 if even epsilon = 0 is not rejected.
+
+    Args:
+        num_canaries: m, the number of canaries, each included with probability 1/2; >= 1.
+        num_guesses: r, guesses made (abstentions excluded), in [0, m].
+        num_correct: v, correct guesses, in [0, r].
+        delta: the delta of the claim under test, in [0, 1).
+        alpha: significance, in (0, 1).
+
+    Returns:
+        The epsilon lower bound, >= 0.
+
+    Raises:
+        TypeError: if a count is not an integer.
+        ValueError: if a count, delta or alpha is out of range.
+    """
+    _check_delta_alpha(delta, alpha)
+
+    def margin(epsilon):
+        # Positive while the claim "(epsilon, delta)-DP" is still rejected.
+        return alpha - one_run_p_value(
+            num_canaries=num_canaries,
+            num_guesses=num_guesses,
+            num_correct=num_correct,
+            epsilon=epsilon,
+            delta=delta,
+        )
+
+    if margin(0.0) <= 0:
+        return 0.0
+    low, high = 0.0, 1.0
+    # The p-value tends to 1 as epsilon grows (every guess may then be right), so this ends.
+    while margin(high) > 0:
+        low, high = high, 2 * high
+    return float(optimize.brentq(margin, low, high, xtol=1e-9))

@@ -1,0 +1,269 @@
+"""Checking a DataFrame against a `TableSchema`, and encoding it to / decoding it from the GAN's vectors.
+
+Encoding uses the schema only (no statistic of the data): a numeric column becomes one value in [0, 1]
+(its value scaled between the schema's bounds, linearly or on a log1p scale), plus a two-way
+[present, missing] one-hot block when it is nullable; a categorical column becomes a one-hot block over
+its categories (plus a last "missing" slot when nullable). Decoding inverts this: the arg-max of each
+block, numeric values scaled back, clipped to the bounds and rounded for integer columns, with the
+schema's column order and dtypes (int64 / Int64 when nullable for integer columns and integer
+categories, float64, strings).
+"""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from privgan.tabular.schema import CategoricalColumn, NumericColumn, SchemaError
+
+
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """A slice of the encoded vector and the activation the generator puts on it.
+
+    Attributes:
+        start: first index.
+        width: number of entries.
+        activation: "sigmoid" (each entry a bounded value in [0, 1]) or "softmax" (a one-hot block).
+    """
+
+    start: int
+    width: int
+    activation: str
+
+
+def _row(df, position):
+    return df.index[position]
+
+
+def validate_frame(df, schema):
+    """Checks that `df` fits `schema`; returns its columns in the schema's order.
+
+    Args:
+        df: a pandas DataFrame.
+        schema: a `TableSchema`.
+
+    Returns:
+        `df` with its columns reordered as in the schema.
+
+    Raises:
+        SchemaError: on the first problem found, naming the column (and the value and row): missing or
+            extra columns, a non-numeric or non-finite value in a numeric column, a value outside the
+            bounds, a fractional value in an integer column, an unknown category, or a missing value in
+            a column that is not nullable.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise SchemaError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [name for name in schema.names if name not in df.columns]
+    if missing:
+        raise SchemaError(f"missing columns {missing}: the schema has {list(schema.names)}")
+    extra = [str(name) for name in df.columns if name not in schema.names]
+    if extra:
+        raise SchemaError(f"extra columns {extra} not in the schema (which has {list(schema.names)})")
+    if df.columns.duplicated().any():
+        raise SchemaError(f"duplicate columns {sorted(set(df.columns[df.columns.duplicated()]))}")
+    for column in schema.columns:
+        series = df[column.name]
+        absent = series.isna().to_numpy()
+        if absent.any() and not column.nullable:
+            raise SchemaError(
+                f"column {column.name!r}: missing value (NaN) at row {_row(df, int(np.argmax(absent)))!r}, "
+                "but the schema does not allow missing values (nullable=false)"
+            )
+        if isinstance(column, NumericColumn):
+            _check_numeric(df, series, absent, column)
+        else:
+            _category_codes(df, series, absent, column)
+    return df[list(schema.names)]
+
+
+def _check_numeric(df, series, absent, column):
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(values) & ~absent
+    if bad.any() or pd.api.types.is_bool_dtype(series):
+        position = int(np.argmax(bad)) if bad.any() else 0
+        raise SchemaError(
+            f"column {column.name!r}: value {series.iloc[position]!r} at row {_row(df, position)!r} is not a number"
+        )
+    present = ~absent
+    outside = present & ~((values >= column.lower) & (values <= column.upper))
+    if outside.any():
+        position = int(np.argmax(outside))
+        raise SchemaError(
+            f"column {column.name!r}: value {series.iloc[position]!r} at row {_row(df, position)!r} is outside "
+            f"the schema bounds [{column.lower:g}, {column.upper:g}]"
+        )
+    if column.integer:
+        fractional = present & (values != np.round(values))
+        if fractional.any():
+            position = int(np.argmax(fractional))
+            raise SchemaError(
+                f"column {column.name!r}: value {series.iloc[position]!r} at row {_row(df, position)!r} is not a "
+                "whole number, but the schema says integer=true"
+            )
+
+
+def _category_codes(df, series, absent, column):
+    """Index of each value in `column.categories`, -1 where missing; raises on an unknown category."""
+    index = {category: code for code, category in enumerate(column.categories)}
+    codes = np.full(len(series), -1, dtype=np.int64)
+    for position, value in enumerate(series.to_numpy(dtype=object)):
+        if absent[position]:
+            continue
+        key = value
+        if column.integer_categories and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            key = int(value) if float(value) == int(value) else value
+        code = index.get(key)
+        if code is None:
+            raise SchemaError(
+                f"column {column.name!r}: unknown category {value!r} at row {_row(df, position)!r}; the schema "
+                f"allows {list(column.categories)}"
+            )
+        codes[position] = code
+    return codes
+
+
+def read_csv(path, schema):
+    """Reads a CSV for `schema`: string-category columns stay strings, only empty cells are missing.
+
+    pandas would otherwise read "NA" or "null" as missing and "01" as the number 1; reading by the schema
+    keeps values as written, so that `validate_frame` reports them faithfully.
+
+    Args:
+        path: the CSV file (with a header row).
+        schema: a `TableSchema`.
+
+    Returns:
+        A DataFrame (not yet validated).
+    """
+    string_columns = {
+        column.name: str
+        for column in schema.columns
+        if isinstance(column, CategoricalColumn) and not column.integer_categories
+    }
+    return pd.read_csv(path, dtype=string_columns, keep_default_na=False, na_values=[""])
+
+
+class TableTransformer:
+    """Encodes DataFrames that fit a schema into float vectors for the GAN, and decodes its outputs.
+
+    Args:
+        schema: a `TableSchema`.
+    """
+
+    def __init__(self, schema):
+        self.schema = schema
+        spans = []
+        start = 0
+        for column in schema.columns:
+            for width, activation in self._column_blocks(column):
+                spans.append(Span(start, width, activation))
+                start += width
+        self.spans = tuple(spans)
+        self.width = start
+
+    @staticmethod
+    def _column_blocks(column):
+        if isinstance(column, NumericColumn):
+            return [(1, "sigmoid")] + ([(2, "softmax")] if column.nullable else [])
+        return [(len(column.categories) + int(column.nullable), "softmax")]
+
+    def encode(self, df, *, dtype="float32"):
+        """Checks `df` against the schema and encodes it.
+
+        Args:
+            df: a DataFrame with the schema's columns (in any order).
+            dtype: dtype of the result.
+
+        Returns:
+            An array of shape (rows, `width`).
+
+        Raises:
+            SchemaError: if `df` does not fit the schema (see `validate_frame`).
+        """
+        df = validate_frame(df, self.schema)
+        blocks = []
+        for column in self.schema.columns:
+            series = df[column.name]
+            absent = series.isna().to_numpy()
+            if isinstance(column, NumericColumn):
+                values = pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
+                scaled = np.where(absent, 0.0, _scale(np.where(absent, column.lower, values), column))
+                blocks.append(scaled[:, None])
+                if column.nullable:
+                    blocks.append(np.eye(2)[absent.astype(np.int64)])
+            else:
+                codes = _category_codes(df, series, absent, column)
+                codes = np.where(codes < 0, len(column.categories), codes)
+                blocks.append(np.eye(len(column.categories) + int(column.nullable))[codes])
+        encoded = np.concatenate(blocks, axis=1) if len(df) else np.zeros((0, self.width))
+        return encoded.astype(dtype)
+
+    def decode(self, encoded):
+        """Turns encoded rows (e.g. generator outputs) back into a DataFrame of the schema.
+
+        Args:
+            encoded: array of shape (rows, `width`); numeric entries are clipped to [0, 1], each one-hot
+                block is read by its arg-max.
+
+        Returns:
+            A DataFrame with the schema's columns, in order, and a RangeIndex.
+
+        Raises:
+            ValueError: if `encoded` does not have `width` columns.
+        """
+        encoded = np.asarray(encoded, dtype=np.float64)
+        if encoded.ndim != 2 or encoded.shape[1] != self.width:
+            raise ValueError(f"encoded must have shape (rows, {self.width}), got {encoded.shape}")
+        spans = iter(self.spans)
+        columns = {}
+        for column in self.schema.columns:
+            span = next(spans)
+            block = encoded[:, span.start : span.start + span.width]
+            if isinstance(column, NumericColumn):
+                values = _unscale(np.clip(block[:, 0], 0.0, 1.0), column)
+                missing = np.zeros(len(encoded), dtype=bool)
+                if column.nullable:
+                    flag = next(spans)
+                    missing = encoded[:, flag.start : flag.start + flag.width].argmax(axis=1) == 1
+                columns[column.name] = _numeric_series(values, missing, column)
+            else:
+                codes = block.argmax(axis=1)
+                columns[column.name] = _categorical_series(codes, column)
+        return pd.DataFrame(columns, columns=list(self.schema.names))
+
+
+def _scale(values, column):
+    if column.transform == "log1p":
+        return np.log1p(values - column.lower) / np.log1p(column.upper - column.lower)
+    return (values - column.lower) / (column.upper - column.lower)
+
+
+def _unscale(scaled, column):
+    if column.transform == "log1p":
+        values = np.expm1(scaled * np.log1p(column.upper - column.lower)) + column.lower
+    else:
+        values = scaled * (column.upper - column.lower) + column.lower
+    return np.clip(values, column.lower, column.upper)
+
+
+def _numeric_series(values, missing, column):
+    if column.integer:
+        values = np.round(values)
+        if column.nullable:
+            return pd.Series(pd.array(np.where(missing, None, values.astype(np.int64)), dtype="Int64"))
+        return pd.Series(values.astype(np.int64))
+    return pd.Series(np.where(missing, np.nan, values))
+
+
+def _categorical_series(codes, column):
+    missing = codes >= len(column.categories)
+    if column.integer_categories:
+        values = np.asarray(column.categories, dtype=np.int64)[np.minimum(codes, len(column.categories) - 1)]
+        if column.nullable:
+            return pd.Series(pd.array(np.where(missing, None, values), dtype="Int64"))
+        return pd.Series(values)
+    # An object array of strings (None where missing): pandas makes it its string dtype.
+    values = np.asarray(column.categories + (None,), dtype=object)[codes]
+    return pd.Series(values)
+

@@ -1,0 +1,65 @@
+"""End-to-end runs of `python -m privgan.cli.budget`, started together to share the import time."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+RUNS = {
+    "statement": ["--num_examples=60000", "--batch_size=256", "--epochs=60", "--noise_multiplier=1.1"],
+    "calibration": ["--num_examples=1000", "--batch_size=50", "--epochs=10", "--target_epsilon=1.5", "--accountant=rdp"],
+    "bad_delta": ["--num_examples=60000", "--batch_size=256", "--epochs=60", "--noise_multiplier=1.1", "--delta=2"],
+}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "privgan.cli.budget", *flags],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, flags in RUNS.items()
+    }
+    outputs = {name: process.communicate(timeout=300) for name, process in processes.items()}
+    return {name: (processes[name].returncode, *outputs[name]) for name in RUNS}
+
+
+def test_prints_the_statement(runs):
+    returncode, stdout, stderr = runs["statement"]
+    assert returncode == 0, stderr
+    flat = " ".join(stdout.split())
+    assert "(a) Poisson sampling, q = 0.004267, 14063 steps 2.597 2.382" in flat
+    assert "(b) each example used once per epoch, 60 epochs" in flat
+
+
+def test_prints_the_calibrated_noise_multiplier(runs):
+    from privgan.accounting import epsilon
+
+    returncode, stdout, stderr = runs["calibration"]
+    assert returncode == 0, stderr
+    lines = stdout.splitlines()
+    assert lines[0].startswith("noise_multiplier = ")
+    noise_multiplier = float(lines[0].split("=")[1])
+    reached = epsilon(
+        noise_multiplier=noise_multiplier, sampling_probability=0.05, steps=200, delta=1e-5, accountant="rdp"
+    )
+    assert reached <= 1.5
+    assert f"epsilon = {reached:.4f} (target 1.5)" in lines[1]
+    assert "over 200 steps" in lines[1]
+
+
+def test_bad_flag_gives_one_error_line_and_no_traceback(runs):
+    returncode, stdout, stderr = runs["bad_delta"]
+    assert returncode != 0
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == "privgan-budget: error: delta must be in (0, 1), got 2.0"

@@ -1,0 +1,44 @@
+"""Builders: shapes, conditioning inputs, no BatchNorm in discriminators, clear errors."""
+
+import keras
+import numpy as np
+import pytest
+
+from privgan.dp import check_private_model
+from privgan.models import architectures
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+@pytest.mark.parametrize("num_classes", [None, 10])
+def test_dcgan_pair_shapes(shape, num_classes):
+    generator = architectures.dcgan_generator(image_shape=shape, latent_dim=8, num_classes=num_classes, width=4)
+    discriminator = architectures.dcgan_discriminator(image_shape=shape, num_classes=num_classes, width=4)
+    latent = keras.ops.zeros((2, 8))
+    labels = keras.ops.convert_to_tensor([0, 9], "int32")
+    images = generator(latent if num_classes is None else [latent, labels])
+    assert images.shape == (2, *shape)
+    assert float(keras.ops.min(images)) >= 0 and float(keras.ops.max(images)) <= 1
+    logits = discriminator(images if num_classes is None else [images, labels])
+    assert logits.shape == (2, 1)
+    check_private_model(discriminator)
+
+
+def test_conditional_discriminator_depends_on_the_label():
+    discriminator = architectures.dcgan_discriminator(image_shape=(28, 28, 1), num_classes=10, width=4)
+    images = np.zeros((2, 28, 28, 1), "float32")
+    labels = keras.ops.convert_to_tensor([0, 1], "int32")
+    logits = keras.ops.convert_to_numpy(discriminator([keras.ops.convert_to_tensor(images), labels]))
+    assert logits[0, 0] != logits[1, 0]
+
+
+def test_mlp_pair_and_errors():
+    generator = architectures.mlp_generator(output_shape=(8, 8, 1), latent_dim=4, num_classes=3)
+    discriminator = architectures.mlp_discriminator(input_shape=(8, 8, 1), num_classes=3)
+    labels = keras.ops.arange(3, dtype="int32")
+    samples = generator([keras.ops.zeros((3, 4)), labels])
+    assert samples.shape == (3, 8, 8, 1)
+    assert discriminator([samples, labels]).shape == (3, 1)
+    with pytest.raises(ValueError, match=r"image_shape must be \(side, side, channels\) with side in \(28, 32\)"):
+        architectures.dcgan_generator(image_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match=r"num_classes must be None \(unconditional\) or an integer >= 2, got 1"):
+        architectures.dcgan_discriminator(image_shape=(28, 28, 1), num_classes=1)

@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+
+from privgan.accounting import epsilon
+from privgan.tabular import (
+    SchemaError,
+    TableTransformer,
+    TabularDPSynthesizer,
+    infer_schema,
+    read_csv,
+    validate_frame,
+)
+from tests.privgan.tabular.tables import SCHEMA, make_table
+
+ROWS, BATCH, EPOCHS, DELTA = 300, 60, 2, 1e-4
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    synthesizer = TabularDPSynthesizer(
+        SCHEMA, epochs=EPOCHS, batch_size=BATCH, generator_hidden=(16,), discriminator_hidden=(16,), seed=3
+    )
+    return synthesizer.fit(make_table(ROWS), epsilon=5.0, delta=DELTA, verbose=0)
+
+
+def test_statement_matches_the_accountant(fitted):
+    statement = fitted.privacy_statement()
+    steps = EPOCHS * round(ROWS / BATCH)
+    assert statement["d_steps"] == steps
+    assert statement["sampling_probability"] == pytest.approx(BATCH / ROWS)
+    expected = epsilon(
+        noise_multiplier=statement["noise_multiplier"], sampling_probability=BATCH / ROWS, steps=steps, delta=DELTA
+    )
+    assert statement["epsilon"] == pytest.approx(expected, rel=1e-9)
+    assert 4.5 < statement["epsilon"] <= 5.0  # calibrated to spend the budget, never more
+    assert statement["schema"] == SCHEMA.to_dict() and statement["schema_source"] == "public"
+    assert "warning" not in statement
+
+
+def test_samples_fit_the_schema(fitted):
+    synthetic = fitted.sample(200)
+    validate_frame(synthetic, SCHEMA)
+    assert list(synthetic.columns) == list(SCHEMA.names)
+    assert synthetic["age"].dtype == np.int64
+    assert synthetic["colour"].nunique(dropna=False) >= 2  # Gumbel sampling: not one mode per column
+
+
+def test_save_writes_csv_and_statement(fitted, tmp_path):
+    csv_path, statement_path = fitted.save(tmp_path / "out" / "synthetic.csv", rows=40)
+    assert statement_path == tmp_path / "out" / "synthetic.json"
+    table = read_csv(csv_path, SCHEMA)
+    assert len(validate_frame(table, SCHEMA)) == 40
+    statement = json.loads(statement_path.read_text())
+    assert statement["num_rows"] == 40 and statement["data_file"] == "synthetic.csv"
+    assert statement["epsilon"] == pytest.approx(fitted.privacy_statement()["epsilon"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synthetic.csv", "synthetic.json"]
+
+
+def test_save_refuses_other_suffixes_and_leaves_no_file(fitted, tmp_path):
+    with pytest.raises(ValueError, match="must end in .csv"):
+        fitted.save(tmp_path / "synthetic.txt", rows=5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_encoding_reads_no_statistic_of_the_data():
+    # Each row's encoding depends on that row and the schema alone, not on the other rows (no min/max,
+    # no category list, no normalisation statistics): encoding rows one by one gives the same result.
+    table = make_table(20)
+    narrow = table[table["colour"] == "red"].reset_index(drop=True)  # categories and ranges missing from the data
+    transformer = TableTransformer(SCHEMA)
+    together = transformer.encode(narrow, dtype="float64")
+    alone = np.concatenate([transformer.encode(narrow.iloc[[i]], dtype="float64") for i in range(len(narrow))])
+    np.testing.assert_array_equal(together, alone)
+    assert transformer.width == TableTransformer(SCHEMA).width  # set by the schema's 3 colours, not the 1 seen
+
+
+def test_fit_rejects_bad_input_before_training():
+    synthesizer = TabularDPSynthesizer(SCHEMA, epochs=1, batch_size=10)
+    table = make_table(30)
+    table.loc[4, "colour"] = "purple"
+    with pytest.raises(SchemaError, match="column 'colour': unknown category 'purple' at row 4"):
+        synthesizer.fit(table, epsilon=1.0, delta=1e-5)
+    with pytest.raises(ValueError, match="epsilon must be a finite number > 0, got 0"):
+        synthesizer.fit(make_table(30), epsilon=0, delta=1e-5)
+    with pytest.raises(RuntimeError, match="call fit"):
+        synthesizer.sample(3)
+
+
+def test_fit_with_an_inferred_schema_warns():
+    table = make_table(30)
+    with pytest.warns(UserWarning):
+        schema = infer_schema(table, i_understand_this_is_not_private=True)
+    synthesizer = TabularDPSynthesizer(schema, epochs=1, batch_size=31)
+    # The warning comes first; the batch size larger than the table then stops fit before any training.
+    with pytest.warns(UserWarning, match="source='data'"), pytest.raises(ValueError, match="batch_size must be in"):
+        synthesizer.fit(table, epsilon=1.0, delta=1e-5)
+
+
+def test_generator_average_is_the_moving_average_of_the_iterates():
+    import types
+
+    from privgan.tabular import tabular_generator
+    from privgan.tabular.synthesizer import GeneratorAverage
+
+    generator = tabular_generator(TableTransformer(SCHEMA), latent_dim=2, hidden=(3,))
+    kernel = generator.get_layer("logits").kernel
+    start = kernel.numpy().copy()
+    callback = GeneratorAverage(0.5)
+    callback.set_model(types.SimpleNamespace(generator=generator))
+    callback.on_train_begin()
+    for value in (1.0, 3.0):
+        kernel.assign(np.full(kernel.shape, value, dtype="float32"))
+        callback.on_train_batch_end(0)
+    callback.on_train_end()
+    np.testing.assert_allclose(kernel.numpy(), 0.25 * start + 0.25 * 1.0 + 0.5 * 3.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="decay must be in"):
+        GeneratorAverage(1.0)
