@@ -4,12 +4,19 @@ Each case builds one model and two compiled steps (plain: mean loss, one gradien
 `privgan.dp.private_gradients`), both applying Adam. After warm-up, the two steps are timed alternately
 (so load on the machine affects both alike) and the medians are compared.
 
-    python -m benchmarks.dp_step            # a table
-    python -m benchmarks.dp_step --json     # the last line is one JSON object
+Peak memory (`--memory`) cannot be read from TensorFlow's CPU allocator, so each (case, step) runs alone
+in a fresh subprocess: the figure is the process's peak resident memory (ru_maxrss) minus its resident
+memory just before the first step, i.e. what running the step adds, tracing included.
+
+    python -m benchmarks.dp_step                     # a table
+    python -m benchmarks.dp_step --memory --json     # with peak memory; the last line is one JSON object
 """
 
 import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 from absl import app, flags
@@ -17,7 +24,9 @@ from absl import app, flags
 flags.DEFINE_integer("repeats", 30, "Timed steps per variant (median taken), >= 20 recommended.")
 flags.DEFINE_integer("warmup", 5, "Untimed steps per variant before timing (tracing, allocation).")
 flags.DEFINE_bool("json", False, "Print the results as one JSON object on the last line.")
-flags.DEFINE_list("cases", ["dcgan_discriminator", "mlp"], "Cases to run.")
+flags.DEFINE_list("cases", ["dcgan_discriminator", "dcgan_discriminator_256", "mlp"], "Cases to run.")
+flags.DEFINE_bool("memory", False, "Also measure each step's peak memory (one subprocess per case and step).")
+flags.DEFINE_string("memory_of", None, "Internal: 'case:plain' or 'case:dp'; print that step's peak memory in MiB.")
 FLAGS = flags.FLAGS
 
 
@@ -50,11 +59,13 @@ def _cases():
     return {
         # name: (builder, input shape without batch, batch size, number of classes; 1 = binary logits)
         "dcgan_discriminator": (discriminator, (28, 28, 1), 64, 1),
+        "dcgan_discriminator_256": (discriminator, (28, 28, 1), 256, 1),
         "mlp": (mlp, (784,), 256, 10),
     }
 
 
-def _time_case(builder, input_shape, batch_size, num_classes, *, repeats, warmup):
+def _steps(builder, input_shape, batch_size, num_classes):
+    """The case's plain and DP steps (compiled), built on one model."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -94,6 +105,11 @@ def _time_case(builder, input_shape, batch_size, num_classes, *, repeats, warmup
         dp_optimizer.apply(grads, variables)
         return grads[0][0]
 
+    return plain_step, dp_step
+
+
+def _time_case(builder, input_shape, batch_size, num_classes, *, repeats, warmup):
+    plain_step, dp_step = _steps(builder, input_shape, batch_size, num_classes)
     for _ in range(warmup):
         plain_step().numpy()
         dp_step().numpy()
@@ -110,8 +126,35 @@ def _time_case(builder, input_shape, batch_size, num_classes, *, repeats, warmup
             "batch_size": batch_size}
 
 
+def _resident_mib():
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _step_memory_mib(case, variant, *, steps):
+    plain_step, dp_step = _steps(*_cases()[case])
+    step = {"plain": plain_step, "dp": dp_step}[variant]
+    before = _resident_mib()
+    for _ in range(steps):
+        step().numpy()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+
+
+def _memory_in_subprocess(case, variant):
+    command = [sys.executable, "-m", "benchmarks.dp_step", f"--memory_of={case}:{variant}", "--repeats=5"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return float(output.strip().splitlines()[-1])
+
+
 def main(argv):
     del argv
+    if FLAGS.memory_of:
+        case, variant = FLAGS.memory_of.split(":")
+        print(f"{_step_memory_mib(case, variant, steps=FLAGS.repeats):.1f}")
+        return
     cases = _cases()
     unknown = sorted(set(FLAGS.cases) - set(cases))
     if unknown:
@@ -122,8 +165,14 @@ def main(argv):
     for name in FLAGS.cases:
         results[name] = _time_case(*cases[name], repeats=FLAGS.repeats, warmup=FLAGS.warmup)
         row = results[name]
-        print(f"{name:22s} batch {row['batch_size']:4d}  plain {row['plain_ms']:8.2f} ms  "
-              f"dp {row['dp_ms']:8.2f} ms  ratio {row['ratio']:.2f}")
+        line = (f"{name:24s} batch {row['batch_size']:4d}  plain {row['plain_ms']:8.2f} ms  "
+                f"dp {row['dp_ms']:8.2f} ms  ratio {row['ratio']:.2f}")
+        if FLAGS.memory:
+            row["plain_peak_mib"] = round(_memory_in_subprocess(name, "plain"), 1)
+            row["dp_peak_mib"] = round(_memory_in_subprocess(name, "dp"), 1)
+            row["memory_ratio"] = round(row["dp_peak_mib"] / max(row["plain_peak_mib"], 1e-9), 2)
+            line += f"  peak +{row['plain_peak_mib']:.0f} / +{row['dp_peak_mib']:.0f} MiB ({row['memory_ratio']:.2f}x)"
+        print(line)
     if FLAGS.json:
         print(json.dumps(results))
 

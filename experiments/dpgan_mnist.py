@@ -25,6 +25,8 @@ flags.DEFINE_bool("conditional", True, "Condition G and D on the digit label (TS
 flags.DEFINE_integer("epochs", 8, "Epochs of D steps (each round(60000 / batch_size) Poisson-sampled D steps).")
 flags.DEFINE_integer("batch_size", 128, "Expected Poisson batch size of a D step (also the fake batch size).")
 flags.DEFINE_integer("n_critic", 1, "D steps per G step.")
+flags.DEFINE_bool("g_batch_norm", False, "BatchNormalization in G (G only; D never has it).")
+flags.DEFINE_float("ema_decay", None, "Sample from an exponential moving average of G's weights with this decay.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C, the per-example clipping bound of D's gradient.")
 flags.DEFINE_float("d_learning_rate", 1e-3, "Adam learning rate of D.")
 flags.DEFINE_float("g_learning_rate", 2e-3, "Adam learning rate of G.")
@@ -77,7 +79,7 @@ def main(argv):
     num_classes = _NUM_CLASSES if FLAGS.conditional else None
     gan = DPGAN(
         dcgan_generator(image_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim, num_classes=num_classes,
-                        width=FLAGS.g_width),
+                        width=FLAGS.g_width, batch_norm=FLAGS.g_batch_norm),
         dcgan_discriminator(image_shape=(28, 28, 1), num_classes=num_classes, width=FLAGS.d_width),
         l2_norm_clip=FLAGS.l2_norm_clip,
         noise_multiplier=None,
@@ -85,6 +87,7 @@ def main(argv):
         expected_batch_size=FLAGS.batch_size,
         num_classes=num_classes,
         n_critic=FLAGS.n_critic,
+        ema_decay=FLAGS.ema_decay,
         seed=FLAGS.seed,
     )
     gan.compile(
@@ -133,6 +136,12 @@ def main(argv):
         "sampling_probability": gan.dp_config.sampling_probability,
         "batch_size": FLAGS.batch_size,
         "n_critic": FLAGS.n_critic,
+        "g_batch_norm": FLAGS.g_batch_norm,
+        "ema_decay": FLAGS.ema_decay,
+        "d_learning_rate": FLAGS.d_learning_rate,
+        "g_learning_rate": FLAGS.g_learning_rate,
+        "d_width": FLAGS.d_width,
+        "g_width": FLAGS.g_width,
         "conditional": FLAGS.conditional,
         "num_synthetic": FLAGS.num_synthetic,
         "train_seconds": round(train_seconds, 1),

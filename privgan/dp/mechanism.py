@@ -43,6 +43,12 @@ def gaussian_noise_like(tensors, *, stddev, seed=None):
     return [tf.reshape(p, tf.shape(t)) for p, t in zip(pieces, tensors)]
 
 
+def _num_replicas():
+    if tf.distribute.in_cross_replica_context():
+        return 1  # a cross-replica caller computes the whole batch itself
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def private_gradients(
     per_example_loss_fn,
     variables,
@@ -60,6 +66,12 @@ def private_gradients(
     Returns `(sum_i clip_C(g_i) + N(0, (sigma C)^2 I)) / expected_batch_size`. Dividing by the expected
     rather than the realised batch size is what keeps the realised size (itself private under Poisson
     sampling) out of the update. A batch of size 0 gives pure noise / expected_batch_size.
+
+    Under a `tf.distribute` strategy with several replicas, called in replica context (as in a Keras
+    `train_step`), each replica passes its part of the global batch and gets its share: its clipped sum
+    divided by the global `expected_batch_size`, plus the noise on the first replica only. The shares
+    must be summed across replicas, which Keras optimizers' `apply` does; the sum is exactly the
+    single-device result, with the noise added once.
 
     Args:
         per_example_loss_fn: maps `batch` to a vector of per-example losses (or `(losses, aux)` with
@@ -89,6 +101,11 @@ def private_gradients(
     dtype = summed[0].dtype if summed else tf.float32
     stddev = tf.cast(noise_multiplier, dtype) * tf.cast(l2_norm_clip, dtype)
     noise = gaussian_noise_like(summed, stddev=stddev, seed=seed)
+    if _num_replicas() > 1:
+        # Every replica draws (so a SeedGenerator's mirrored state stays the same on all of them), but
+        # only the first adds its draw: the all-reduce sum of the shares then holds the noise once.
+        first = tf.cast(tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0), dtype)
+        noise = [n * first for n in noise]
     divisor = tf.cast(expected_batch_size, dtype)
     result = [(s + n) / divisor for s, n in zip(summed, noise)]
     return (result, aux) if has_aux else result

@@ -15,7 +15,7 @@ def _num_examples(data):
     return sizes.pop()
 
 
-def poisson_batches(data, *, sampling_probability, steps=None, seed=None):
+def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_step=0):
     """A `tf.data.Dataset` of Poisson-sampled batches of `data`.
 
     Batch t keeps example i iff u_{t,i} < q, with u drawn by a stateless generator from `(seed, t)`, so
@@ -26,6 +26,9 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None):
         sampling_probability: q in (0, 1].
         steps: number of batches; None repeats forever (bound it with `steps_per_epoch` in `fit`).
         seed: int seed; None draws a fresh one from the operating system.
+        first_step: index t of the first batch, >= 0. A training run resumed with the same seed must
+            continue from its step count: restarting at 0 would repeat earlier batches, and the
+            accountant assumes every step's sample is fresh.
 
     Returns:
         A dataset whose elements have the structure of `data` and a variable leading dimension.
@@ -37,6 +40,8 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None):
         raise ValueError(f"sampling_probability must be in (0, 1], got {sampling_probability}")
     if steps is not None and steps < 0:
         raise ValueError(f"steps must be >= 0 or None, got {steps}")
+    if first_step < 0:
+        raise ValueError(f"first_step must be >= 0, got {first_step}")
     num_examples = _num_examples(data)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
@@ -50,5 +55,8 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None):
         indices = tf.where(uniforms < q)[:, 0]
         return tf.nest.map_structure(lambda t: tf.gather(t, indices), tensors)
 
-    counter = tf.data.Dataset.range(steps) if steps is not None else tf.data.Dataset.counter()
+    if steps is not None:
+        counter = tf.data.Dataset.range(first_step, first_step + steps)
+    else:
+        counter = tf.data.Dataset.counter(start=first_step)
     return counter.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)

@@ -170,8 +170,11 @@ class DPModel(keras.Model):
             self._update_metrics(x, y, y_pred, losses)
             return tf.constant(True)
 
-        within_budget = tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
-        tf.cond(within_budget, dp_step, lambda: tf.constant(False))
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            dp_step()  # `fit`'s sampler stops at the budget; a tf.cond cannot hold the all-reduce
+        else:
+            within_budget = tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
+            tf.cond(within_budget, dp_step, lambda: tf.constant(False))
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
@@ -262,6 +265,7 @@ class DPModel(keras.Model):
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         callbacks = list(callbacks or [])
+        remaining = None
         if target_epsilon is not None:
             remaining = max_steps(
                 target_epsilon=target_epsilon,
@@ -282,10 +286,15 @@ class DPModel(keras.Model):
         if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
             callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
         if not self.optimizer.built:
-            # Optimizer variables cannot be created inside the tf.cond of the budget guard.
-            self.optimizer.build(self.model.trainable_variables)
+            # Optimizer variables cannot be created inside the tf.cond of the budget guard; under a
+            # distribution strategy they must be created in its scope, as the model's were.
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.model.trainable_variables)
+        # The sampler yields no batch beyond the budget: with several replicas this is the limit (the
+        # in-step guard cannot wrap the optimizer's cross-replica sum), on one device a second one.
         dataset = poisson_batches(
-            (x, y), sampling_probability=self.dp_config.sampling_probability, seed=sampling_seed
+            (x, y), sampling_probability=self.dp_config.sampling_probability, steps=remaining,
+            seed=sampling_seed, first_step=int(self.dp_steps.numpy()),
         )
         return super().fit(
             dataset,

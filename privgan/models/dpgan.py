@@ -13,7 +13,10 @@ round(B), so that the real and fake halves of D's update keep the same scale:
 
 The generator G is updated from D alone (post-processing), so its steps cost no privacy. `fit` runs one
 D step per Keras train step and a G step after every `n_critic`-th D step; each D step is one
-`PoissonSampledDpEvent(q, GaussianDpEvent(sigma))` in the ledger, whatever `n_critic` is.
+`PoissonSampledDpEvent(q, GaussianDpEvent(sigma))` in the ledger, whatever `n_critic` is. Many D steps
+per G step with a large expected batch (Bie et al. 2023, "Private GANs, revisited") let D keep up with G
+under noise. With `ema_decay`, `generate` samples from an exponential moving average of G's weights,
+updated after each G step: also post-processing, and it smooths out the noisy late G updates.
 
 The step counter lives in a variable saved with the model, and a budget set by `fit(target_epsilon=...)`
 is enforced inside the compiled train step, as in `privgan.dp.DPModel`. The `d_loss_real` metric is the
@@ -149,6 +152,8 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             rounded).
         num_classes: None (unconditional) or the number of classes of the labels, >= 2.
         n_critic: D steps per G step, >= 1.
+        ema_decay: None (sample from G itself) or the decay in [0, 1) of an exponential moving average
+            of G's weights, updated after each G step, that `generate` samples from.
         seed: seed of the latent vectors, fake labels and DP noise (None: random).
         ledger: a `PrivacyLedger` of earlier DP training on the same data, composed with this model's steps.
         **kwargs: passed to `keras.Model`.
@@ -169,6 +174,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         expected_batch_size,
         num_classes=None,
         n_critic=1,
+        ema_decay=None,
         seed=None,
         ledger=None,
         **kwargs,
@@ -189,6 +195,8 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             raise ValueError(f"num_classes must be None (unconditional) or an integer >= 2, got {num_classes}")
         if int(n_critic) != n_critic or n_critic < 1:
             raise ValueError(f"n_critic must be an integer >= 1, got {n_critic}")
+        if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be None or in [0, 1), got {ema_decay}")
         expected_inputs = 1 if num_classes is None else 2
         for role, model in (("generator", generator), ("discriminator", discriminator)):
             if len(model.inputs) != expected_inputs:
@@ -202,6 +210,13 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.num_classes = None if num_classes is None else int(num_classes)
         self.n_critic = int(n_critic)
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        # A copy of G whose weights trail G's; all its weights (BatchNorm statistics too) are averaged.
+        self.ema_generator = None
+        if self.ema_decay is not None:
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.set_weights(generator.get_weights())
+            self.ema_generator.trainable = False
         self.seed = seed
         self.prior_ledger = ledger if ledger is not None else PrivacyLedger()
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -319,6 +334,9 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             logits = self.discriminator(self._models_input(fakes, labels), training=True)
             loss = tf.reduce_mean(tf.nn.softplus(-logits))  # non-saturating: -log sigmoid(D(G(z)))
         self.g_optimizer.apply(tape.gradient(loss, variables), variables)
+        if self.ema_generator is not None:
+            for average, current in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * tf.cast(current, average.dtype))
         self.g_loss_tracker.update_state(loss)
         return tf.constant(True)
 
@@ -445,7 +463,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         self.noise_multiplier_calibrated = True
 
     def generate(self, n, labels=None):
-        """Draws `n` samples from the generator (in inference mode).
+        """Draws `n` samples from the generator (in inference mode; its moving average with `ema_decay`).
 
         Args:
             n: number of samples, an integer >= 0.
@@ -466,13 +484,14 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             labels = (np.arange(n) % self.num_classes).astype(np.int32)
         else:
             labels = self._check_labels(labels, rows=n)
+        generator = self.generator if self.ema_generator is None else self.ema_generator
         chunks = []
         for start in range(0, n, _GENERATION_CHUNK):
             size = min(_GENERATION_CHUNK, n - start)
             latent = keras.random.normal((size, self.latent_dim), seed=self.seed_generator)
             chunk_labels = None if labels is None else tf.constant(labels[start : start + size])
             chunks.append(keras.ops.convert_to_numpy(
-                self.generator(self._models_input(latent, chunk_labels), training=False)
+                generator(self._models_input(latent, chunk_labels), training=False)
             ))
         shape = (0, *self.generator.outputs[0].shape[1:])
         samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(shape, np.float32)
@@ -567,6 +586,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             "expected_batch_size": self.dp_config.expected_batch_size,
             "num_classes": self.num_classes,
             "n_critic": self.n_critic,
+            "ema_decay": self.ema_decay,
             "seed": self.seed,
             "ledger": self.prior_ledger.to_dict(),
         }

@@ -30,6 +30,13 @@ def test_seed_reproduces_batches_and_sizes_vary():
     assert len(set(first)) > 1
 
 
+def test_resuming_at_first_step_continues_the_sequence_instead_of_repeating_it():
+    data = (np.arange(100), np.arange(100))
+    whole = _sizes(poisson_batches(data, sampling_probability=0.1, steps=20, seed=1))
+    resumed = _sizes(poisson_batches(data, sampling_probability=0.1, steps=10, seed=1, first_step=10))
+    assert resumed == whole[10:]
+
+
 def test_small_q_produces_empty_batches():
     sizes = _sizes(poisson_batches((np.arange(10), np.arange(10)), sampling_probability=0.01, steps=30, seed=0))
     assert 0 in sizes
@@ -39,7 +46,8 @@ def test_small_q_produces_empty_batches():
     "kwargs, message",
     [({"sampling_probability": 0.0}, "sampling_probability must be in"),
      ({"sampling_probability": 1.5}, "sampling_probability must be in"),
-     ({"sampling_probability": 0.5, "steps": -1}, "steps must be")],
+     ({"sampling_probability": 0.5, "steps": -1}, "steps must be"),
+     ({"sampling_probability": 0.5, "first_step": -1}, "first_step must be")],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

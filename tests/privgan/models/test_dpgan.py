@@ -201,3 +201,28 @@ def test_bad_constructor_arguments_give_clear_errors():
         make_gan(noise_multiplier=None).fit(x, y, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"labels must be in \[0, num_classes=3\)"):
         make_gan().fit(x, y + 3, epochs=1, verbose=0)
+
+
+def test_ema_generator_trails_the_generator_and_is_what_generate_samples(tmp_path):
+    gan = make_gan(n_critic=1, ema_decay=0.9)
+    gan.g_optimizer.build(gan.generator.trainable_variables)
+    start = [v.numpy().copy() for v in gan.generator.weights]
+    np.testing.assert_array_equal(gan.ema_generator.weights[0].numpy(), start[0])
+    gan._generator_step()
+    for average, before, after in zip(gan.ema_generator.weights, start, gan.generator.weights):
+        np.testing.assert_allclose(average.numpy(), 0.9 * before + 0.1 * after.numpy(), rtol=1e-5, atol=1e-7)
+    assert not np.array_equal(gan.ema_generator.weights[0].numpy(), gan.generator.weights[0].numpy())
+    gan.seed_generator = keras.random.SeedGenerator(1)  # so that generate draws these latent vectors
+    latent = keras.random.normal((4, gan.latent_dim), seed=keras.random.SeedGenerator(1))
+    labels = keras.ops.convert_to_tensor([0, 1, 2, 0], "int32")
+    expected = keras.ops.convert_to_numpy(gan.ema_generator([latent, labels], training=False))
+    samples, _ = gan.generate(4, labels=[0, 1, 2, 0])
+    np.testing.assert_allclose(samples, expected, rtol=1e-5)
+    assert gan.ema_generator.trainable_variables == []
+    gan.save(tmp_path / "gan.keras")
+    loaded = keras.models.load_model(tmp_path / "gan.keras")
+    assert loaded.ema_decay == 0.9
+    for a, b in zip(loaded.ema_generator.weights, gan.ema_generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match=r"ema_decay must be None or in \[0, 1\), got 1.0"):
+        make_gan(ema_decay=1.0)
