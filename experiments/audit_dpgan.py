@@ -35,7 +35,7 @@ flags.DEFINE_float("g_learning_rate", 2e-3, "Adam learning rate of G.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C, the per-example clipping bound of D's gradient.")
 flags.DEFINE_integer("latent_dim", 32, "Latent dimension.")
 flags.DEFINE_list("d_hidden", ["512", "256"], "Hidden widths of the MLP discriminator.")
-flags.DEFINE_list("g_hidden", ["256", "512"], "Hidden widths of the MLP generator.")
+flags.DEFINE_list("g_hidden", ["256", "512", "1024"], "Hidden widths of the MLP generator (BatchNorm, ReLU).")
 flags.DEFINE_bool("reference", True, "Subtract the logit of a reference DPGAN trained without canaries.")
 flags.DEFINE_integer("seed", 0, "Seed of the subset, canaries, inclusion, initialisation, sampling and noise.")
 FLAGS = flags.FLAGS
@@ -78,7 +78,7 @@ def _trainer(target_epsilon):
         keras.utils.set_random_seed(seed)
         gan = DPGAN(
             mlp_generator(output_shape=x.shape[1:], latent_dim=FLAGS.latent_dim, num_classes=NUM_CLASSES,
-                          hidden=tuple(int(h) for h in FLAGS.g_hidden)),
+                          hidden=tuple(int(h) for h in FLAGS.g_hidden), batch_norm=True),
             mlp_discriminator(input_shape=x.shape[1:], num_classes=NUM_CLASSES,
                               hidden=tuple(int(h) for h in FLAGS.d_hidden)),
             l2_norm_clip=FLAGS.l2_norm_clip,

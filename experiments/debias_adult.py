@@ -10,11 +10,12 @@ Writes results.json, report.md and trade_off.png to --output_dir.
 """
 
 import json
+import pathlib
+import sys
 import time
 
 from absl import app, flags
 
-from experiments.trade_off import plot_trade_off, trade_off_table, write_outputs
 
 flags.DEFINE_string("data_dir", None, "Folder with adult.data/adult.test; unset downloads them from UCI.")
 flags.DEFINE_string("output_dir", None, "Where results.json, report.md and trade_off.png go.")
@@ -46,6 +47,9 @@ def main(argv):
     del argv
     from fairness import AdversarialDebiasing, load_adult
     from fairness.metrics import fairness_report
+    from fairness.trade_off import plot_trade_off, trade_off_table
+    from privgan.io import save_figure
+    from privgan.reporting import write_experiment
 
     start = time.time()
     train, test = load_adult(FLAGS.data_dir)
@@ -98,15 +102,18 @@ def main(argv):
         "config": {**model_params, "hidden_units": list(model_params["hidden_units"])},
         "wall_time_seconds": wall_time,
     }
-    report = (
-        f"# Adversarial debiasing on Adult ({FLAGS.constraint} adversary, "
-        f"sensitive attribute: {SENSITIVE})\n\n"
+    summary = (
         f"Test split (16,281 rows); sex and race are not features. Reported model: alpha = "
         f"{FLAGS.adversary_weight:g}. Wall time {wall_time:.0f} s.\n\n"
-        f"{trade_off_table(rows, baseline)}\n\n{PUBLISHED}\n\n![trade-off](trade_off.png)\n"
+        f"{trade_off_table(rows, baseline)}\n\n{PUBLISHED}"
     )
     figure = plot_trade_off(rows, baseline, title=f"Adversarial debiasing on Adult ({FLAGS.constraint})")
-    write_outputs(FLAGS.output_dir, results=results, report=report, figure=figure)
+    save_figure(figure, pathlib.Path(FLAGS.output_dir) / "trade_off.png", dpi=120, bbox_inches="tight")
+    write_experiment(
+        FLAGS.output_dir,
+        name=f"Adversarial debiasing on Adult ({FLAGS.constraint} adversary, sensitive attribute: {SENSITIVE})",
+        results=results, summary=summary, figures=["trade_off.png"], command=" ".join(sys.argv),
+    )
     headline = {key: value for key, value in results.items() if not isinstance(value, (dict, list))}
     print(json.dumps(headline, indent=2))
 

@@ -25,7 +25,8 @@ flags.DEFINE_bool("conditional", True, "Condition G and D on the digit label (TS
 flags.DEFINE_integer("epochs", 8, "Epochs of D steps (each round(60000 / batch_size) Poisson-sampled D steps).")
 flags.DEFINE_integer("batch_size", 128, "Expected Poisson batch size of a D step (also the fake batch size).")
 flags.DEFINE_integer("n_critic", 1, "D steps per G step.")
-flags.DEFINE_bool("g_batch_norm", False, "BatchNormalization in G (G only; D never has it).")
+flags.DEFINE_enum("g_normalization", "layer", ["batch", "layer", "none"],
+                  "Normalisation of G's hidden layers (G only; D never has BatchNorm).")
 flags.DEFINE_float("ema_decay", None, "Sample from an exponential moving average of G's weights with this decay.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C, the per-example clipping bound of D's gradient.")
 flags.DEFINE_float("d_learning_rate", 1e-3, "Adam learning rate of D.")
@@ -79,7 +80,7 @@ def main(argv):
     num_classes = _NUM_CLASSES if FLAGS.conditional else None
     gan = DPGAN(
         dcgan_generator(image_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim, num_classes=num_classes,
-                        width=FLAGS.g_width, batch_norm=FLAGS.g_batch_norm),
+                        width=FLAGS.g_width, normalization=None if FLAGS.g_normalization == "none" else FLAGS.g_normalization),
         dcgan_discriminator(image_shape=(28, 28, 1), num_classes=num_classes, width=FLAGS.d_width),
         l2_norm_clip=FLAGS.l2_norm_clip,
         noise_multiplier=None,
@@ -136,7 +137,7 @@ def main(argv):
         "sampling_probability": gan.dp_config.sampling_probability,
         "batch_size": FLAGS.batch_size,
         "n_critic": FLAGS.n_critic,
-        "g_batch_norm": FLAGS.g_batch_norm,
+        "g_normalization": FLAGS.g_normalization,
         "ema_decay": FLAGS.ema_decay,
         "d_learning_rate": FLAGS.d_learning_rate,
         "g_learning_rate": FLAGS.g_learning_rate,

@@ -13,11 +13,12 @@ Writes results.json, report.md and trade_off.png to --output_dir.
 """
 
 import json
+import pathlib
+import sys
 import time
 
 from absl import app, flags
 
-from experiments.trade_off import plot_trade_off, trade_off_table, write_outputs
 
 flags.DEFINE_string("data_dir", None, "Folder with adult.data/adult.test; unset downloads them from UCI.")
 flags.DEFINE_string("output_dir", None, "Where results.json, report.md and trade_off.png go.")
@@ -49,6 +50,9 @@ def main(argv):
 
     from fairness import FairRepresentation, load_adult
     from fairness.metrics import fairness_report, leakage
+    from fairness.trade_off import plot_trade_off, trade_off_table
+    from privgan.io import save_figure
+    from privgan.reporting import write_experiment
 
     start = time.time()
     train, test = load_adult(FLAGS.data_dir)
@@ -110,17 +114,20 @@ def main(argv):
         "wall_time_seconds": wall_time,
     }
     table = trade_off_table(rows, baseline, extra_columns=metric_keys[3:])
-    report = (
-        f"# Fair representations of Adult ({FLAGS.constraint} adversary, "
-        f"sensitive attribute: {SENSITIVE})\n\n"
+    summary = (
         f"Test split (16,281 rows); sex and race are not features. Leakage: best balanced accuracy of fresh "
         f"probes predicting sex from the test representation (chance 0.5). Downstream: a fresh logistic "
         f"regression on the representation. Reported model: strength {FLAGS.adversary_weight:g}. "
         f"Wall time {wall_time:.0f} s.\n\n{table}\n\n"
-        "Targets: leakage <= 0.55 with downstream accuracy >= 0.82.\n\n![trade-off](trade_off.png)\n"
+        "Targets: leakage <= 0.55 with downstream accuracy >= 0.82."
     )
     figure = plot_trade_off(rows, baseline, title=f"Fair representations of Adult ({FLAGS.constraint})")
-    write_outputs(FLAGS.output_dir, results=results, report=report, figure=figure)
+    save_figure(figure, pathlib.Path(FLAGS.output_dir) / "trade_off.png", dpi=120, bbox_inches="tight")
+    write_experiment(
+        FLAGS.output_dir,
+        name=f"Fair representations of Adult ({FLAGS.constraint} adversary, sensitive attribute: {SENSITIVE})",
+        results=results, summary=summary, figures=["trade_off.png"], command=" ".join(sys.argv),
+    )
     headline = {key: value for key, value in results.items() if not isinstance(value, (dict, list))}
     print(json.dumps(headline, indent=2))
 

@@ -31,10 +31,10 @@ flags.DEFINE_float("delta", 1e-5, "delta of the DPGAN.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C of the DPGAN's discriminator.")
 flags.DEFINE_integer("num_pairs", 2, "N, generator/discriminator pairs of privGAN.")
 flags.DEFINE_float("privacy_weight", 1.0, "lambda, weight of privGAN's privacy term.")
-flags.DEFINE_integer("batch_size", 128, "Batch size (per pair for privGAN; expected Poisson batch for DPGAN).")
+flags.DEFINE_integer("batch_size", 64, "Batch size (per pair for privGAN; expected Poisson batch for DPGAN).")
 flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate of every network (beta_1 = 0.5).")
 flags.DEFINE_integer("latent_dim", 64, "Latent dimension.")
-flags.DEFINE_list("g_hidden", ["256", "512"], "Hidden widths of the MLP generators.")
+flags.DEFINE_list("g_hidden", ["256", "512", "1024"], "Hidden widths of the MLP generators (BatchNorm, ReLU).")
 flags.DEFINE_list("d_hidden", ["512", "256"], "Hidden widths of the MLP discriminators (and privacy discriminator).")
 flags.DEFINE_integer("num_synthetic", 10000, "Synthetic images per model for TSTR.")
 flags.DEFINE_integer("label_epochs", 5, "Epochs of the labelling CNN (trained on the real training subset).")
@@ -68,7 +68,7 @@ def _mlp_pair():
     from privgan.models.architectures import mlp_discriminator, mlp_generator
 
     generator = mlp_generator(output_shape=(SIDE * SIDE,), latent_dim=FLAGS.latent_dim,
-                              hidden=tuple(int(h) for h in FLAGS.g_hidden))
+                              hidden=tuple(int(h) for h in FLAGS.g_hidden), batch_norm=True)
     discriminator = mlp_discriminator(input_shape=(SIDE * SIDE,), hidden=tuple(int(h) for h in FLAGS.d_hidden))
     return generator, discriminator
 
@@ -207,7 +207,8 @@ def main(argv):
     chance = len(x) / len(records)
     table = [f"| model | attack precision (top {len(x)}) | published | AUC | TSTR accuracy |", "|---|---|---|---|---|"]
     table += [
-        f"| {name} | {r['mia_precision']:.3f} | {PUBLISHED.get(name, '-')} | {r['auc']:.3f} | {r['tstr_accuracy']:.4f} |"
+        f"| {name} | {r['mia_precision']:.3f} | {PUBLISHED.get(name, '-')} | {r['auc']:.3f} | "
+        f"{r['tstr_accuracy']:.4f} |"
         for name, r in results.items()
     ]
     dp_note = ""
@@ -220,7 +221,8 @@ def main(argv):
         f"is those {len(x)} members plus {len(x_non_members)} other MNIST training images "
         f"({'all of them' if FLAGS.num_non_members is None else 'a random sample'}), ranked by the discriminator's "
         f"score (privGAN: max over its {FLAGS.num_pairs} discriminators); precision of the top {len(x)} records, "
-        f"random guessing = {chance:.3f}. MLP generators {FLAGS.g_hidden} and discriminators {FLAGS.d_hidden}, "
+        f"random guessing = {chance:.3f}. MLP generators {FLAGS.g_hidden} (with BatchNorm: without it the GAN "
+        f"collapsed to a single image) and discriminators {FLAGS.d_hidden}, "
         f"Adam({FLAGS.learning_rate}, beta_1=0.5), batch {FLAGS.batch_size}; GAN and privGAN "
         f"(N = {FLAGS.num_pairs}, lambda = {FLAGS.privacy_weight}) {FLAGS.epochs} epochs.{dp_note} "
         f"The GAN is privGAN's training loop with one pair. privGAN is an empirical defence, not DP.\n\n"

@@ -1,52 +1,20 @@
 """Datasets with sensitive attributes: UCI Adult (sex, race) and a generated toy set with a tunable bias."""
 
 import dataclasses
-import pathlib
 
-import keras
 import numpy as np
 import pandas as pd
 
-ADULT_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
+from privgan.data.adult import ADULT_SCHEMA, LABEL, POSITIVE_LABEL
+from privgan.data.adult import load_adult as load_adult_frames
+from privgan.tabular.schema import CategoricalColumn, NumericColumn
 
-# The public schema of adult.names, written here so that no category list is derived from the data.
-ADULT_NUMERIC = ("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week")
-ADULT_CATEGORIES = {
-    "workclass": (
-        "Private", "Self-emp-not-inc", "Self-emp-inc", "Federal-gov", "Local-gov", "State-gov", "Without-pay",
-        "Never-worked",
-    ),
-    "education": (
-        "Bachelors", "Some-college", "11th", "HS-grad", "Prof-school", "Assoc-acdm", "Assoc-voc", "9th",
-        "7th-8th", "12th", "Masters", "1st-4th", "10th", "Doctorate", "5th-6th", "Preschool",
-    ),
-    "marital-status": (
-        "Married-civ-spouse", "Divorced", "Never-married", "Separated", "Widowed", "Married-spouse-absent",
-        "Married-AF-spouse",
-    ),
-    "occupation": (
-        "Tech-support", "Craft-repair", "Other-service", "Sales", "Exec-managerial", "Prof-specialty",
-        "Handlers-cleaners", "Machine-op-inspct", "Adm-clerical", "Farming-fishing", "Transport-moving",
-        "Priv-house-serv", "Protective-serv", "Armed-Forces",
-    ),
-    "relationship": ("Wife", "Own-child", "Husband", "Not-in-family", "Other-relative", "Unmarried"),
-    "race": ("White", "Asian-Pac-Islander", "Amer-Indian-Eskimo", "Other", "Black"),
-    "sex": ("Female", "Male"),
-    "native-country": (
-        "United-States", "Cambodia", "England", "Puerto-Rico", "Canada", "Germany",
-        "Outlying-US(Guam-USVI-etc)", "India", "Japan", "Greece", "South", "China", "Cuba", "Iran",
-        "Honduras", "Philippines", "Italy", "Poland", "Jamaica", "Vietnam", "Mexico", "Portugal", "Ireland",
-        "France", "Dominican-Republic", "Laos", "Ecuador", "Taiwan", "Haiti", "Columbia", "Hungary",
-        "Guatemala", "Nicaragua", "Scotland", "Thailand", "Yugoslavia", "El-Salvador", "Trinadad&Tobago",
-        "Peru", "Hong", "Holand-Netherlands",
-    ),
-}  # fmt: skip
-ADULT_COLUMNS = (
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
-    "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country",
-    "income",
-)  # fmt: skip
 ADULT_SENSITIVE = ("sex", "race")
+# The numeric columns of adult.names; category lists come from the public schema, never from the data.
+ADULT_NUMERIC = tuple(column.name for column in ADULT_SCHEMA.columns if isinstance(column, NumericColumn))
+ADULT_CATEGORICAL = tuple(
+    column.name for column in ADULT_SCHEMA.columns if isinstance(column, CategoricalColumn) and column.name != LABEL
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,20 +55,8 @@ def load_adult(data_dir=None, *, drop_sensitive=True):
     Raises:
         FileNotFoundError: if `data_dir` is given but lacks one of the files.
     """
-    paths = {}
-    for name in ("adult.data", "adult.test"):
-        if data_dir is None:
-            downloaded = keras.utils.get_file(name, ADULT_URL + name, cache_subdir="datasets/adult")
-            paths[name] = pathlib.Path(downloaded)
-        else:
-            paths[name] = pathlib.Path(data_dir) / name
-            if not paths[name].is_file():
-                raise FileNotFoundError(
-                    f"data_dir {data_dir} has no {name}; pass data_dir=None to download it"
-                )
-    train = _read_adult(paths["adult.data"], skiprows=0)
-    test = _read_adult(paths["adult.test"], skiprows=1)  # the first line is "|1x3 Cross validator"
-    categorical = [name for name in ADULT_CATEGORIES if not (drop_sensitive and name in ADULT_SENSITIVE)]
+    train, test = load_adult_frames(data_dir)
+    categorical = [name for name in ADULT_CATEGORICAL if not (drop_sensitive and name in ADULT_SENSITIVE)]
     mean = train[list(ADULT_NUMERIC)].mean()
     std = train[list(ADULT_NUMERIC)].std()
 
@@ -108,31 +64,19 @@ def load_adult(data_dir=None, *, drop_sensitive=True):
         numeric = (frame[list(ADULT_NUMERIC)] - mean) / std
         one_hot = pd.get_dummies(
             frame[categorical].apply(
-                lambda column: pd.Categorical(column, categories=ADULT_CATEGORIES[column.name])
+                lambda column: pd.Categorical(column, categories=ADULT_SCHEMA[column.name].categories)
             ),
             prefix_sep="=",
         )
         features = pd.concat([numeric, one_hot], axis=1)
         return FairnessDataset(
             features=features.to_numpy(dtype=np.float32),
-            labels=frame["income"].str.rstrip(".").eq(">50K").to_numpy(dtype=np.int64),
+            labels=frame[LABEL].eq(POSITIVE_LABEL).to_numpy(dtype=np.int64),
             sensitive=frame[list(ADULT_SENSITIVE)].reset_index(drop=True),
             feature_names=tuple(features.columns),
         )
 
     return encode(train), encode(test)
-
-
-def _read_adult(path, *, skiprows):
-    return pd.read_csv(
-        path,
-        header=None,
-        names=ADULT_COLUMNS,
-        skiprows=skiprows,
-        skipinitialspace=True,
-        na_values="?",
-        skip_blank_lines=True,
-    )
 
 
 def make_biased_toy(n_samples=2000, *, bias=1.0, merit_noise=0.8, proxy_noise=0.3, random_state=0):

@@ -21,6 +21,11 @@ _API = {
     "calibrate_noise_multiplier": "privgan.accounting",
     "privacy_statement": "privgan.accounting",
     "PrivacyLedger": "privgan.accounting",
+    "DPGAN": "privgan.models.dpgan",
+    "TabularDPSynthesizer": "privgan.tabular",
+    "TableSchema": "privgan.tabular",
+    "load_schema": "privgan.tabular",
+    "infer_schema": "privgan.tabular",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -10,11 +10,7 @@ from privgan.io import write_json, write_text
 
 
 def _cell(value):
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def write_experiment(output_dir, *, name, results, summary, figures=(), command=None):
@@ -24,7 +20,8 @@ def write_experiment(output_dir, *, name, results, summary, figures=(), command=
         output_dir: the folder (created if missing).
         name: the experiment's title.
         results: a JSON-serialisable dict (the machine-readable results).
-        summary: Markdown paragraphs explaining the setting and what the numbers mean.
+        summary: Markdown paragraphs explaining the setting and what the numbers mean (tables welcome).
+            The report's key/value table lists the scalar results; nested ones are in results.json.
         figures: file names of PNGs already written to `output_dir`, embedded in the report.
         command: the command line that produced the run.
 
@@ -35,7 +32,9 @@ def write_experiment(output_dir, *, name, results, summary, figures=(), command=
     results = {**results, "privgan_version": __version__}
     write_json(output_dir / "results.json", results)
     lines = [f"# {name}", "", summary.strip(), "", "| key | value |", "|---|---|"]
-    lines += [f"| {key} | {_cell(value)} |" for key, value in sorted(results.items())]
+    lines += [
+        f"| {key} | {_cell(value)} |" for key, value in sorted(results.items()) if not isinstance(value, (dict, list))
+    ]
     lines += [""] + [f"![{figure}]({figure})" for figure in figures]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines += ["", f"Run {stamp} on {platform.node() or 'unknown host'} ({platform.processor() or platform.machine()})."]

@@ -7,8 +7,11 @@ that range by a public constant (255 for MNIST bytes, 16 for the 8x8 digits).
 
 Discriminators have no BatchNormalization: it mixes the examples of a batch, so per-example clipping
 would not bound one example's influence (`privgan.dp.check_private_model` refuses it). They use
-LeakyReLU and no normalisation. Generators may use BatchNormalization (`batch_norm=True`): they never see
-private data, so their updates are post-processing.
+LeakyReLU and no normalisation. Generators may use BatchNormalization: they never see private data, so
+their updates are post-processing. The convolutional generator can also use LayerNormalization, which
+normalises each sample on its own: it keeps G's hidden units alive like BatchNorm does (an unnormalised
+ReLU generator collapsed to one image on MNIST), and it behaves the same in training and in `generate`,
+where BatchNorm switches to moving averages.
 
 The discriminator is conditioned by an embedding of the label, reshaped to one extra image channel (conv)
 or concatenated to the flattened image (MLP): an Embedding layer has a fast per-example clipping rule,
@@ -20,6 +23,7 @@ import math
 import keras
 
 SUPPORTED_IMAGE_SIDES = (28, 32)
+GENERATOR_NORMALIZATIONS = ("batch", "layer", None)
 
 
 def _check_num_classes(num_classes):
@@ -58,7 +62,7 @@ def _outputs(inputs):
     return inputs if len(inputs) > 1 else inputs[0]
 
 
-def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, batch_norm=True):
+def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, normalization="batch"):
     """A DCGAN-style generator for 28x28xC or 32x32xC images in [0, 1].
 
     Dense to a (side / 2^k)^2 x 2w map (k = 2 for 28, 3 for 32), then k stride-2 transposed convolutions
@@ -70,7 +74,8 @@ def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, b
         num_classes: None, or the number of classes to condition on (labels embedded and concatenated
             to the latent vector).
         width: channels of the last hidden feature map, >= 1.
-        batch_norm: BatchNormalization after the hidden layers (allowed in G, which sees no private data).
+        normalization: after the hidden layers, "batch" (BatchNormalization, allowed in G, which sees no
+            private data), "layer" (LayerNormalization over each sample's features) or None.
 
     Returns:
         A Keras model `latent -> images` (or `[latent, labels] -> images`).
@@ -82,22 +87,26 @@ def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, b
     _check_num_classes(num_classes)
     _check_positive_int(latent_dim, name="latent_dim")
     _check_positive_int(width, name="width")
+    if normalization not in GENERATOR_NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {GENERATOR_NORMALIZATIONS}, got {normalization!r}")
     side, _, channels = image_shape
     upsamplings = 2 if side == 28 else 3
     base = side // 2**upsamplings
     inputs, h = _generator_trunk(latent_dim, num_classes, label_embedding=min(latent_dim, 32))
 
     def activate(h):
-        if batch_norm:
+        if normalization == "batch":
             h = keras.layers.BatchNormalization()(h)
+        elif normalization == "layer":
+            h = keras.layers.LayerNormalization(axis=list(range(1, len(h.shape))))(h)
         return keras.layers.ReLU()(h)
 
     filters = width * 2 ** (upsamplings - 1)
-    h = activate(keras.layers.Dense(base * base * filters, use_bias=not batch_norm)(h))
+    h = activate(keras.layers.Dense(base * base * filters, use_bias=normalization is None)(h))
     h = keras.layers.Reshape((base, base, filters))(h)
     for _ in range(upsamplings - 1):
         filters //= 2
-        h = activate(keras.layers.Conv2DTranspose(max(filters, 1), 4, strides=2, padding="same", use_bias=not batch_norm)(h))
+        h = activate(keras.layers.Conv2DTranspose(max(filters, 1), 4, strides=2, padding="same", use_bias=normalization is None)(h))
     images = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid")(h)
     return keras.Model(_outputs(inputs), images, name="dcgan_generator")
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from fairness.data import ADULT_CATEGORIES, load_adult, make_biased_toy
+from fairness.data import load_adult, make_biased_toy
+from privgan.data.adult import ADULT_SCHEMA
 
 
 def test_toy_bias_is_known_and_tunable():
@@ -28,8 +29,8 @@ def test_adult_from_shared_datasets(shared_datasets):
     assert train.features.shape[1] == test.features.shape[1] == len(train.feature_names)
     assert not any(name.startswith(("sex=", "race=")) for name in train.feature_names)
     assert 0.23 < train.labels.mean() < 0.25 and 0.23 < test.labels.mean() < 0.25
-    assert set(train.sensitive["sex"]) == set(ADULT_CATEGORIES["sex"])
-    assert set(test.sensitive["race"]) == set(ADULT_CATEGORIES["race"])
+    assert set(train.sensitive["sex"]) == set(ADULT_SCHEMA["sex"].categories)
+    assert set(test.sensitive["race"]) == set(ADULT_SCHEMA["race"].categories)
     np.testing.assert_allclose(train.features[:, 0].mean(), 0.0, atol=1e-5)  # standardised on train
     assert np.isfinite(test.features).all()
 

@@ -1,34 +1,4 @@
-"""Outputs shared by the fairness experiments: trade-off plot and table, atomic writing of the results."""
-
-import json
-import os
-import tempfile
-
-
-def write_outputs(output_dir, *, results, report, figure):
-    """Writes results.json, report.md and trade_off.png, each through a temporary file and `os.replace`.
-
-    Args:
-        output_dir: target folder (created if missing).
-        results: JSON-serialisable dict.
-        report: markdown text.
-        figure: matplotlib figure.
-    """
-    os.makedirs(output_dir, exist_ok=True)
-    writers = {
-        "results.json": lambda handle: handle.write(json.dumps(results, indent=2).encode()),
-        "report.md": lambda handle: handle.write(report.encode()),
-        "trade_off.png": lambda handle: figure.savefig(handle, format="png", dpi=120, bbox_inches="tight"),
-    }
-    for name, write in writers.items():
-        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=f".{name}.", delete=False) as handle:
-            try:
-                write(handle)
-            except BaseException:
-                os.unlink(handle.name)  # no half-written file left behind
-                raise
-        os.chmod(handle.name, 0o644)  # temporary files are created private
-        os.replace(handle.name, os.path.join(output_dir, name))
+"""Accuracy-fairness trade-off curves over an adversary's weight: a plot and a Markdown table."""
 
 
 def plot_trade_off(rows, baseline, *, title):
