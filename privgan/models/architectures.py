@@ -8,10 +8,10 @@ that range by a public constant (255 for MNIST bytes, 16 for the 8x8 digits).
 Discriminators have no BatchNormalization: it mixes the examples of a batch, so per-example clipping
 would not bound one example's influence (`privgan.dp.check_private_model` refuses it). They use
 LeakyReLU and no normalisation. Generators may use BatchNormalization: they never see private data, so
-their updates are post-processing. The convolutional generator can also use LayerNormalization, which
-normalises each sample on its own: it keeps G's hidden units alive like BatchNorm does (an unnormalised
-ReLU generator collapsed to one image on MNIST), and it behaves the same in training and in `generate`,
-where BatchNorm switches to moving averages.
+their updates are post-processing. The convolutional generator can use LayerNormalization instead, which
+normalises each sample on its own and so behaves the same in training and in `generate` (where BatchNorm
+switches to moving averages). In a 400-step non-private MNIST check, BatchNorm kept G's samples diverse
+while G with LayerNorm or without normalisation collapsed to one image: "batch" stays the default.
 
 The discriminator is conditioned by an embedding of the label, reshaped to one extra image channel (conv)
 or concatenated to the flattened image (MLP): an Embedding layer has a fast per-example clipping rule,

@@ -95,6 +95,23 @@ def test_noise_std_is_sigma_c_over_expected_batch_size_and_independent_across_va
     assert abs(correlation_across_draws) < 0.05 and abs(correlation_across_parameters) < 0.05
 
 
+@pytest.mark.parametrize("seed", [None, 3, "generator"])
+def test_noise_is_gaussian_in_shape_and_tails(seed):
+    from scipy import stats
+
+    from privgan.dp.mechanism import gaussian_noise_like
+
+    seed = keras.random.SeedGenerator(3) if seed == "generator" else seed
+    shapes = [(201, 3), (7,), (5, 2, 2)]  # odd total: the Box-Muller pairs do not divide it
+    noise = gaussian_noise_like([tf.zeros(shape) for shape in shapes], stddev=2.0, seed=seed)
+    assert [n.shape for n in noise] == shapes
+    values = np.concatenate([n.numpy().ravel() for n in noise]) / 2.0
+    assert stats.kstest(values, "norm").pvalue > 1e-3
+    many = gaussian_noise_like([tf.zeros((200_000,))], stddev=1.0, seed=seed)[0].numpy()
+    assert np.mean(np.abs(many) > 3) == pytest.approx(2 * stats.norm.sf(3), rel=0.15)
+    assert stats.kstest(many, "norm").pvalue > 1e-3
+
+
 def test_same_seed_reproduces_noise_and_different_seeds_differ():
     model = mlp()
     x, y = images(3)[0].reshape(3, -1)[:, :5], np.array([0, 1, 2])

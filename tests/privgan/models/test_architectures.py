@@ -42,3 +42,21 @@ def test_mlp_pair_and_errors():
         architectures.dcgan_generator(image_shape=(8, 8, 1))
     with pytest.raises(ValueError, match=r"num_classes must be None \(unconditional\) or an integer >= 2, got 1"):
         architectures.dcgan_discriminator(image_shape=(28, 28, 1), num_classes=1)
+
+
+@pytest.mark.parametrize("normalization, layer_type", [("batch", "BatchNormalization"),
+                                                       ("layer", "LayerNormalization"), (None, None)])
+def test_dcgan_generator_normalization(normalization, layer_type):
+    generator = architectures.dcgan_generator(image_shape=(28, 28, 1), latent_dim=4, num_classes=3, width=4,
+                                              normalization=normalization)
+    kinds = {type(layer).__name__ for layer in generator.layers}
+    assert ({"BatchNormalization", "LayerNormalization"} & kinds) == ({layer_type} if layer_type else set())
+    # Per-sample normalisation: one sample's output does not depend on the rest of the batch.
+    latent = keras.random.normal((3, 4), seed=0)
+    labels = keras.ops.convert_to_tensor([0, 1, 2], "int32")
+    if normalization != "batch":
+        whole = keras.ops.convert_to_numpy(generator([latent, labels], training=True))
+        alone = keras.ops.convert_to_numpy(generator([latent[:1], labels[:1]], training=True))
+        np.testing.assert_allclose(whole[:1], alone, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"normalization must be one of \('batch', 'layer', None\), got 'group'"):
+        architectures.dcgan_generator(image_shape=(28, 28, 1), normalization="group")
