@@ -15,7 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from privgan.accounting import PrivacyCallback, PrivacyLedger, max_steps
+from privgan.accounting import PrivacyCallback, PrivacyLedger
+from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients
 from privgan.dp.sampling import poisson_batches
@@ -62,7 +63,7 @@ def per_example_loss_function(loss):
 
 
 @keras.saving.register_keras_serializable(package="privgan")
-class DPModel(keras.Model):
+class DPModel(DPStepBookkeeping, keras.Model):
     """A supervised Keras model trained with DP-SGD on Poisson-sampled batches.
 
     Args:
@@ -96,7 +97,7 @@ class DPModel(keras.Model):
         super().__init__(**kwargs)
         self.dp_config = DPSGDConfig(
             l2_norm_clip=float(l2_norm_clip),
-            noise_multiplier=float(noise_multiplier),
+            noise_multiplier=float32_at_least(float(noise_multiplier)),
             num_examples=int(num_examples),
             expected_batch_size=float(expected_batch_size),
         )
@@ -105,14 +106,7 @@ class DPModel(keras.Model):
         self.seed = seed
         self.prior_ledger = ledger if ledger is not None else PrivacyLedger()
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.dp_steps = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros", trainable=False, name="dp_steps"
-        )
-        # -1 means no budget; otherwise train_step refuses to take a step once dp_steps reaches it.
-        self.dp_step_limit = self.add_weight(
-            shape=(), dtype="int64", initializer=keras.initializers.Constant(-1), trainable=False,
-            name="dp_step_limit",
-        )
+        self._add_privacy_variables()
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self._per_example_loss = None
 
@@ -173,8 +167,7 @@ class DPModel(keras.Model):
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
             dp_step()  # `fit`'s sampler stops at the budget; a tf.cond cannot hold the all-reduce
         else:
-            within_budget = tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
-            tf.cond(within_budget, dp_step, lambda: tf.constant(False))
+            tf.cond(self._within_budget(), dp_step, lambda: tf.constant(False))
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
@@ -182,31 +175,6 @@ class DPModel(keras.Model):
         losses, y_pred = self._forward_losses((x, y), training=False)
         self._update_metrics(x, y, y_pred, losses)
         return {m.name: m.result() for m in self.metrics}
-
-    @property
-    def privacy_ledger(self):
-        """A `PrivacyLedger` of every DP step taken on the private data (earlier phases included)."""
-        ledger = PrivacyLedger(self.prior_ledger.phases)
-        steps = int(keras.ops.convert_to_numpy(self.dp_steps))
-        if steps:
-            ledger.record(
-                noise_multiplier=self.dp_config.noise_multiplier,
-                sampling_probability=self.dp_config.sampling_probability,
-                steps=steps,
-            )
-        return ledger
-
-    @property
-    def dp_steps_remaining(self):
-        """DP steps left under the budget of the current `fit`, or None when it has no budget."""
-        limit = int(keras.ops.convert_to_numpy(self.dp_step_limit))
-        if limit < 0:
-            return None
-        return max(0, limit - int(keras.ops.convert_to_numpy(self.dp_steps)))
-
-    def privacy_spent(self, *, delta, accountant="pld"):
-        """The epsilon spent so far at `delta` (see `PrivacyLedger.epsilon`)."""
-        return self.privacy_ledger.epsilon(delta=delta, accountant=accountant)
 
     def fit(
         self,
@@ -265,24 +233,7 @@ class DPModel(keras.Model):
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         callbacks = list(callbacks or [])
-        remaining = None
-        if target_epsilon is not None:
-            remaining = max_steps(
-                target_epsilon=target_epsilon,
-                delta=delta,
-                noise_multiplier=self.dp_config.noise_multiplier,
-                sampling_probability=self.dp_config.sampling_probability,
-                accountant=accountant,
-                ledger=self.privacy_ledger,
-            )
-            if remaining == 0:
-                raise ValueError(
-                    f"the privacy budget epsilon={target_epsilon} at delta={delta} is already spent "
-                    f"({self.privacy_ledger.total_steps} DP steps taken)"
-                )
-            self.dp_step_limit.assign(int(self.dp_steps.numpy()) + remaining)
-        else:
-            self.dp_step_limit.assign(-1)
+        remaining = self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
             callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
         if not self.optimizer.built:
