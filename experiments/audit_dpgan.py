@@ -21,7 +21,7 @@ from absl import app, flags
 
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
 flags.DEFINE_string("output_dir", "runs/audit_dpgan", "Where results.json, report.md and the plots go.")
-flags.DEFINE_integer("num_train", 5000, "Ordinary training records (a random subset of MNIST train).")
+flags.DEFINE_integer("num_train", 2000, "Ordinary training records (a random subset of MNIST train).")
 flags.DEFINE_integer("num_canaries", 500, "m, mislabelled canaries from the MNIST test split.")
 flags.DEFINE_list("epsilons", ["2", "10"], "Target epsilons of the private runs.")
 flags.DEFINE_bool("non_private", True, "Also audit a run with noise_multiplier = 0 (the attack's sanity check).")
@@ -29,7 +29,7 @@ flags.DEFINE_float("delta", 1e-5, "delta of the accountant's epsilon and of the 
 flags.DEFINE_float("alpha", 0.05, "Significance of the lower bound (confidence 1 - alpha).")
 flags.DEFINE_integer("batch_size", 64, "Expected Poisson batch size of a D step (also the fake batch size).")
 flags.DEFINE_integer("epochs", 20, "Epochs of the private runs.")
-flags.DEFINE_integer("non_private_epochs", 60, "Epochs of the non-private run (long enough to memorise).")
+flags.DEFINE_integer("non_private_epochs", 150, "Epochs of the non-private run (long enough to memorise).")
 flags.DEFINE_float("d_learning_rate", 1e-3, "Adam learning rate of D.")
 flags.DEFINE_float("g_learning_rate", 2e-3, "Adam learning rate of G.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C, the per-example clipping bound of D's gradient.")

@@ -22,6 +22,7 @@ _API = {
     "privacy_statement": "privgan.accounting",
     "PrivacyLedger": "privgan.accounting",
     "DPGAN": "privgan.models.dpgan",
+    "PrivGAN": "privgan.models.privgan",
     "TabularDPSynthesizer": "privgan.tabular",
     "TableSchema": "privgan.tabular",
     "load_schema": "privgan.tabular",
