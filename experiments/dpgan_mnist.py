@@ -22,7 +22,7 @@ flags.DEFINE_float("delta", 1e-5, "delta.")
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
 flags.DEFINE_string("output_dir", "runs/dpgan_mnist", "Where the results go.")
 flags.DEFINE_bool("conditional", True, "Condition G and D on the digit label (TSTR needs it).")
-flags.DEFINE_integer("epochs", 3, "Epochs of D steps (each round(60000 / batch_size) Poisson-sampled D steps).")
+flags.DEFINE_integer("epochs", 5, "Epochs of D steps (each round(60000 / batch_size) Poisson-sampled D steps).")
 flags.DEFINE_integer("batch_size", 128, "Expected Poisson batch size of a D step (also the fake batch size).")
 flags.DEFINE_integer("n_critic", 1, "D steps per G step.")
 flags.DEFINE_enum("g_normalization", "batch", ["batch", "layer", "none"],
@@ -32,6 +32,7 @@ flags.DEFINE_float("l2_norm_clip", 1.0, "C, the per-example clipping bound of D'
 flags.DEFINE_float("d_learning_rate", 5e-4, "Adam learning rate of D.")
 flags.DEFINE_float("g_learning_rate", 5e-4, "Adam learning rate of G.")
 flags.DEFINE_integer("latent_dim", 64, "Latent dimension.")
+flags.DEFINE_bool("d_projection", True, "Projection discriminator: add <features, embedding(label)> to D's logit.")
 flags.DEFINE_integer("d_width", 16, "Filters of D's first convolution.")
 flags.DEFINE_integer("g_width", 32, "Filters of G's last hidden feature map.")
 flags.DEFINE_integer("num_synthetic", 10000, "Synthetic images generated for TSTR and FID.")
@@ -81,7 +82,8 @@ def main(argv):
     gan = DPGAN(
         dcgan_generator(image_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim, num_classes=num_classes,
                         width=FLAGS.g_width, normalization=None if FLAGS.g_normalization == "none" else FLAGS.g_normalization),
-        dcgan_discriminator(image_shape=(28, 28, 1), num_classes=num_classes, width=FLAGS.d_width),
+        dcgan_discriminator(image_shape=(28, 28, 1), num_classes=num_classes, width=FLAGS.d_width,
+                            projection=FLAGS.d_projection and FLAGS.conditional),
         l2_norm_clip=FLAGS.l2_norm_clip,
         noise_multiplier=None,
         num_examples=len(x_train),
@@ -141,6 +143,7 @@ def main(argv):
         "ema_decay": FLAGS.ema_decay,
         "d_learning_rate": FLAGS.d_learning_rate,
         "g_learning_rate": FLAGS.g_learning_rate,
+        "d_projection": FLAGS.d_projection and FLAGS.conditional,
         "d_width": FLAGS.d_width,
         "g_width": FLAGS.g_width,
         "conditional": FLAGS.conditional,

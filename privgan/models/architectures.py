@@ -111,16 +111,20 @@ def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, n
     return keras.Model(_outputs(inputs), images, name="dcgan_generator")
 
 
-def dcgan_discriminator(*, image_shape, num_classes=None, width=32):
+def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=False):
     """A DCGAN-style discriminator (no normalisation) for 28x28xC or 32x32xC images, one logit out.
 
     Stride-2 4x4 convolutions with width, 2 x width (and 4 x width for 32x32) filters and LeakyReLU(0.2),
-    then a Dense logit. A conditional one sees the label as an extra channel (an embedded plane).
+    then a Dense logit. A conditional one sees the label as an extra channel (an embedded plane) and,
+    with `projection`, also adds to the logit the inner product of the flattened features with an
+    embedding of the label (the projection discriminator of Miyato & Koyama 2018): a more direct signal
+    of whether the image fits its label than the input plane alone.
 
     Args:
         image_shape: (side, side, channels), side 28 or 32.
         num_classes: None, or the number of classes of the labels it receives.
         width: filters of the first convolution, >= 1.
+        projection: add the projection term (conditional only).
 
     Returns:
         A Keras model `images -> logits (batch, 1)` (or `[images, labels] -> logits`).
@@ -131,6 +135,8 @@ def dcgan_discriminator(*, image_shape, num_classes=None, width=32):
     _check_conv_image_shape(image_shape)
     _check_num_classes(num_classes)
     _check_positive_int(width, name="width")
+    if projection and num_classes is None:
+        raise ValueError("projection=True needs num_classes (it projects on an embedding of the label)")
     side = image_shape[0]
     images = keras.Input(shape=tuple(image_shape), name="images")
     inputs, h = [images], images
@@ -144,7 +150,12 @@ def dcgan_discriminator(*, image_shape, num_classes=None, width=32):
     for i in range(downsamplings):
         h = keras.layers.Conv2D(width * 2**i, 4, strides=2, padding="same")(h)
         h = keras.layers.LeakyReLU(0.2)(h)
-    logits = keras.layers.Dense(1)(keras.layers.Flatten()(h))
+    features = keras.layers.Flatten()(h)
+    logits = keras.layers.Dense(1)(features)
+    if projection:
+        # An Embedding (not a Dense on one-hot labels) so that per-example clipping has a closed-form rule.
+        label_vector = keras.layers.Embedding(num_classes, features.shape[-1], name="label_projection")(inputs[1])
+        logits = keras.layers.Add()([logits, keras.layers.Dot(axes=1)([features, label_vector])])
     return keras.Model(_outputs(inputs), logits, name="dcgan_discriminator")
 
 

@@ -33,8 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from privgan.accounting import PrivacyCallback, PrivacyLedger, calibrate_noise_multiplier, max_steps
+from privgan.accounting import PrivacyCallback, PrivacyLedger, calibrate_noise_multiplier
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients
@@ -53,86 +54,6 @@ _REFUSED_FIT_ARGUMENTS = (
     "validation_data",
 )
 _GENERATION_CHUNK = 1024
-
-
-def _float32_at_least(value):
-    """The smallest float32 >= value, so that the sigma the train step uses is never below the accounted one."""
-    rounded = np.float32(value)
-    if rounded < value:
-        rounded = np.nextafter(rounded, np.float32(np.inf))
-    return float(rounded)
-
-
-class DPStepBookkeeping:
-    """Privacy state of a Keras model that takes Poisson-sampled DP-SGD steps (a mixin for DPGAN).
-
-    Holds the step counter and the step limit as int64 variables (saved with the weights, so checkpoints
-    carry the accountant's state) and builds the `PrivacyLedger` from them. The host class sets
-    `dp_config` (a `DPSGDConfig`) and `prior_ledger`, and calls `_add_privacy_variables()` in its
-    `__init__`. It mirrors the bookkeeping of `privgan.dp.DPModel`.
-    """
-
-    def _add_privacy_variables(self):
-        self.dp_steps = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros", trainable=False, name="dp_steps"
-        )
-        # -1 means no budget; otherwise the train step takes no DP step once dp_steps reaches it.
-        self.dp_step_limit = self.add_weight(
-            shape=(), dtype="int64", initializer=keras.initializers.Constant(-1), trainable=False,
-            name="dp_step_limit",
-        )
-
-    def _within_budget(self):
-        return tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
-
-    @property
-    def privacy_ledger(self):
-        """A `PrivacyLedger` of every DP step taken on the private data (earlier phases included)."""
-        ledger = PrivacyLedger(self.prior_ledger.phases)
-        steps = int(keras.ops.convert_to_numpy(self.dp_steps))
-        if steps:
-            ledger.record(
-                noise_multiplier=self.dp_config.noise_multiplier,
-                sampling_probability=self.dp_config.sampling_probability,
-                steps=steps,
-            )
-        return ledger
-
-    @property
-    def dp_steps_remaining(self):
-        """DP steps left under the budget of the current `fit`, or None when it has no budget."""
-        limit = int(keras.ops.convert_to_numpy(self.dp_step_limit))
-        if limit < 0:
-            return None
-        return max(0, limit - int(keras.ops.convert_to_numpy(self.dp_steps)))
-
-    def privacy_spent(self, *, delta, accountant="pld"):
-        """The epsilon spent so far at `delta` (see `PrivacyLedger.epsilon`)."""
-        return self.privacy_ledger.epsilon(delta=delta, accountant=accountant)
-
-    def _set_budget(self, *, target_epsilon, delta, accountant):
-        """Sets the step limit for `target_epsilon` (None: no limit).
-
-        Raises:
-            ValueError: if the budget is already spent.
-        """
-        if target_epsilon is None:
-            self.dp_step_limit.assign(-1)
-            return
-        remaining = max_steps(
-            target_epsilon=target_epsilon,
-            delta=delta,
-            noise_multiplier=self.dp_config.noise_multiplier,
-            sampling_probability=self.dp_config.sampling_probability,
-            accountant=accountant,
-            ledger=self.privacy_ledger,
-        )
-        if remaining == 0:
-            raise ValueError(
-                f"the privacy budget epsilon={target_epsilon} at delta={delta} is already spent "
-                f"({self.privacy_ledger.total_steps} DP steps taken)"
-            )
-        self.dp_step_limit.assign(int(keras.ops.convert_to_numpy(self.dp_steps)) + remaining)
 
 
 @keras.saving.register_keras_serializable(package="privgan")
@@ -181,7 +102,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
     ):
         super().__init__(**kwargs)
         if noise_multiplier is not None:
-            noise_multiplier = _float32_at_least(float(noise_multiplier))
+            noise_multiplier = float32_at_least(float(noise_multiplier))
         # Validated with sigma 0 when sigma is still to be calibrated; `dp_config` is then unusable for
         # accounting until `fit` sets it, and no DP step can run before.
         self.dp_config = DPSGDConfig(
@@ -411,7 +332,10 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             self.d_optimizer.build(self.discriminator.trainable_variables)
         if not self.g_optimizer.built:
             self.g_optimizer.build(self.generator.trainable_variables)
-        dataset = poisson_batches(data, sampling_probability=self.dp_config.sampling_probability, seed=sampling_seed)
+        dataset = poisson_batches(
+            data, sampling_probability=self.dp_config.sampling_probability, seed=sampling_seed,
+            first_step=int(keras.ops.convert_to_numpy(self.dp_steps)),
+        )
         return super().fit(
             dataset,
             epochs=epochs,
@@ -458,7 +382,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             steps=epochs * self.dp_config.steps_per_epoch,
             accountant=accountant,
         )
-        self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=_float32_at_least(sigma))
+        self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
         self.noise_multiplier_variable.assign(self.dp_config.noise_multiplier)
         self.noise_multiplier_calibrated = True
 

@@ -60,3 +60,21 @@ def test_dcgan_generator_normalization(normalization, layer_type):
         np.testing.assert_allclose(whole[:1], alone, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"normalization must be one of \('batch', 'layer', None\), got 'group'"):
         architectures.dcgan_generator(image_shape=(28, 28, 1), normalization="group")
+
+
+def test_projection_discriminator_is_private_and_uses_the_label():
+    discriminator = architectures.dcgan_discriminator(image_shape=(28, 28, 1), num_classes=3, width=4, projection=True)
+    check_private_model(discriminator)
+    projection = discriminator.get_layer("label_projection")
+    # Only the projection term differs between the labels once the input plane is zeroed.
+    discriminator.get_layer("label_embedding").set_weights([np.zeros((3, 28 * 28), "float32")])
+    images = keras.random.uniform((2, 28, 28, 1), seed=0)
+    labels = keras.ops.convert_to_tensor([0, 1], "int32")
+    same_image = keras.ops.concatenate([images[:1], images[:1]])
+    before = keras.ops.convert_to_numpy(discriminator([same_image, labels]))
+    assert before[0, 0] != before[1, 0]
+    projection.set_weights([np.zeros_like(projection.get_weights()[0])])
+    after = keras.ops.convert_to_numpy(discriminator([same_image, labels]))
+    assert after[0, 0] == pytest.approx(after[1, 0])
+    with pytest.raises(ValueError, match="projection=True needs num_classes"):
+        architectures.dcgan_discriminator(image_shape=(28, 28, 1), projection=True)
