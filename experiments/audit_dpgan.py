@@ -51,19 +51,17 @@ SCORES = {
 def _load():
     import numpy as np
 
-    from privgan.audit import mislabelled_canaries
+    from privgan.audit import subset_with_mislabelled_canaries
     from privgan.data import load_mnist
 
     (x_train, y_train), (x_test, y_test) = load_mnist(FLAGS.data_dir)
     # Scaling by 255 is a property of the format, not a statistic of the private data.
     scale = lambda images: (images.astype(np.float32) / 255.0).reshape(len(images), -1)  # noqa: E731
-    rng = np.random.default_rng(FLAGS.seed)
-    subset = rng.choice(len(y_train), size=FLAGS.num_train, replace=False)
-    # Canaries come from the test split, so an excluded canary is absent from training altogether.
-    rows = rng.choice(len(y_test), size=FLAGS.num_canaries, replace=False)
-    canaries = mislabelled_canaries(scale(x_test[rows]), y_test[rows], num_canaries=FLAGS.num_canaries,
-                                    num_classes=NUM_CLASSES, seed=FLAGS.seed)
-    return (scale(x_train[subset]), y_train[subset]), canaries
+    train, canaries, _ = subset_with_mislabelled_canaries(
+        (scale(x_train), y_train), (scale(x_test), y_test), num_train=FLAGS.num_train,
+        num_canaries=FLAGS.num_canaries, num_classes=NUM_CLASSES, seed=FLAGS.seed,
+    )
+    return train, canaries
 
 
 def _trainer(target_epsilon):
@@ -145,37 +143,11 @@ def _run(name, target_epsilon, data):
     }
 
 
-def _plot_bounds(runs, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from privgan.io import save_figure
-
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    positions = np.arange(len(runs))
-    axis.bar(positions - 0.2, [run["epsilon"] or 0.0 for run in runs], width=0.4,
-             label="accountant epsilon (upper bound)")
-    axis.bar(positions + 0.2, [run["epsilon_lower_bound"] for run in runs], width=0.4,
-             label=f"canary audit (lower bound, {1 - FLAGS.alpha:.0%})")
-    for position, run in zip(positions, runs):
-        if run["epsilon"] is None:
-            axis.annotate("none", (position - 0.2, 0), ha="center", va="bottom", fontsize="small")
-    axis.set_xticks(positions, [run["name"] for run in runs])
-    axis.set_ylabel(f"epsilon at delta={FLAGS.delta:g}")
-    axis.set_title("DPGAN canary audit")
-    axis.legend(fontsize="small")
-    axis.grid(axis="y", alpha=0.3)
-    save_figure(figure, path, dpi=120, bbox_inches="tight")
-
-
 def main(argv):
     del argv
     import dataclasses
 
-    from privgan.audit import plot_roc
+    from privgan.audit import plot_epsilon_bounds, plot_roc
     from privgan.audit.canaries import DEFAULT_GUESS_FRACTIONS
     from privgan.io import save_figure
     from privgan.reporting import write_experiment
@@ -192,7 +164,10 @@ def main(argv):
         runs.append(run)
     seconds = time.perf_counter() - start
 
-    _plot_bounds(runs, f"{FLAGS.output_dir}/epsilon_bounds.png")
+    save_figure(
+        plot_epsilon_bounds(runs, delta=FLAGS.delta, alpha=FLAGS.alpha, title="DPGAN canary audit"),
+        f"{FLAGS.output_dir}/epsilon_bounds.png", dpi=120, bbox_inches="tight",
+    )
     save_figure(plot_roc(attacks), f"{FLAGS.output_dir}/canary_roc.png", dpi=120)
     violations = [run["name"] for run in runs if run["exceeds_accountant"]]
     table = ["| run | accountant epsilon | epsilon lower bound | correct / guesses | canary AUC | sigma |",

@@ -14,6 +14,7 @@ from privgan.audit.canaries import (
     mislabelled_canaries,
     one_run_bound,
     run_canary_audit,
+    subset_with_mislabelled_canaries,
 )
 from privgan.audit.classifier_attacks import (
     ShadowScores,
@@ -29,7 +30,7 @@ from privgan.audit.generative_attacks import (
     discriminator_scores,
     distance_to_closest_synthetic_attack,
 )
-from privgan.audit.metrics import AttackResult, evaluate_attack, plot_roc
+from privgan.audit.metrics import AttackResult, evaluate_attack, plot_epsilon_bounds, plot_roc
 
 __all__ = [
     "AttackResult",
@@ -49,7 +50,9 @@ __all__ = [
     "mislabelled_canaries",
     "one_run_bound",
     "one_run_p_value",
+    "plot_epsilon_bounds",
     "plot_roc",
     "run_canary_audit",
+    "subset_with_mislabelled_canaries",
     "train_shadow_models",
 ]

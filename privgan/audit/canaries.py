@@ -140,6 +140,40 @@ def one_run_bound(scores, is_included, *, delta, alpha=0.05, guess_fractions=DEF
     return (*max(candidates, key=lambda candidate: candidate[0]), attack)
 
 
+def subset_with_mislabelled_canaries(train, test, *, num_train: int, num_canaries: int, num_classes: int, seed=None):
+    """A training subset, mislabelled canaries made from `test`, and the rest of `test` for evaluation.
+
+    The canaries come from the test split, so an excluded canary is absent from training altogether.
+
+    Args:
+        train: `(x, y)` arrays of the training split.
+        test: `(x, y)` arrays of the test split.
+        num_train: rows of the training subset, in [1, len(train)].
+        num_canaries: m, in [1, len(test)].
+        num_classes: number of classes, >= 2.
+        seed: seed of the subset, the canary records and their wrong labels.
+
+    Returns:
+        `((x, y), (x_canaries, y_canaries), (x_held_out, y_held_out))`.
+
+    Raises:
+        ValueError: if a count is out of range.
+    """
+    (x_train, y_train), (x_test, y_test) = train, test
+    if not 1 <= num_train <= len(y_train):
+        raise ValueError(f"num_train must be in [1, {len(y_train)}], got {num_train}")
+    if not 1 <= num_canaries <= len(y_test):
+        raise ValueError(f"num_canaries must be in [1, {len(y_test)}], got {num_canaries}")
+    rng = np.random.default_rng(seed)
+    subset = rng.choice(len(y_train), size=num_train, replace=False)
+    canary_rows = rng.choice(len(y_test), size=num_canaries, replace=False)
+    held_out = np.setdiff1d(np.arange(len(y_test)), canary_rows)
+    canaries = mislabelled_canaries(
+        x_test[canary_rows], y_test[canary_rows], num_canaries=num_canaries, num_classes=num_classes, seed=seed
+    )
+    return (x_train[subset], y_train[subset]), canaries, (x_test[held_out], y_test[held_out])
+
+
 def run_canary_audit(
     *,
     x,

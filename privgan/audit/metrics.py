@@ -162,3 +162,36 @@ def plot_roc(results, *, log_scale: bool = True) -> Figure:
     axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def plot_epsilon_bounds(runs, *, delta: float, alpha: float, title=None) -> Figure:
+    """Bars of the accountant's epsilon (upper bound) next to the audit's lower bound, one pair per run.
+
+    Args:
+        runs: dicts with "name", "epsilon" (the accountant's, None for a non-private run) and
+            "epsilon_lower_bound".
+        delta: the delta of both bounds (axis label).
+        alpha: significance of the lower bounds (legend).
+        title: optional title.
+
+    Returns:
+        A matplotlib `Figure` (not attached to pyplot).
+    """
+    figure = Figure(figsize=(6, 3.5))
+    axes = figure.add_subplot()
+    positions = np.arange(len(runs))
+    axes.bar(positions - 0.2, [run["epsilon"] or 0.0 for run in runs], width=0.4,
+             label="accountant epsilon (upper bound)")
+    axes.bar(positions + 0.2, [run["epsilon_lower_bound"] for run in runs], width=0.4,
+             label=f"canary audit (lower bound, {1 - alpha:.0%})")
+    for position, run in zip(positions, runs):
+        if run["epsilon"] is None:
+            axes.annotate("none", (position - 0.2, 0), ha="center", va="bottom", fontsize="small")
+    axes.set_xticks(positions, [run["name"] for run in runs])
+    axes.set_ylabel(f"epsilon at delta={delta:g}")
+    axes.legend(fontsize="small")
+    axes.grid(axis="y", alpha=0.3)
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    return figure

@@ -108,3 +108,29 @@ def test_audit_checks_shapes(digits_canaries):
             x=x, y=y[:-1], x_canaries=x_canaries, y_canaries=y_canaries, train_fn=None, score_fn=None,
             delta=1e-5,
         )
+
+
+def test_subset_with_mislabelled_canaries_keeps_canaries_out_of_training_and_held_out_data():
+    from privgan.audit import subset_with_mislabelled_canaries
+
+    x_train, y_train = np.arange(100, dtype=float)[:, None], np.arange(100) % 10
+    x_test, y_test = 1000 + np.arange(50, dtype=float)[:, None], np.arange(50) % 10
+    (x, y), (x_c, y_c), (x_h, y_h) = subset_with_mislabelled_canaries(
+        (x_train, y_train), (x_test, y_test), num_train=30, num_canaries=20, num_classes=10, seed=0
+    )
+    assert len(x) == 30 and len(set(x[:, 0])) == 30 and set(x[:, 0]) <= set(x_train[:, 0])
+    assert len(x_c) == 20 and len(x_h) == 30
+    assert not set(x_c[:, 0]) & set(x_h[:, 0]) and set(x_c[:, 0]) | set(x_h[:, 0]) == set(x_test[:, 0])
+    assert np.all(y_c != (x_c[:, 0].astype(int) - 1000) % 10)  # every canary label is wrong
+    with pytest.raises(ValueError, match="num_train"):
+        subset_with_mislabelled_canaries((x_train, y_train), (x_test, y_test), num_train=0, num_canaries=5,
+                                         num_classes=10)
+
+
+def test_epsilon_bounds_plot_has_a_pair_of_bars_per_run():
+    from privgan.audit import plot_epsilon_bounds
+
+    runs = [{"name": "non-private", "epsilon": None, "epsilon_lower_bound": 3.0},
+            {"name": "DP eps=1", "epsilon": 1.0, "epsilon_lower_bound": 0.1}]
+    figure = plot_epsilon_bounds(runs, delta=1e-5, alpha=0.05, title="t")
+    assert len(figure.axes[0].patches) == 4
