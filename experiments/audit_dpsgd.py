@@ -144,8 +144,6 @@ def _score_fn(reference):
 
 
 def _run(name, train_fn, epsilon_fn, data):
-    import keras
-
     from privgan.audit import run_canary_audit
 
     (x, y), (x_canaries, y_canaries), (x_test, y_test) = data

@@ -1,7 +1,6 @@
 """Experiment outputs: `results.json` and a Markdown `report.md`, both written atomically."""
 
 import datetime
-import json
 import pathlib
 import platform
 
