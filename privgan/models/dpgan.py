@@ -305,7 +305,15 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             ValueError: for a refused or out-of-range argument, labels that do not match `num_classes`,
                 a wrong number of rows, a budget without delta, sigma to calibrate without a budget or
                 after earlier steps, or a budget already spent.
+            NotImplementedError: under a distribution strategy with several replicas.
         """
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        if replicas > 1:
+            # The budget guard and the every-n_critic G step are tf.conds, and a cond cannot hold the
+            # optimizers' cross-replica sums; privgan.DPModel supports several replicas.
+            raise NotImplementedError(
+                f"DPGAN does not train under a distribution strategy with several replicas yet (got {replicas})"
+            )
         refused = sorted(set(kwargs) & set(_REFUSED_FIT_ARGUMENTS))
         if refused:
             raise ValueError(

@@ -226,3 +226,13 @@ def test_ema_generator_trails_the_generator_and_is_what_generate_samples(tmp_pat
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(ValueError, match=r"ema_decay must be None or in \[0, 1\), got 1.0"):
         make_gan(ema_decay=1.0)
+
+
+def test_several_replicas_are_refused_with_a_clear_error():
+    import tensorflow as tf
+
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        gan = make_gan()
+    x, y = data()
+    with pytest.raises(NotImplementedError, match="several replicas"):
+        gan.fit(x, y, epochs=1, delta=DELTA)
