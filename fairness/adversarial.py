@@ -309,3 +309,31 @@ def seed_keras(random_state):
     seed = int(check_random_state(random_state).randint(2**31 - 1 - 10_000))
     keras.utils.set_random_seed(seed)
     return seed
+
+
+class SoftmaxClassifierMixin:
+    """`predict_proba` and `predict` of the Keras-backed estimators, from their `_logits(X)`."""
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Args:
+            X: array-like `(n_samples, n_features)`.
+
+        Returns:
+            `(n_samples, n_classes)` array, columns in the order of `classes_`.
+        """
+        logits = self._logits(X)
+        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)).astype(np.float64)
+
+    def predict(self, X):
+        """Most probable class of each row.
+
+        Args:
+            X: array-like `(n_samples, n_features)`.
+
+        Returns:
+            `(n_samples,)` array of labels from `classes_`.
+        """
+        probabilities = self.predict_proba(X)  # first: it raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(probabilities, axis=1)]

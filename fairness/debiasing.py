@@ -7,7 +7,6 @@ against it (`fairness.adversarial.projected_gradients`).
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -20,6 +19,7 @@ from fairness.adversarial import (
     conditional_adversary_inputs,
     encode_groups,
     projected_gradients,
+    SoftmaxClassifierMixin,
     seed_keras,
     validate_fit_inputs,
     validate_predict_inputs,
@@ -112,7 +112,7 @@ class ProjectedDebiasingModel(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
 
-class AdversarialDebiasing(ClassifierMixin, BaseEstimator):
+class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimator):
     """Classifier whose predictions an adversary cannot use to recover a sensitive attribute.
 
     Zhang, Lemoine & Mitchell (2018), "Mitigating unwanted biases with adversarial learning". The predictor
@@ -257,27 +257,6 @@ class AdversarialDebiasing(ClassifierMixin, BaseEstimator):
             X, (labels, groups, weights), epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose
         )
 
-    def predict_proba(self, X):
-        """Class probabilities.
-
-        Args:
-            X: array-like `(n_samples, n_features)`.
-
-        Returns:
-            `(n_samples, n_classes)` array, columns in the order of `classes_`.
-        """
-        X = validate_predict_inputs(self, X)
-        logits = self.predictor_(X, training=False)
-        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)).astype(np.float64)
-
-    def predict(self, X):
-        """Most probable class of each row.
-
-        Args:
-            X: array-like `(n_samples, n_features)`.
-
-        Returns:
-            `(n_samples,)` array of labels from `classes_`.
-        """
-        probabilities = self.predict_proba(X)
-        return self.classes_[np.argmax(probabilities, axis=1)]
+    def _logits(self, X):
+        X = validate_predict_inputs(self, X)  # first: it raises NotFittedError before predictor_ is read
+        return self.predictor_(X, training=False)

@@ -8,7 +8,6 @@ on Z with the label over positive examples only for equal opportunity (L1 as in 
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
@@ -21,6 +20,7 @@ from fairness.adversarial import (
     check_training_parameters,
     conditional_adversary_inputs,
     encode_groups,
+    SoftmaxClassifierMixin,
     seed_keras,
     validate_fit_inputs,
     validate_predict_inputs,
@@ -97,7 +97,7 @@ class AdversarialRepresentationModel(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
 
-class FairRepresentation(TransformerMixin, ClassifierMixin, BaseEstimator):
+class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMixin, BaseEstimator):
     """Learns a representation Z of X that predicts y but from which an adversary cannot recover s.
 
     Edwards & Storkey (2016) with the adversary objectives of LAFTR (Madras et al. 2018). `transform`
@@ -241,27 +241,6 @@ class FairRepresentation(TransformerMixin, ClassifierMixin, BaseEstimator):
         X = validate_predict_inputs(self, X)
         return keras.ops.convert_to_numpy(self.encoder_(X, training=False))
 
-    def predict_proba(self, X):
-        """Class probabilities from the task head.
-
-        Args:
-            X: array-like `(n_samples, n_features)`.
-
-        Returns:
-            `(n_samples, n_classes)` array, columns in the order of `classes_`.
-        """
-        representation = self.transform(X)
-        logits = self.task_head_(representation, training=False)
-        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)).astype(np.float64)
-
-    def predict(self, X):
-        """Most probable class of each row (task head).
-
-        Args:
-            X: array-like `(n_samples, n_features)`.
-
-        Returns:
-            `(n_samples,)` array of labels from `classes_`.
-        """
-        probabilities = self.predict_proba(X)
-        return self.classes_[np.argmax(probabilities, axis=1)]
+    def _logits(self, X):
+        representation = self.transform(X)  # first: it raises NotFittedError before task_head_ is read
+        return self.task_head_(representation, training=False)
