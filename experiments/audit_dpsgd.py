@@ -50,16 +50,12 @@ SCORES = {
 
 
 def _load():
-    import numpy as np
-
     from privgan.audit import subset_with_mislabelled_canaries
-    from privgan.data import load_mnist
+    from privgan.data import load_mnist_unit_range
 
-    (x_train, y_train), (x_test, y_test) = load_mnist(FLAGS.data_dir)
-    # Scaling by 255 is a property of the format, not a statistic of the private data.
-    scale = lambda images: (images.astype(np.float32) / 255.0).reshape(len(images), -1)  # noqa: E731
+    train, test = load_mnist_unit_range(FLAGS.data_dir, flatten=True)
     return subset_with_mislabelled_canaries(
-        (scale(x_train), y_train), (scale(x_test), y_test), num_train=FLAGS.num_train,
+        train, test, num_train=FLAGS.num_train,
         num_canaries=FLAGS.num_canaries, num_classes=NUM_CLASSES, seed=FLAGS.seed,
     )
 

@@ -67,17 +67,14 @@ def main(argv):
     import keras
     import numpy as np
 
-    from privgan.data import load_mnist
+    from privgan.data import load_mnist_unit_range
     from privgan.evaluation import classifier_fid, save_sample_grid, train_classifier, train_synthetic_test_real
     from privgan.models.architectures import dcgan_discriminator, dcgan_generator
     from privgan.models.dpgan import DPGAN
     from privgan.reporting import write_experiment
 
     keras.utils.set_random_seed(FLAGS.seed)
-    (x_train, y_train), (x_test, y_test) = load_mnist(FLAGS.data_dir)
-    # Scaling by 255 is a property of the format, not a statistic of the private data.
-    x_train = (x_train.astype(np.float32) / 255.0)[..., None]
-    x_test = (x_test.astype(np.float32) / 255.0)[..., None]
+    (x_train, y_train), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
     num_classes = _NUM_CLASSES if FLAGS.conditional else None
     gan = DPGAN(
         dcgan_generator(image_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim, num_classes=num_classes,

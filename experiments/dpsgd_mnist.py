@@ -28,16 +28,11 @@ FLAGS = flags.FLAGS
 
 
 def _load():
-    import numpy as np
-
-    from privgan.data import load_digits, load_mnist
+    from privgan.data import load_digits, load_mnist_unit_range
 
     if FLAGS.dataset == "digits":
         return load_digits()
-    (x_train, y_train), (x_test, y_test) = load_mnist(FLAGS.data_dir)
-    # Scaling by 255 is a property of the format, not a statistic of the private data.
-    scale = lambda images: (images.astype(np.float32) / 255.0)[..., None]  # noqa: E731
-    return (scale(x_train), y_train), (scale(x_test), y_test)
+    return load_mnist_unit_range(FLAGS.data_dir)
 
 
 def _plot(history, path):

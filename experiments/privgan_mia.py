@@ -51,17 +51,15 @@ SIDE = 28
 def _load():
     import numpy as np
 
-    from privgan.data import load_mnist
+    from privgan.data import load_mnist_unit_range
 
-    (x_train, y_train), (x_test, y_test) = load_mnist(FLAGS.data_dir)
-    # Scaling by 255 is a property of the format, not a statistic of the private data.
-    flat = lambda images: (images.astype(np.float32) / 255.0).reshape(len(images), -1)  # noqa: E731
+    (x_train, y_train), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir, flatten=True)
     rng = np.random.default_rng(FLAGS.seed)
     order = rng.permutation(len(y_train))
     members, others = order[: FLAGS.num_train], order[FLAGS.num_train :]
     if FLAGS.num_non_members is not None:
         others = rng.choice(others, size=FLAGS.num_non_members, replace=False)
-    return (flat(x_train[members]), y_train[members]), flat(x_train[others]), (flat(x_test), y_test)
+    return (x_train[members], y_train[members]), x_train[others], (x_test, y_test)
 
 
 def _mlp_pair():

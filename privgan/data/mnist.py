@@ -74,3 +74,27 @@ def load_mnist(data_dir=None):
         (arrays["train_images"], arrays["train_labels"].astype(np.int64)),
         (arrays["test_images"], arrays["test_labels"].astype(np.int64)),
     )
+
+
+def load_mnist_unit_range(data_dir=None, *, flatten=False):
+    """MNIST as float32 images in [0, 1], the range the generators and classifiers here expect.
+
+    Dividing by 255 uses the range of the byte format, not a statistic of the (private) images.
+
+    Args:
+        data_dir: see `load_mnist`.
+        flatten: give each image as a vector of 784 values instead of a (28, 28, 1) array.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))` with images of shape (N, 28, 28, 1) or (N, 784).
+
+    Raises:
+        FileNotFoundError: if `data_dir` lacks one of the files.
+    """
+    (x_train, y_train), (x_test, y_test) = load_mnist(data_dir)
+    shape = (-1, 28 * 28) if flatten else (-1, 28, 28, 1)
+
+    def scale(images):
+        return (images.astype(np.float32) / 255.0).reshape(shape)
+
+    return (scale(x_train), y_train), (scale(x_test), y_test)
