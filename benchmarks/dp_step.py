@@ -4,6 +4,10 @@ Each case builds one model and two compiled steps (plain: mean loss, one gradien
 `privgan.dp.private_gradients`), both applying Adam. After warm-up, the two steps are timed alternately
 (so load on the machine affects both alike) and the medians are compared.
 
+With torch and opacus installed (`--opacus`, on by default), Opacus's DP step on the same architecture
+and batch (`benchmarks.opacus_step`: its hooks and its ghost clipping) is timed in the same rounds, and
+`dp_vs_opacus` is privgan's DP step over the faster of the two. Without them it is skipped.
+
 Peak memory (`--memory`) cannot be read from TensorFlow's CPU allocator, so each (case, step) runs alone
 in a fresh subprocess: the figure is the process's peak resident memory (ru_maxrss) minus its resident
 memory just before the first step, i.e. what running the step adds, tracing included.
@@ -11,6 +15,9 @@ memory just before the first step, i.e. what running the step adds, tracing incl
     python -m benchmarks.dp_step                     # a table
     python -m benchmarks.dp_step --memory --json     # with peak memory; the last line is one JSON object
 """
+
+import importlib.util
+import os
 
 import json
 import resource
@@ -26,6 +33,7 @@ flags.DEFINE_integer("warmup", 5, "Untimed steps per variant before timing (trac
 flags.DEFINE_bool("json", False, "Print the results as one JSON object on the last line.")
 flags.DEFINE_list("cases", ["dcgan_discriminator", "dcgan_discriminator_256", "mlp"], "Cases to run.")
 flags.DEFINE_bool("memory", False, "Also measure each step's peak memory (one subprocess per case and step).")
+flags.DEFINE_bool("opacus", True, "Also time Opacus on the same architecture, when torch and opacus are installed.")
 flags.DEFINE_string("memory_of", None, "Internal: 'case:plain' or 'case:dp'; print that step's peak memory in MiB.")
 FLAGS = flags.FLAGS
 
@@ -108,22 +116,36 @@ def _steps(builder, input_shape, batch_size, num_classes):
     return plain_step, dp_step
 
 
-def _time_case(builder, input_shape, batch_size, num_classes, *, repeats, warmup):
+def _opacus_available():
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "opacus"))
+
+
+def _time_case(name, builder, input_shape, batch_size, num_classes, *, repeats, warmup, opacus):
     plain_step, dp_step = _steps(builder, input_shape, batch_size, num_classes)
+    # Each variant ends with a host read, so asynchronous dispatch cannot hide its time.
+    variants = {"plain": lambda: plain_step().numpy(), "dp": lambda: dp_step().numpy()}
+    if opacus:
+        from benchmarks.opacus_step import MODES, opacus_step
+
+        for mode in MODES:
+            variants[f"opacus_{mode}"] = opacus_step(
+                name, mode=mode, batch_size=batch_size, num_classes=num_classes, threads=os.cpu_count()
+            )
     for _ in range(warmup):
-        plain_step().numpy()
-        dp_step().numpy()
-    plain, dp = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        plain_step().numpy()
-        plain.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        dp_step().numpy()
-        dp.append(time.perf_counter() - start)
-    plain_ms, dp_ms = 1e3 * statistics.median(plain), 1e3 * statistics.median(dp)
-    return {"plain_ms": round(plain_ms, 3), "dp_ms": round(dp_ms, 3), "ratio": round(dp_ms / plain_ms, 3),
-            "batch_size": batch_size}
+        for run in variants.values():
+            run()
+    seconds = {variant: [] for variant in variants}
+    for _ in range(repeats):  # round-robin, so load on the machine affects every variant alike
+        for variant, run in variants.items():
+            start = time.perf_counter()
+            run()
+            seconds[variant].append(time.perf_counter() - start)
+    row = {f"{variant}_ms": round(1e3 * statistics.median(times), 3) for variant, times in seconds.items()}
+    row["ratio"] = round(row["dp_ms"] / row["plain_ms"], 3)
+    if opacus:
+        row["dp_vs_opacus"] = round(row["dp_ms"] / min(row[f"opacus_{mode}_ms"] for mode in MODES), 3)
+    row["batch_size"] = batch_size
+    return row
 
 
 def _resident_mib():
@@ -161,12 +183,18 @@ def main(argv):
         raise app.UsageError(f"--cases: unknown {unknown}; choose from {sorted(cases)}")
     if FLAGS.repeats < 1:
         raise app.UsageError(f"--repeats must be >= 1, got {FLAGS.repeats}")
+    opacus = FLAGS.opacus and _opacus_available()
+    if FLAGS.opacus and not opacus:
+        print("torch or opacus is not installed: the Opacus comparison is skipped")
     results = {}
     for name in FLAGS.cases:
-        results[name] = _time_case(*cases[name], repeats=FLAGS.repeats, warmup=FLAGS.warmup)
+        results[name] = _time_case(name, *cases[name], repeats=FLAGS.repeats, warmup=FLAGS.warmup, opacus=opacus)
         row = results[name]
         line = (f"{name:24s} batch {row['batch_size']:4d}  plain {row['plain_ms']:8.2f} ms  "
                 f"dp {row['dp_ms']:8.2f} ms  ratio {row['ratio']:.2f}")
+        if opacus:
+            line += (f"  opacus hooks {row['opacus_hooks_ms']:8.2f} ms  ghost {row['opacus_ghost_ms']:8.2f} ms  "
+                     f"dp/opacus {row['dp_vs_opacus']:.2f}")
         if FLAGS.memory:
             row["plain_peak_mib"] = round(_memory_in_subprocess(name, "plain"), 1)
             row["dp_peak_mib"] = round(_memory_in_subprocess(name, "dp"), 1)

@@ -24,6 +24,16 @@ def _seed():
     keras.utils.set_random_seed(1234)
 
 
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Strategies made one after another in a process can hand out the same collective-op keys, and a
+    test's all-reduce then meets another's tensors ("Shape mismatch in the collective instance").
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
 @pytest.fixture
 def shared_datasets():
     """The ../shared/datasets folder beside the checkout; skips the test when it is absent."""

@@ -4,7 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from privgan.accounting import PrivacyLedger, max_steps
+from privgan.accounting import PrivacyCallback, PrivacyLedger, max_steps
+from privgan.dp.mechanism import replicas_in_sync
+from privgan.dp.sampling import poisson_batches
 
 
 def float32_at_least(value):
@@ -28,6 +30,9 @@ class DPStepBookkeeping:
     `__init__`. `privgan.dp.DPModel` and `privgan.models.dpgan.DPGAN` share it.
     """
 
+    # DP steps in one Keras train step; a budget only ever allows whole train steps.
+    dp_steps_per_train_step = 1
+
     def _add_privacy_variables(self):
         # Under a distribution strategy every replica runs the train step; the count must rise once.
         self.dp_steps = self.add_weight(
@@ -43,6 +48,38 @@ class DPStepBookkeeping:
     def _within_budget(self):
         return tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
 
+    def _take_dp_step(self, step):
+        """Runs `step` (a function taking one DP step) and counts it, unless the budget is spent.
+
+        On one device the budget check is part of the compiled step (a tf.cond). Under several replicas
+        a cond cannot hold the optimizer's cross-replica sum, so there the limit is the host's `fit`,
+        whose Poisson sampler yields no batch beyond the budget.
+        """
+
+        def counted():
+            step()
+            self.dp_steps.assign_add(1)
+            return tf.constant(True)
+
+        if replicas_in_sync() > 1:
+            counted()
+        else:
+            tf.cond(self._within_budget(), counted, lambda: tf.constant(False))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds a model made in a strategy's scope from the first batch averaged across replicas
+        # (`strategy.reduce`), which fails when the replicas' shares differ in size, as shares of a
+        # Poisson batch do. The build reads shapes only, so the first replica's share serves.
+        strategy = self.distribute_strategy
+        if iterator is not None and data_batch is None and strategy.num_replicas_in_sync > 1:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: strategy.experimental_local_results(value)[0], next(batches)
+                )
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     @property
     def privacy_ledger(self):
         """A `PrivacyLedger` of every DP step taken on the private data (earlier phases included)."""
@@ -57,6 +94,69 @@ class DPStepBookkeeping:
         return ledger
 
     @property
+    def train_steps_per_epoch(self):
+        """Keras train steps per epoch: round(N / expected_batch_size) DP steps, in whole train steps."""
+        return -(-self.dp_config.steps_per_epoch // self.dp_steps_per_train_step)
+
+    def _fit_on_poisson_batches(
+        self, data, *, epochs, target_epsilon, delta, accountant, sampling_seed, callbacks, optimizers,
+        group_batches, **kwargs,
+    ):
+        """What `fit` does once the arguments are checked: budget, privacy callback, sampler, Keras fit.
+
+        Args:
+            data: the private arrays, checked.
+            epochs, target_epsilon, delta, accountant, sampling_seed, callbacks: as the host's `fit`.
+            optimizers: `(optimizer, variables)` pairs; each is built, in the strategy's scope, before
+                the first step (its variables cannot be created in the budget guard's tf.cond).
+            group_batches: whether a train step takes a tuple of `dp_steps_per_train_step` batches.
+            **kwargs: passed to `keras.Model.fit`.
+
+        Returns:
+            The `History` of `keras.Model.fit`.
+
+        Raises:
+            NotImplementedError: under a distribution strategy with several replicas other than
+                `tf.distribute.MirroredStrategy`.
+        """
+        strategy = self.distribute_strategy
+        if strategy.num_replicas_in_sync > 1 and not isinstance(strategy, tf.distribute.MirroredStrategy):
+            # Multi-worker strategies shard a dataset's elements across workers by default: replicas
+            # would each read a different Poisson batch while the divisor and the accountant assume one.
+            raise NotImplementedError(
+                f"DP training under {type(strategy).__name__} is not supported: use "
+                "tf.distribute.MirroredStrategy (one machine, several devices) or a single device"
+            )
+        remaining = self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
+        callbacks = list(callbacks or [])
+        if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
+            callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
+        with self.distribute_strategy.scope():
+            for optimizer, variables in optimizers:
+                if not optimizer.built:
+                    optimizer.build(variables)
+        if remaining is not None:
+            # Keras restarts a dataset that runs out before the last epoch, which would repeat its
+            # batches: ask for no more epochs than the sampler fills (PrivacyCallback stops the last).
+            train_steps = remaining // self.dp_steps_per_train_step
+            epochs = min(epochs, -(-train_steps // self.train_steps_per_epoch))  # rounded up
+        # The sampler yields no batch beyond the budget: with several replicas this is the limit (the
+        # in-step guard cannot wrap the optimizer's cross-replica sum), on one device a second one.
+        dataset = poisson_batches(
+            data, sampling_probability=self.dp_config.sampling_probability, steps=remaining, seed=sampling_seed,
+            first_step=int(keras.ops.convert_to_numpy(self.dp_steps)),
+            group_size=self.dp_steps_per_train_step if group_batches else None,
+        )
+        return super().fit(  # keras.Model.fit, next in the host class's MRO
+            dataset,
+            epochs=epochs,
+            steps_per_epoch=self.train_steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # batches are Poisson samples already
+            **kwargs,
+        )
+
+    @property
     def dp_steps_remaining(self):
         """DP steps left under the budget of the current `fit`, or None when it has no budget."""
         limit = int(keras.ops.convert_to_numpy(self.dp_step_limit))
@@ -69,7 +169,7 @@ class DPStepBookkeeping:
         return self.privacy_ledger.epsilon(delta=delta, accountant=accountant)
 
     def _set_budget(self, *, target_epsilon, delta, accountant):
-        """Sets the step limit for `target_epsilon` (None: no limit).
+        """Sets the step limit for `target_epsilon` (None: no limit), a whole number of train steps away.
 
         Returns:
             The number of DP steps the budget still allows, or None without a budget.
@@ -88,10 +188,15 @@ class DPStepBookkeeping:
             accountant=accountant,
             ledger=self.privacy_ledger,
         )
+        # The sampler yields whole train steps only; a limit between two would never be reached, and
+        # `PrivacyCallback`, which stops `fit` at the limit, would let Keras restart the exhausted
+        # sampler, i.e. repeat its batches.
+        remaining -= remaining % self.dp_steps_per_train_step
         if remaining == 0:
             raise ValueError(
                 f"the privacy budget epsilon={target_epsilon} at delta={delta} is already spent "
-                f"({self.privacy_ledger.total_steps} DP steps taken)"
+                f"({self.privacy_ledger.total_steps} DP steps taken; a train step takes "
+                f"{self.dp_steps_per_train_step})"
             )
         self.dp_step_limit.assign(int(keras.ops.convert_to_numpy(self.dp_steps)) + remaining)
         return remaining

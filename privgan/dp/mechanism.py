@@ -58,10 +58,26 @@ def gaussian_noise_like(tensors, *, stddev, seed=None):
     return [tf.reshape(p, tf.shape(t)) for p, t in zip(pieces, tensors)]
 
 
-def _num_replicas():
+def replicas_in_sync():
+    """How many replicas share the current step: 1 outside a distribution strategy's replica context.
+
+    A caller in cross-replica context computes the whole batch itself, so it counts as one.
+    """
     if tf.distribute.in_cross_replica_context():
-        return 1  # a cross-replica caller computes the whole batch itself
+        return 1
     return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def replica_rows(tensor):
+    """This replica's rows of a tensor every replica computed in full: rows r, r + R, ... of replica r.
+
+    Drawing a global batch on every replica (with a mirrored seed, so all draw the same) and keeping
+    one's own rows gives the same batch as one device would draw, split across the replicas.
+    """
+    replicas = replicas_in_sync()
+    if replicas == 1:
+        return tensor
+    return tensor[tf.distribute.get_replica_context().replica_id_in_sync_group :: replicas]
 
 
 def private_gradients(
@@ -116,7 +132,7 @@ def private_gradients(
     dtype = summed[0].dtype if summed else tf.float32
     stddev = tf.cast(noise_multiplier, dtype) * tf.cast(l2_norm_clip, dtype)
     noise = gaussian_noise_like(summed, stddev=stddev, seed=seed)
-    if _num_replicas() > 1:
+    if replicas_in_sync() > 1:
         # Every replica draws (so a SeedGenerator's mirrored state stays the same on all of them), but
         # only the first adds its draw: the all-reduce sum of the shares then holds the noise once.
         first = tf.cast(tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0), dtype)

@@ -15,26 +15,33 @@ def _num_examples(data):
     return sizes.pop()
 
 
-def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_step=0):
+def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_step=0, group_size=None):
     """A `tf.data.Dataset` of Poisson-sampled batches of `data`.
 
     Batch t keeps example i iff u_{t,i} < q, with u drawn by a stateless generator from `(seed, t)`, so
-    a seed reproduces the exact sequence of batches.
+    a seed reproduces the exact sequence of batches. With `group_size` k, each element is a tuple of k
+    consecutive batches (t = first_step + k e, ..., first_step + k e + k - 1 for element e): a train
+    step that takes k DP steps, such as a GAN's `n_critic` discriminator steps, consumes one element.
+    The sequence of batches is the same as without grouping.
 
     Args:
         data: an array, or a tuple/dict of arrays with the same number of rows (e.g. `(x, y)`).
         sampling_probability: q in (0, 1].
-        steps: number of batches; None repeats forever (bound it with `steps_per_epoch` in `fit`).
+        steps: number of batches; None repeats forever (bound it with `steps_per_epoch` in `fit`). With
+            `group_size`, only whole groups are yielded: steps // group_size elements.
         seed: int seed; None draws a fresh one from the operating system.
         first_step: index t of the first batch, >= 0. A training run resumed with the same seed must
             continue from its step count: restarting at 0 would repeat earlier batches, and the
             accountant assumes every step's sample is fresh.
+        group_size: None (elements are batches) or k >= 1 (elements are tuples of k batches).
 
     Returns:
-        A dataset whose elements have the structure of `data` and a variable leading dimension.
+        A dataset whose elements have the structure of `data` (or are tuples of `group_size` of them) with
+        a variable leading dimension.
 
     Raises:
-        ValueError: if q is outside (0, 1], `steps` is negative, or the arrays' lengths differ.
+        ValueError: if q is outside (0, 1], `steps` or `first_step` is negative, `group_size` is not an
+            integer >= 1, or the arrays' lengths differ.
     """
     if not 0 < sampling_probability <= 1:
         raise ValueError(f"sampling_probability must be in (0, 1], got {sampling_probability}")
@@ -42,6 +49,8 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_
         raise ValueError(f"steps must be >= 0 or None, got {steps}")
     if first_step < 0:
         raise ValueError(f"first_step must be >= 0, got {first_step}")
+    if group_size is not None and (int(group_size) != group_size or group_size < 1):
+        raise ValueError(f"group_size must be None or an integer >= 1, got {group_size}")
     num_examples = _num_examples(data)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
@@ -55,8 +64,11 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_
         indices = tf.where(uniforms < q)[:, 0]
         return tf.nest.map_structure(lambda t: tf.gather(t, indices), tensors)
 
-    if steps is not None:
-        counter = tf.data.Dataset.range(first_step, first_step + steps)
-    else:
-        counter = tf.data.Dataset.counter(start=first_step)
-    return counter.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+    size = 1 if group_size is None else int(group_size)
+
+    def element(index):
+        batches = tuple(sample(first_step + size * index + offset) for offset in range(size))
+        return batches[0] if group_size is None else batches
+
+    counter = tf.data.Dataset.counter() if steps is None else tf.data.Dataset.range(steps // size)
+    return counter.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)

@@ -15,11 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from privgan.accounting import PrivacyCallback, PrivacyLedger
+from privgan.accounting import PrivacyLedger
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients
-from privgan.dp.sampling import poisson_batches
 from privgan.dp.validation import check_private_model
 
 # `fit` arguments that would change the sampling behind the accountant's back.
@@ -160,14 +159,9 @@ class DPModel(DPStepBookkeeping, keras.Model):
                 has_aux=True,
             )
             self.optimizer.apply(gradients, variables)
-            self.dp_steps.assign_add(1)
             self._update_metrics(x, y, y_pred, losses)
-            return tf.constant(True)
 
-        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            dp_step()  # `fit`'s sampler stops at the budget; a tf.cond cannot hold the all-reduce
-        else:
-            tf.cond(self._within_budget(), dp_step, lambda: tf.constant(False))
+        self._take_dp_step(dp_step)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
@@ -232,28 +226,10 @@ class DPModel(DPStepBookkeeping, keras.Model):
             raise ValueError("target_epsilon needs delta")
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        callbacks = list(callbacks or [])
-        remaining = self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
-        if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
-            callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
-        if not self.optimizer.built:
-            # Optimizer variables cannot be created inside the tf.cond of the budget guard; under a
-            # distribution strategy they must be created in its scope, as the model's were.
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.model.trainable_variables)
-        # The sampler yields no batch beyond the budget: with several replicas this is the limit (the
-        # in-step guard cannot wrap the optimizer's cross-replica sum), on one device a second one.
-        dataset = poisson_batches(
-            (x, y), sampling_probability=self.dp_config.sampling_probability, steps=remaining,
-            seed=sampling_seed, first_step=int(self.dp_steps.numpy()),
-        )
-        return super().fit(
-            dataset,
-            epochs=epochs,
-            steps_per_epoch=self.dp_config.steps_per_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # batches are Poisson samples already
-            **kwargs,
+        return self._fit_on_poisson_batches(
+            (x, y), epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
+            sampling_seed=sampling_seed, callbacks=callbacks,
+            optimizers=[(self.optimizer, self.model.trainable_variables)], group_batches=False, **kwargs,
         )
 
     def get_config(self):

@@ -11,21 +11,27 @@ round(B), so that the real and fake halves of D's update keep the same scale:
     grad D = (sum_i clip(grad softplus(-D(x_i, y_i))) + N(0, (sigma C)^2)) / B
            + sum_j clip(grad softplus(D(G(z_j, c_j), c_j))) / round(B)
 
-The generator G is updated from D alone (post-processing), so its steps cost no privacy. `fit` runs one
-D step per Keras train step and a G step after every `n_critic`-th D step; each D step is one
+The generator G is updated from D alone (post-processing), so its steps cost no privacy. One Keras
+train step takes `n_critic` D steps, each on its own Poisson batch, then one G step; each D step is one
 `PoissonSampledDpEvent(q, GaussianDpEvent(sigma))` in the ledger, whatever `n_critic` is. Many D steps
 per G step with a large expected batch (Bie et al. 2023, "Private GANs, revisited") let D keep up with G
 under noise. With `ema_decay`, `generate` samples from an exponential moving average of G's weights,
 updated after each G step: also post-processing, and it smooths out the noisy late G updates.
 
 The step counter lives in a variable saved with the model, and a budget set by `fit(target_epsilon=...)`
-is enforced inside the compiled train step, as in `privgan.dp.DPModel`. The `d_loss_real` metric is the
+is enforced by the sampler (no batch beyond it) and, on one device, inside the compiled train step too,
+as in `privgan.dp.DPModel`.
+
+Under a `tf.distribute` strategy (build G, D and the DPGAN in its scope) each replica clips its share of
+every real batch, the noise is added once (`private_gradients`), and every replica draws the same global
+fake batch and keeps its own rows (`replica_rows`), so a step equals the single-device step. The `d_loss_real` metric is the
 noiseless mean loss of D on the private batches: it is for monitoring only and is not covered by the
 privacy guarantee. `d_loss_fake`, `g_loss` and `epsilon` are functions of the private models only.
 """
 
 import dataclasses
 import datetime
+import functools
 import json
 import pathlib
 
@@ -33,13 +39,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from privgan.accounting import PrivacyCallback, PrivacyLedger, calibrate_noise_multiplier
+from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
-from privgan.dp.mechanism import private_gradients
-from privgan.dp.sampling import poisson_batches
+from privgan.dp.mechanism import private_gradients, replica_rows
 from privgan.dp.validation import check_private_model
 from privgan.io import atomic_path
 
@@ -72,7 +77,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         expected_batch_size: q * N, the mean Poisson batch size of a D step (also the fake batch size,
             rounded).
         num_classes: None (unconditional) or the number of classes of the labels, >= 2.
-        n_critic: D steps per G step, >= 1.
+        n_critic: D steps per G step, >= 1 (one Keras train step takes them all, then the G step).
         ema_decay: None (sample from G itself) or the decay in [0, 1) of an exponential moving average
             of G's weights, updated after each G step, that `generate` samples from.
         seed: seed of the latent vectors, fake labels and DP noise (None: random).
@@ -155,6 +160,11 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         self.built = True
 
     @property
+    def dp_steps_per_train_step(self):
+        """D steps per Keras train step: `n_critic`."""
+        return self.n_critic
+
+    @property
     def conditional(self):
         """Whether the GAN is conditioned on class labels."""
         return self.num_classes is not None
@@ -189,6 +199,11 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         # Uniform over classes: a public choice, not the private data's class frequencies.
         return latent, keras.random.randint((n,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
 
+    def _fake_batch_inputs(self):
+        """This replica's rows of a fresh fake batch of `fake_batch_size` (all of it on one device)."""
+        latent, labels = self._latent_and_labels(self.fake_batch_size)
+        return replica_rows(latent), None if labels is None else replica_rows(labels)
+
     def _unpack(self, data):
         if self.conditional:
             samples, labels = data
@@ -196,15 +211,14 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         return (data[0] if isinstance(data, (tuple, list)) else data), None
 
     def train_step(self, data):
-        samples, labels = self._unpack(data)
-        tf.cond(self._within_budget(), lambda: self._dp_step(samples, labels), lambda: tf.constant(False))
+        # `data` holds n_critic Poisson batches (`poisson_batches(group_size=n_critic)`). The loop unrolls
+        # in the graph: under several replicas the optimizers' cross-replica sums cannot sit in a
+        # tf.cond or tf.while_loop.
+        for batch in data:
+            samples, labels = self._unpack(batch)
+            self._take_dp_step(functools.partial(self._discriminator_step, samples, labels))
+        self._generator_step()
         return {m.name: m.result() for m in self.metrics}
-
-    def _dp_step(self, samples, labels):
-        self._discriminator_step(samples, labels)
-        self.dp_steps.assign_add(1)
-        tf.cond(self.dp_steps % self.n_critic == 0, self._generator_step, lambda: tf.constant(False))
-        return tf.constant(True)
 
     def _discriminator_step(self, samples, labels):
         variables = self.discriminator.trainable_variables
@@ -226,7 +240,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             seed=self.seed_generator,
             has_aux=True,
         )
-        latent, fake_labels = self._latent_and_labels(self.fake_batch_size)
+        latent, fake_labels = self._fake_batch_inputs()
         fakes = self.generator(self._models_input(latent, fake_labels), training=True)
 
         def fake_losses(batch):
@@ -249,17 +263,18 @@ class DPGAN(DPStepBookkeeping, keras.Model):
 
     def _generator_step(self):
         variables = self.generator.trainable_variables
-        latent, labels = self._latent_and_labels(self.fake_batch_size)
+        latent, labels = self._fake_batch_inputs()
         with tf.GradientTape() as tape:
             fakes = self.generator(self._models_input(latent, labels), training=True)
             logits = self.discriminator(self._models_input(fakes, labels), training=True)
-            loss = tf.reduce_mean(tf.nn.softplus(-logits))  # non-saturating: -log sigmoid(D(G(z)))
+            losses = tf.nn.softplus(-tf.reshape(logits, [-1]))  # non-saturating: -log sigmoid(D(G(z)))
+            # Divided by the global fake batch size: the optimizer sums the replicas' gradients.
+            loss = tf.reduce_sum(losses) / self.fake_batch_size
         self.g_optimizer.apply(tape.gradient(loss, variables), variables)
         if self.ema_generator is not None:
             for average, current in zip(self.ema_generator.weights, self.generator.weights):
                 average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * tf.cast(current, average.dtype))
-        self.g_loss_tracker.update_state(loss)
-        return tf.constant(True)
+        self.g_loss_tracker.update_state(losses)
 
     def call(self, inputs, training=None):
         """Runs the generator on `latent` or `[latent, labels]`."""
@@ -280,11 +295,15 @@ class DPGAN(DPStepBookkeeping, keras.Model):
     ):
         """Trains on Poisson batches of the private data: one D step per batch, a G step every n_critic.
 
-        An "epoch" is round(N / expected_batch_size) D steps, so each example is seen once in expectation.
-        With `delta`, the epsilon spent is logged as `epsilon` after every epoch. With `target_epsilon`:
-        if the model was made with `noise_multiplier=None`, sigma is first calibrated so that the planned
-        `epochs * steps_per_epoch` D steps spend exactly the budget; in any case training stops before a
-        D step would exceed it.
+        An "epoch" is round(N / expected_batch_size) D steps (rounded up to a multiple of `n_critic`), so
+        each example is seen about once in expectation. With `delta`, the epsilon spent is logged as
+        `epsilon` after every epoch. With `target_epsilon`: if the model was made with
+        `noise_multiplier=None`, sigma is first calibrated so that the planned D steps spend exactly the
+        budget; in any case training stops before a D step would exceed it (whole train steps of
+        `n_critic` D steps only, so up to n_critic - 1 steps' worth of the budget can go unused).
+
+        To train on several devices, build the generator, the discriminator and the DPGAN, and compile
+        it, in a `tf.distribute` strategy's scope; each step then equals the single-device step.
 
         Args:
             x: the private samples (e.g. images in [0, 1]), with exactly `num_examples` rows.
@@ -305,15 +324,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             ValueError: for a refused or out-of-range argument, labels that do not match `num_classes`,
                 a wrong number of rows, a budget without delta, sigma to calibrate without a budget or
                 after earlier steps, or a budget already spent.
-            NotImplementedError: under a distribution strategy with several replicas.
         """
-        replicas = self.distribute_strategy.num_replicas_in_sync
-        if replicas > 1:
-            # The budget guard and the every-n_critic G step are tf.conds, and a cond cannot hold the
-            # optimizers' cross-replica sums; privgan.DPModel supports several replicas.
-            raise NotImplementedError(
-                f"DPGAN does not train under a distribution strategy with several replicas yet (got {replicas})"
-            )
         refused = sorted(set(kwargs) & set(_REFUSED_FIT_ARGUMENTS))
         if refused:
             raise ValueError(
@@ -331,26 +342,12 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         data = self._check_data(x, y)
         if not self.noise_multiplier_calibrated:
             self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
-        self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
-        callbacks = list(callbacks or [])
-        if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
-            callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
-        # Optimizer variables cannot be created inside the tf.cond of the budget guard.
-        if not self.d_optimizer.built:
-            self.d_optimizer.build(self.discriminator.trainable_variables)
-        if not self.g_optimizer.built:
-            self.g_optimizer.build(self.generator.trainable_variables)
-        dataset = poisson_batches(
-            data, sampling_probability=self.dp_config.sampling_probability, seed=sampling_seed,
-            first_step=int(keras.ops.convert_to_numpy(self.dp_steps)),
-        )
-        return super().fit(
-            dataset,
-            epochs=epochs,
-            steps_per_epoch=self.dp_config.steps_per_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # batches are Poisson samples already
-            **kwargs,
+        return self._fit_on_poisson_batches(
+            data, epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
+            sampling_seed=sampling_seed, callbacks=callbacks,
+            optimizers=[(self.d_optimizer, self.discriminator.trainable_variables),
+                        (self.g_optimizer, self.generator.trainable_variables)],
+            group_batches=True, **kwargs,
         )
 
     def _check_data(self, x, y):
@@ -387,7 +384,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             target_epsilon=target_epsilon,
             delta=delta,
             sampling_probability=self.dp_config.sampling_probability,
-            steps=epochs * self.dp_config.steps_per_epoch,
+            steps=epochs * self.train_steps_per_epoch * self.n_critic,
             accountant=accountant,
         )
         self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))

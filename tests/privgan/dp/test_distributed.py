@@ -12,8 +12,8 @@ SCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=Non
 
 
 @pytest.fixture
-def strategy():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def strategy(mirrored_strategy):
+    return mirrored_strategy
 
 
 def _mlp():
@@ -112,3 +112,15 @@ def test_budget_holds_under_mirrored_strategy(strategy):
     model = _fit(strategy, x=x, y=y, epochs=limit // 8 + 5, target_epsilon=3.0)
     assert int(model.dp_steps.numpy()) == limit
     assert model.privacy_spent(delta=1e-5, accountant="rdp") <= 3.0
+
+
+def test_other_strategies_with_several_replicas_are_refused():
+    # Multi-worker strategies would shard the Poisson batches across workers; CentralStorageStrategy
+    # stands in for them here (two replicas on one machine, not a MirroredStrategy).
+    strategy = tf.distribute.experimental.CentralStorageStrategy(["/cpu:0", "/cpu:1"])
+    x, y = _data(16)
+    with strategy.scope():
+        model = make_private(_mlp(), l2_norm_clip=1.0, noise_multiplier=1.1, num_examples=16, expected_batch_size=4)
+        model.compile(optimizer="sgd", loss=SCE)
+    with pytest.raises(NotImplementedError, match="CentralStorageStrategy is not supported"):
+        model.fit(x, y, epochs=1, verbose=0)

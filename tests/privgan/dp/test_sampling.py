@@ -37,6 +37,16 @@ def test_resuming_at_first_step_continues_the_sequence_instead_of_repeating_it()
     assert resumed == whole[10:]
 
 
+def test_groups_hold_the_same_batches_in_order_and_only_whole_groups():
+    data = (np.arange(100), np.arange(100))
+    whole = [x.numpy().tolist() for x, _ in poisson_batches(data, sampling_probability=0.1, steps=11, seed=1)]
+    groups = list(poisson_batches(data, sampling_probability=0.1, steps=11, seed=1, group_size=3))
+    assert len(groups) == 3  # 11 // 3: the last two batches would not fill a group
+    assert [x.numpy().tolist() for group in groups for x, _ in group] == whole[:9]
+    resumed = list(poisson_batches(data, sampling_probability=0.1, steps=6, seed=1, first_step=3, group_size=3))
+    assert [x.numpy().tolist() for group in resumed for x, _ in group] == whole[3:9]
+
+
 def test_small_q_produces_empty_batches():
     sizes = _sizes(poisson_batches((np.arange(10), np.arange(10)), sampling_probability=0.01, steps=30, seed=0))
     assert 0 in sizes
@@ -47,7 +57,8 @@ def test_small_q_produces_empty_batches():
     [({"sampling_probability": 0.0}, "sampling_probability must be in"),
      ({"sampling_probability": 1.5}, "sampling_probability must be in"),
      ({"sampling_probability": 0.5, "steps": -1}, "steps must be"),
-     ({"sampling_probability": 0.5, "first_step": -1}, "first_step must be")],
+     ({"sampling_probability": 0.5, "first_step": -1}, "first_step must be"),
+     ({"sampling_probability": 0.5, "group_size": 0}, r"group_size must be None or an integer >= 1, got 0")],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -118,7 +118,7 @@ def test_training_stops_at_the_budget():
     allowed = max_steps(target_epsilon=3.0, delta=DELTA, noise_multiplier=2.0, sampling_probability=BATCH / NUM_EXAMPLES)
     assert allowed < 20 * round(NUM_EXAMPLES / BATCH)
     gan.fit(x, y, epochs=20, target_epsilon=3.0, delta=DELTA, verbose=0)
-    assert gan.privacy_ledger.total_steps == allowed
+    assert gan.privacy_ledger.total_steps == allowed - allowed % 2  # whole train steps of n_critic = 2 D steps
     assert gan.privacy_spent(delta=DELTA) <= 3.0
     with pytest.raises(ValueError, match="already spent"):
         gan.fit(x, y, epochs=1, target_epsilon=3.0, delta=DELTA, verbose=0)
@@ -228,11 +228,31 @@ def test_ema_generator_trails_the_generator_and_is_what_generate_samples(tmp_pat
         make_gan(ema_decay=1.0)
 
 
-def test_several_replicas_are_refused_with_a_clear_error():
+def _fit_gan(strategy, *, epochs, target_epsilon=None):
+    x, y = data()
+    with strategy.scope():
+        keras.utils.set_random_seed(7)
+        gan = make_gan(n_critic=2, ema_decay=0.5)
+    gan.fit(x, y, epochs=epochs, target_epsilon=target_epsilon, delta=DELTA, sampling_seed=3, verbose=0)
+    return gan
+
+
+def test_fit_under_mirrored_strategy_equals_one_device(mirrored_strategy):
     import tensorflow as tf
 
-    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
-        gan = make_gan()
-    x, y = data()
-    with pytest.raises(NotImplementedError, match="several replicas"):
-        gan.fit(x, y, epochs=1, delta=DELTA)
+    mirrored = _fit_gan(mirrored_strategy, epochs=2)
+    single = _fit_gan(tf.distribute.get_strategy(), epochs=2)
+    d_steps = 2 * round(NUM_EXAMPLES / BATCH)
+    assert int(mirrored.dp_steps.numpy()) == int(single.dp_steps.numpy()) == d_steps
+    assert int(mirrored.g_optimizer.iterations.numpy()) == d_steps // 2
+    assert mirrored.privacy_ledger == single.privacy_ledger
+    for model in ("discriminator", "generator", "ema_generator"):
+        for got, want in zip(getattr(mirrored, model).get_weights(), getattr(single, model).get_weights()):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=model)
+
+
+def test_budget_holds_under_mirrored_strategy(mirrored_strategy):
+    allowed = max_steps(target_epsilon=3.0, delta=DELTA, noise_multiplier=1.0, sampling_probability=BATCH / NUM_EXAMPLES)
+    gan = _fit_gan(mirrored_strategy, epochs=allowed // 6 + 3, target_epsilon=3.0)
+    assert int(gan.dp_steps.numpy()) == allowed - allowed % 2  # whole train steps of n_critic = 2 D steps
+    assert gan.privacy_spent(delta=DELTA) <= 3.0
