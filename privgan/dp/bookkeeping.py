@@ -32,6 +32,17 @@ class DPStepBookkeeping:
 
     # DP steps in one Keras train step; a budget only ever allows whole train steps.
     dp_steps_per_train_step = 1
+    # `fit` arguments that would change the sampling behind the accountant's back.
+    refused_fit_arguments = ("batch_size", "shuffle", "steps_per_epoch", "sample_weight", "class_weight",
+                             "validation_split")
+
+    def _refuse_sampling_arguments(self, kwargs):
+        refused = sorted(set(kwargs) & set(self.refused_fit_arguments))
+        if refused:
+            raise ValueError(
+                f"{type(self).__name__}.fit does not take {refused}: batches are Poisson-sampled with "
+                f"expected size {self.dp_config.expected_batch_size:g}, as the accountant assumes"
+            )
 
     def _add_privacy_variables(self):
         # Under a distribution strategy every replica runs the train step; the count must rise once.

@@ -21,17 +21,6 @@ from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients
 from privgan.dp.validation import check_private_model
 
-# `fit` arguments that would change the sampling behind the accountant's back.
-_REFUSED_FIT_ARGUMENTS = (
-    "batch_size",
-    "shuffle",
-    "steps_per_epoch",
-    "sample_weight",
-    "class_weight",
-    "validation_split",
-)
-
-
 def per_example_loss_function(loss):
     """Turns a Keras loss (name, function or `keras.losses.Loss`) into a per-example loss.
 
@@ -208,12 +197,7 @@ class DPModel(DPStepBookkeeping, keras.Model):
             ValueError: for a refused argument, a wrong number of rows, a tf.data input, a budget
                 without delta, or a budget already spent.
         """
-        refused = sorted(set(kwargs) & set(_REFUSED_FIT_ARGUMENTS))
-        if refused:
-            raise ValueError(
-                f"DPModel.fit does not take {refused}: batches are Poisson-sampled with expected size "
-                f"{self.dp_config.expected_batch_size:g}, as the accountant assumes"
-            )
+        self._refuse_sampling_arguments(kwargs)
         if isinstance(x, tf.data.Dataset) or y is None:
             raise ValueError("DPModel.fit needs the private data as arrays x and y (it samples batches itself)")
         rows = int(np.shape(tf.nest.flatten(x)[0])[0])

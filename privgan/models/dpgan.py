@@ -48,16 +48,6 @@ from privgan.dp.mechanism import private_gradients, replica_rows
 from privgan.dp.validation import check_private_model
 from privgan.io import atomic_path
 
-# `fit` arguments that would change the sampling behind the accountant's back.
-_REFUSED_FIT_ARGUMENTS = (
-    "batch_size",
-    "shuffle",
-    "steps_per_epoch",
-    "sample_weight",
-    "class_weight",
-    "validation_split",
-    "validation_data",
-)
 _GENERATION_CHUNK = 1024
 
 
@@ -158,6 +148,9 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.built = True
+
+    # D has no validation loss to report: validation data could only be private data read without noise.
+    refused_fit_arguments = (*DPStepBookkeeping.refused_fit_arguments, "validation_data")
 
     @property
     def dp_steps_per_train_step(self):
@@ -325,12 +318,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
                 a wrong number of rows, a budget without delta, sigma to calibrate without a budget or
                 after earlier steps, or a budget already spent.
         """
-        refused = sorted(set(kwargs) & set(_REFUSED_FIT_ARGUMENTS))
-        if refused:
-            raise ValueError(
-                f"DPGAN.fit does not take {refused}: D's batches are Poisson-sampled with expected size "
-                f"{self.dp_config.expected_batch_size:g}, as the accountant assumes"
-            )
+        self._refuse_sampling_arguments(kwargs)
         epochs = check_count(epochs, name="epochs", minimum=1)
         accountant = check_accountant(accountant)
         if delta is not None:
