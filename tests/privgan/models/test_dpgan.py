@@ -1,6 +1,7 @@
 """DPGAN: privacy bookkeeping per D step, conditioning, budgets, emission and persistence."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -112,16 +113,20 @@ def test_calibrated_sigma_spends_exactly_the_target(trained):
     assert set(history) >= {"d_loss_real", "d_loss_fake", "g_loss", "epsilon"}
 
 
-def test_training_stops_at_the_budget():
+def test_training_stops_at_the_budget_without_restarting_the_sampler():
     x, y = data()
     gan = make_gan(noise_multiplier=2.0)
-    allowed = max_steps(target_epsilon=3.0, delta=DELTA, noise_multiplier=2.0, sampling_probability=BATCH / NUM_EXAMPLES)
-    assert allowed < 20 * round(NUM_EXAMPLES / BATCH)
-    gan.fit(x, y, epochs=20, target_epsilon=3.0, delta=DELTA, verbose=0)
+    allowed = max_steps(target_epsilon=2.9, delta=DELTA, noise_multiplier=2.0, sampling_probability=BATCH / NUM_EXAMPLES)
+    assert allowed < 20 * round(NUM_EXAMPLES / BATCH) and allowed % 2 == 1  # ends inside a train step of 2
+    # Keras re-creates the iterator of a dataset that runs dry before the last epoch (warning "Your input
+    # ran out of data"), which would replay the first Poisson batches: fit must stop first.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        gan.fit(x, y, epochs=20, target_epsilon=2.9, delta=DELTA, verbose=0)
     assert gan.privacy_ledger.total_steps == allowed - allowed % 2  # whole train steps of n_critic = 2 D steps
-    assert gan.privacy_spent(delta=DELTA) <= 3.0
+    assert gan.privacy_spent(delta=DELTA) <= 2.9
     with pytest.raises(ValueError, match="already spent"):
-        gan.fit(x, y, epochs=1, target_epsilon=3.0, delta=DELTA, verbose=0)
+        gan.fit(x, y, epochs=1, target_epsilon=2.9, delta=DELTA, verbose=0)
 
 
 def test_save_synthetic_writes_data_and_a_statement_with_the_accountants_epsilon(trained, tmp_path):
