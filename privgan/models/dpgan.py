@@ -24,9 +24,11 @@ as in `privgan.dp.DPModel`.
 
 Under a `tf.distribute` strategy (build G, D and the DPGAN in its scope) each replica clips its share of
 every real batch, the noise is added once (`private_gradients`), and every replica draws the same global
-fake batch and keeps its own rows (`replica_rows`), so a step equals the single-device step. The `d_loss_real` metric is the
-noiseless mean loss of D on the private batches: it is for monitoring only and is not covered by the
-privacy guarantee. `d_loss_fake`, `g_loss` and `epsilon` are functions of the private models only.
+fake batch and keeps its own rows (`replica_rows`), so a step equals the single-device step.
+
+The `d_loss_real` metric is the noiseless mean loss of D on the private batches: it is for monitoring
+only and is not covered by the privacy guarantee. `d_loss_fake`, `g_loss` and `epsilon` are functions
+of the private models only.
 """
 
 import dataclasses
