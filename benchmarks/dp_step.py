@@ -17,9 +17,8 @@ memory just before the first step, i.e. what running the step adds, tracing incl
 """
 
 import importlib.util
-import os
-
 import json
+import os
 import resource
 import statistics
 import subprocess

@@ -133,7 +133,7 @@ def main(argv):
         "accountant": FLAGS.accountant,
         "d_steps": gan.privacy_ledger.total_steps,
         "g_steps": int(gan.g_optimizer.iterations.numpy()),
-        "planned_d_steps": FLAGS.epochs * gan.train_steps_per_epoch * FLAGS.n_critic,
+        "planned_d_steps": gan.planned_dp_steps(FLAGS.epochs),
         "noise_multiplier": gan.dp_config.noise_multiplier,
         "l2_norm_clip": FLAGS.l2_norm_clip,
         "sampling_probability": gan.dp_config.sampling_probability,

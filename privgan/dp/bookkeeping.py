@@ -56,6 +56,10 @@ class DPStepBookkeeping:
             name="dp_step_limit",
         )
 
+    def _steps_taken(self):
+        """DP steps this model has taken (its counter, not earlier phases in `prior_ledger`)."""
+        return int(keras.ops.convert_to_numpy(self.dp_steps))
+
     def _within_budget(self):
         return tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
 
@@ -95,7 +99,7 @@ class DPStepBookkeeping:
     def privacy_ledger(self):
         """A `PrivacyLedger` of every DP step taken on the private data (earlier phases included)."""
         ledger = PrivacyLedger(self.prior_ledger.phases)
-        steps = int(keras.ops.convert_to_numpy(self.dp_steps))
+        steps = self._steps_taken()
         if steps:
             ledger.record(
                 noise_multiplier=self.dp_config.noise_multiplier,
@@ -108,6 +112,10 @@ class DPStepBookkeeping:
     def train_steps_per_epoch(self):
         """Keras train steps per epoch: round(N / expected_batch_size) DP steps, in whole train steps."""
         return -(-self.dp_config.steps_per_epoch // self.dp_steps_per_train_step)
+
+    def planned_dp_steps(self, epochs):
+        """The DP steps `fit(epochs=epochs)` takes when no budget stops it earlier."""
+        return epochs * self.train_steps_per_epoch * self.dp_steps_per_train_step
 
     def _fit_on_poisson_batches(
         self, data, *, epochs, target_epsilon, delta, accountant, sampling_seed, callbacks, optimizers,
@@ -142,7 +150,7 @@ class DPStepBookkeeping:
         callbacks = list(callbacks or [])
         if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
             callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
-        with self.distribute_strategy.scope():
+        with strategy.scope():
             for optimizer, variables in optimizers:
                 if not optimizer.built:
                     optimizer.build(variables)
@@ -155,7 +163,7 @@ class DPStepBookkeeping:
         # in-step guard cannot wrap the optimizer's cross-replica sum), on one device a second one.
         dataset = poisson_batches(
             data, sampling_probability=self.dp_config.sampling_probability, steps=remaining, seed=sampling_seed,
-            first_step=int(keras.ops.convert_to_numpy(self.dp_steps)),
+            first_step=self._steps_taken(),
             group_size=self.dp_steps_per_train_step if group_batches else None,
         )
         return super().fit(  # keras.Model.fit, next in the host class's MRO
@@ -173,7 +181,7 @@ class DPStepBookkeeping:
         limit = int(keras.ops.convert_to_numpy(self.dp_step_limit))
         if limit < 0:
             return None
-        return max(0, limit - int(keras.ops.convert_to_numpy(self.dp_steps)))
+        return max(0, limit - self._steps_taken())
 
     def privacy_spent(self, *, delta, accountant="pld"):
         """The epsilon spent so far at `delta` (see `PrivacyLedger.epsilon`)."""
@@ -209,5 +217,5 @@ class DPStepBookkeeping:
                 f"({self.privacy_ledger.total_steps} DP steps taken; a train step takes "
                 f"{self.dp_steps_per_train_step})"
             )
-        self.dp_step_limit.assign(int(keras.ops.convert_to_numpy(self.dp_steps)) + remaining)
+        self.dp_step_limit.assign(self._steps_taken() + remaining)
         return remaining

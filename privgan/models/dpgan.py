@@ -368,13 +368,13 @@ class DPGAN(DPStepBookkeeping, keras.Model):
     def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
         if target_epsilon is None:
             raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
-        if self.prior_ledger.total_steps or int(keras.ops.convert_to_numpy(self.dp_steps)):
+        if self.prior_ledger.total_steps or self._steps_taken():
             raise ValueError("noise_multiplier can only be calibrated before any DP step (no prior ledger)")
         sigma = calibrate_noise_multiplier(
             target_epsilon=target_epsilon,
             delta=delta,
             sampling_probability=self.dp_config.sampling_probability,
-            steps=epochs * self.train_steps_per_epoch * self.n_critic,
+            steps=self.planned_dp_steps(epochs),
             accountant=accountant,
         )
         self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))

@@ -51,6 +51,7 @@ def trained():
 def test_one_dp_event_per_discriminator_step_and_none_per_generator_step(trained):
     gan, _ = trained
     d_steps = 2 * round(NUM_EXAMPLES / BATCH)
+    assert gan.planned_dp_steps(2) == d_steps
     assert int(gan.d_optimizer.iterations.numpy()) == d_steps
     assert int(gan.g_optimizer.iterations.numpy()) == d_steps // 2
     ledger = gan.privacy_ledger
