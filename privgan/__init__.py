@@ -23,6 +23,7 @@ _API = {
     "PrivacyLedger": "privgan.accounting",
     "DPGAN": "privgan.models.dpgan",
     "PrivGAN": "privgan.models.privgan",
+    "MeanEmbeddingGenerator": "privgan.models.mean_embedding",
     "TabularDPSynthesizer": "privgan.tabular",
     "TableSchema": "privgan.tabular",
     "load_schema": "privgan.tabular",
