@@ -12,7 +12,7 @@ import numpy as np
 
 from privgan.evaluation.classifier import classifier_features
 from privgan.evaluation.diversity import within_class_pixel_std
-from privgan.evaluation.fid import FIDResult, frechet_distance
+from privgan.evaluation.fid import FIDResult, fid_of_features
 from privgan.evaluation.manifold import PRDCResult, precision_recall_density_coverage
 from privgan.evaluation.tstr import TSTRResult, train_synthetic_test_real
 
@@ -83,10 +83,7 @@ def evaluate_synthetic_images(x_synthetic, y_synthetic, x_real, y_real, *, featu
     features = classifier_features(feature_classifier)
     real_features = features.predict(np.asarray(x_real, dtype=np.float32), batch_size=512, verbose=0)
     synthetic_features = features.predict(np.asarray(x_synthetic, dtype=np.float32), batch_size=512, verbose=0)
-    fid = FIDResult(
-        fid=frechet_distance(real_features, synthetic_features), num_real=len(real_features),
-        num_synthetic=len(synthetic_features), feature_dim=int(real_features.shape[1]),
-    )
+    fid = fid_of_features(real_features, synthetic_features)
     prdc = precision_recall_density_coverage(real_features, synthetic_features, nearest_k=nearest_k,
                                              max_samples=max_samples, seed=seed)
     tstr = train_synthetic_test_real(x_synthetic, y_synthetic, x_real, y_real, num_classes=num_classes,
