@@ -163,3 +163,16 @@ def test_bad_input_is_refused():
         make(batch_size=4)
     with pytest.raises(ValueError, match="fitted model"):
         make().privacy_report(delta=DELTA)
+
+
+def test_save_and_load_keep_the_release_features_and_ledger(fitted, tmp_path):
+    model, _ = fitted
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert loaded.has_released
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.release), keras.ops.convert_to_numpy(model.release))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.features.frequencies),
+                                  keras.ops.convert_to_numpy(model.features.frequencies))
+    assert loaded.privacy_ledger == model.privacy_ledger
+    with pytest.raises(ValueError, match="already released"):
+        loaded.release_embedding(*data())
