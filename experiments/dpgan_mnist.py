@@ -68,7 +68,7 @@ flags.DEFINE_float("time_limit_minutes", None, "Stop training after this wall ti
 flags.DEFINE_bool("run_on_cpu", False, "Train a GPU preset (bie2023) even without a GPU instead of projecting its time.")
 flags.DEFINE_integer("timing_train_steps", 4, "Train steps (of n_critic D steps) timed for the projection on CPU.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, random features, sampling and generation (not of the noise).")
-flags.DEFINE_integer("noise_seed", None, "Seed of the DP-MERF release's noise; None (default): secret.")
+flags.DEFINE_integer("noise_seed", None, "Seed of the DP noise (release and D steps); None (default): secret.")
 FLAGS = flags.FLAGS
 
 _NUM_CLASSES = 10
@@ -137,9 +137,8 @@ def main(argv):
     discriminator = dcgan_discriminator(image_shape=(28, 28, 1), num_classes=_NUM_CLASSES, width=FLAGS.d_width,
                                         projection=FLAGS.d_projection)
     gan_options = dict(num_examples=len(x_train), expected_batch_size=FLAGS.batch_size, n_critic=FLAGS.n_critic,
-                       l2_norm_clip=FLAGS.l2_norm_clip, ema_decay=FLAGS.ema_decay or None,
-                       # TODO(issue 12): seed=FLAGS.seed once DPGAN's seed no longer seeds the DP noise.
-                       seed=None)
+                       l2_norm_clip=FLAGS.l2_norm_clip, ema_decay=FLAGS.ema_decay or None, seed=FLAGS.seed,
+                       noise_seed=FLAGS.noise_seed)
     results = {"preset": FLAGS.preset, "warm_start_fraction": FLAGS.warm_start_fraction}
     if FLAGS.warm_start_fraction > 0:
         source = MeanEmbeddingGenerator(generator, num_classes=_NUM_CLASSES, num_features=FLAGS.num_features,
@@ -151,8 +150,7 @@ def main(argv):
         results["release_epsilon"] = source.privacy_spent(delta=FLAGS.delta)
         results["release_noise_multiplier"] = source.noise_multiplier
         results["release_seconds"] = round(time.perf_counter() - start, 1)
-        gan = warm_started_dpgan(source, discriminator, epochs=FLAGS.epochs, target_epsilon=FLAGS.epsilon,
-                                 delta=FLAGS.delta, **gan_options)
+        gan = warm_started_dpgan(source, discriminator, **gan_options)
     else:
         gan = DPGAN(generator, discriminator, noise_multiplier=None, num_classes=_NUM_CLASSES, **gan_options)
     gan.compile(

@@ -34,13 +34,13 @@ norm in its unbiased (U-statistic) form: the biased form rewards every sample of
 same point, i.e. it pushes towards collapse at small batches.
 
 The length scales are public choices (defaults fit data in [0, 1] by their dimension alone; a median
-heuristic on the private data would leak). Noise is drawn from a secret source by default; `noise_seed`
-makes it reproducible, and the statement then says so.
+heuristic on the private data would leak). The noise comes from `privgan.dp.noise.NoiseStream`: secret by
+default (64 bits of OS entropy, whatever global seed is set), at the ledger's next position; `noise_seed`
+makes it reproducible for research, and the statement then says so.
 """
 
 import datetime
 import math
-import secrets
 
 import dp_accounting
 import keras
@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
 from privgan.accounting.events import check_accountant, check_delta, check_noise_multiplier, check_positive
+from privgan.dp.noise import NoiseStream, gaussian_noise_like
 from privgan.models.emission import SyntheticSamplesMixin, check_labels
 
 ADJACENCIES = ("add_remove", "replace_one")
@@ -138,16 +139,6 @@ class RandomFourierFeatures(keras.layers.Layer):
                 "length_scales": list(self.length_scales), "seed": self.seed}
 
 
-def _secret_standard_normal(shape, *, noise_seed):
-    """Standard normal noise in float64 from 128 bits of OS entropy, or from `noise_seed` when given.
-
-    TEMPORARY: to be replaced by `privgan.dp.noise.NoiseStream` once it lands on main (issue 12), so that
-    every mechanism draws from the one secret-by-default stream.
-    """
-    entropy = secrets.randbits(128) if noise_seed is None else int(noise_seed)
-    return np.random.default_rng(entropy).standard_normal(shape)
-
-
 @keras.saving.register_keras_serializable(package="privgan")
 class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
     """DP-MERF: a (conditional) generator fitted to one Gaussian release of a random-feature mean embedding.
@@ -220,6 +211,11 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
         self.noise_seed = noise_seed
         self.prior_ledger = ledger if ledger is not None else PrivacyLedger()
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # The release is the ledger's next mechanism run: its noise takes that stream position, so that a
+        # reproducible noise_seed shared with earlier phases never repeats their noise.
+        self.noise_stream = NoiseStream(
+            seed=noise_seed, position=lambda: tf.constant(self.prior_ledger.mechanism_runs, tf.int64)
+        )
         self._blocks = blocks
         # The noisy release T (blocks x (num_features + 1)): differentially private, saved with the model.
         self.release = self.add_weight(shape=(blocks, self.num_features + 1), initializer="zeros", trainable=False,
@@ -341,8 +337,9 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
             if spent > target_epsilon:
                 raise ValueError(f"a release with noise_multiplier={sigma:g} would spend epsilon={spent:.4g} "
                                  f"> target_epsilon={target_epsilon} (earlier phases included)")
-        noise = sigma * self.l2_sensitivity * _secret_standard_normal(self.release.shape, noise_seed=self.noise_seed)
-        self.release.assign(self.embedding_sum(x, y) + noise)
+        (noise,) = gaussian_noise_like([tf.zeros(self.release.shape, tf.float64)],
+                                       stddev=sigma * self.l2_sensitivity, seed=self.noise_stream.next_seed())
+        self.release.assign(self.embedding_sum(x, y) + keras.ops.convert_to_numpy(noise))
         self.release_noise_multiplier.assign(sigma)
         self.released.assign(1)
         self.noise_multiplier = sigma
@@ -494,6 +491,7 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
             "length_scales": list(self.length_scales),
             "conditional": self.conditional,
             "noise_reproducible": reproducible,
+            "noise_seeding": self.noise_stream.describe(),
             "ledger": ledger.to_dict(),
             "privgan_version": __version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
