@@ -18,7 +18,7 @@ def demo(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
     completed = subprocess.run([sys.executable, "-m", "privgan.cli.demo", f"--output_dir={output_dir}", *TINY],
-                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                               cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return output_dir, completed.stdout
 
