@@ -33,7 +33,6 @@ only and is not covered by the privacy guarantee. `d_loss_fake`, `g_loss` and `e
 of the private models only.
 """
 
-import dataclasses
 import datetime
 import functools
 
@@ -41,7 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
+from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clipped_gradient_sum
@@ -304,9 +303,9 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
             y: integer labels in [0, num_classes) for a conditional GAN; None otherwise.
             epochs: number of epochs, >= 1.
             target_epsilon: optional budget, > 0; needs `delta`.
-            delta: the delta of the reported epsilon, in (0, 1).
+            delta: the delta of the reported epsilon, in (0, 1); None logs epsilon at 1 / N^1.1.
             accountant: "pld" or "rdp".
-            sampling_seed: seed of the Poisson sampling (None: random).
+            sampling_seed: seed of the Poisson sampling (None: secret).
             callbacks: Keras callbacks.
             **kwargs: passed to `keras.Model.fit` (e.g. `verbose`); arguments that would change the
                 sampling (`batch_size`, `shuffle`, `steps_per_epoch`, ...) are refused.
@@ -329,8 +328,6 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
             if delta is None:
                 raise ValueError("target_epsilon needs delta")
         data = self._check_data(x, y)
-        if not self.noise_multiplier_calibrated:
-            self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         return self._fit_on_poisson_batches(
             data, epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
             sampling_seed=sampling_seed, callbacks=callbacks,
@@ -355,25 +352,6 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
         if y is None:
             raise ValueError(f"a conditional DPGAN (num_classes={self.num_classes}) needs labels y")
         return x, check_labels(y, rows=len(x), num_classes=self.num_classes)
-
-    def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
-        if target_epsilon is None:
-            raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
-        if self._steps_taken():
-            raise ValueError("noise_multiplier can only be calibrated before this model's first DP step")
-        # After the prior ledger's phases (e.g. a DP-MERF release that warm-started G): sigma spends what
-        # they left of the budget.
-        sigma = calibrate_noise_multiplier(
-            target_epsilon=target_epsilon,
-            delta=delta,
-            sampling_probability=self.dp_config.sampling_probability,
-            steps=self.planned_dp_steps(epochs),
-            accountant=accountant,
-            ledger=self.prior_ledger,
-        )
-        self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
-        self.noise_multiplier_calibrated = True
-        self.train_function = None  # a step traced before holds the old sigma
 
     def _sampling_generator(self):
         return self.generator if self.ema_generator is None else self.ema_generator
