@@ -96,7 +96,9 @@ def main(argv):
     from privgan.reporting import write_experiment
 
     if not 1 <= FLAGS.batch_size <= FLAGS.num_examples:
-        raise app.UsageError(f"--batch_size must be in [1, --num_examples={FLAGS.num_examples}], got {FLAGS.batch_size}")
+        raise app.UsageError(
+            f"--batch_size must be in [1, --num_examples={FLAGS.num_examples}], got {FLAGS.batch_size}"
+        )
     sampling_probability, steps = FLAGS.batch_size / FLAGS.num_examples, FLAGS.steps
     noise_multiplier = calibrate_noise_multiplier(
         target_epsilon=FLAGS.epsilon, delta=FLAGS.delta, sampling_probability=sampling_probability, steps=steps

@@ -201,7 +201,9 @@ def dirac_canary_scores(
     return {name: score.numpy() for name, score in run().items()}
 
 
-def simulated_canary_scores(*, is_included, noise_multiplier: float, sampling_probability: float, steps: int, seed: int):
+def simulated_canary_scores(
+    *, is_included, noise_multiplier: float, sampling_probability: float, steps: int, seed: int
+):
     """The scores of `dirac_canary_scores` for observations drawn from the claimed mechanism itself.
 
     Each step, canary j's observation is 1[included and sampled] + sigma z, z standard normal: what a
