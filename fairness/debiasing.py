@@ -141,8 +141,8 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
     of the training rows (stratified by group and label), trains on the rest, and adapts alpha during
     training so that the constraint's gap on the held-out rows (demographic-parity, equalized-odds or
     equal-opportunity difference of the hard predictions, as fairlearn defines them) is at most
-    `tolerance`: a dual update on log alpha every quarter epoch, and the best-scoring candidate that meets the
-    tolerance is kept (`fairness.tolerance`). `adversary_weight` is then only alpha's starting value. The
+    `tolerance` with a margin of one standard error of that measurement: a dual update on log alpha every
+    quarter epoch, and the most accurate candidate that meets the tolerance is kept (`fairness.tolerance`). `adversary_weight` is then only alpha's starting value. The
     features are standardised inside the estimator (`standardize`), so the same tolerance works whatever
     their scale. Without `tolerance` the estimator trains with the fixed alpha on all rows, as before.
 
@@ -332,10 +332,15 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
         def measure():
             logits = self.predictor_(validation_X, training=False)
             predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=1)
-            violation = group_rate_gap(
-                validation_labels, predicted, validation_groups, constraint=self.constraint, n_classes=n_classes
+            violation, error = group_rate_gap(
+                validation_labels,
+                predicted,
+                validation_groups,
+                constraint=self.constraint,
+                n_classes=n_classes,
+                with_error=True,
             )
-            return violation, float(np.mean(predicted == validation_labels))
+            return violation, float(np.mean(predicted == validation_labels)), error
 
         controller = AdversaryWeightController(
             weight=model.adversary_weight,
