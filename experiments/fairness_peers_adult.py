@@ -53,12 +53,10 @@ flags.DEFINE_list("threshold_dp_tols", ["0.02", "0.05", "0.1"], "ThresholdOptimi
 flags.DEFINE_list("fairlearn_alphas", ["0.1", "1", "10"], "AdversarialFairnessClassifier alphas.")
 flags.DEFINE_enum("fairlearn_backend", "tensorflow", ["tensorflow", "torch"], "AdversarialFairnessClassifier "
                   "backend (torch is an optional extra; skipped when absent).")
-flags.DEFINE_bool("library_defaults", False, "Use the estimators' default settings (as a new user would) instead "
-                  "of the flags below.")
+flags.DEFINE_bool("library_defaults", False, "Train ours with the estimators' default epochs and batch size (as a "
+                  "new user would) instead of --epochs/--batch_size and --representation_epochs.")
 flags.DEFINE_integer("epochs", 20, "Epochs of our classifiers and of fairlearn's adversarial one.")
 flags.DEFINE_integer("batch_size", 256, "Batch size of the same.")
-flags.DEFINE_list("adversary_hidden_units", ["16"], "Hidden layer sizes of our classifier's adversary.")
-flags.DEFINE_float("adversary_learning_rate", 1e-2, "Adam learning rate of our classifier's adversary.")
 flags.DEFINE_bool("representations", True, "Also compare the representations.")
 flags.DEFINE_list("representation_tolerances", ["0.01", "0.03"], "FairRepresentation leakage tolerances "
                   "(above chance).")
@@ -124,12 +122,7 @@ def main(argv):
     start = time.time()
     train, test, table_name = _load()
     seeds = [int(seed) for seed in FLAGS.seeds]
-    ours = {} if FLAGS.library_defaults else dict(
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size,
-        adversary_hidden_units=tuple(int(units) for units in FLAGS.adversary_hidden_units),
-        adversary_learning_rate=FLAGS.adversary_learning_rate,
-    )
+    ours = {} if FLAGS.library_defaults else dict(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size)
     available = {
         "ours": lambda: comparison.adversarial_debiasing(
             constraint="equalized_odds", tolerances=_floats(FLAGS.tolerances), **ours),
@@ -179,8 +172,7 @@ def main(argv):
     figures = ["trade_off.png"]
     results = {"table": table_name, "sensitive_attribute": FLAGS.sensitive, "seeds": seeds, "runs": rows,
                "summary": summary, "skipped": skipped,
-               "config": {"ours": {key: list(value) if isinstance(value, tuple) else value
-                                   for key, value in ours.items()}, "library_defaults": FLAGS.library_defaults}}
+               "config": {"ours": ours, "library_defaults": FLAGS.library_defaults}}
 
     if FLAGS.representations:
         representation_params = {} if FLAGS.library_defaults else dict(epochs=FLAGS.representation_epochs)

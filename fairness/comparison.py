@@ -274,7 +274,8 @@ def fairlearn_adversarial(*, constraint, alphas, backend="tensorflow", epochs=10
         model.fit(train.features.astype(np.float64), train.labels, sensitive_features=_groups(train, sensitive))
         return model.predict(test.features.astype(np.float64)), {}
 
-    return Method(name or f"fairlearn AdversarialFairnessClassifier ({constraint})", "alpha", tuple(alphas), fit_predict)
+    name = name or f"fairlearn AdversarialFairnessClassifier ({constraint})"
+    return Method(name, "alpha", tuple(alphas), fit_predict)
 
 
 # --- representations -------------------------------------------------------------------------------------

@@ -32,7 +32,9 @@ from fairness.tolerance import (
     AdversaryWeightController,
     carve_validation,
     check_tolerance,
+    check_standardize,
     check_validation_fraction,
+    standardization,
 )
 
 
@@ -220,21 +222,17 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
             raise ValueError(f"adversary_loss must be one of {ADVERSARY_LOSSES}, got {self.adversary_loss!r}")
         tolerance = check_tolerance(self.tolerance, upper=0.5)
         check_validation_fraction(self.validation_fraction)
-        if self.standardize not in (None, True, False):
-            raise ValueError(f"standardize must be None, True or False, got {self.standardize!r}")
+        check_standardize(self.standardize)
         X, labels = validate_fit_inputs(self, X, y)
         groups, self.groups_ = encode_groups(sensitive_features, n_samples=len(X))
         seed = seed_keras(self.random_state)
         fit_rows = validation_rows = None
         if tolerance is not None:
             fit_rows, validation_rows = carve_validation(groups, labels, fraction=self.validation_fraction, seed=seed)
-        standardize = tolerance is not None if self.standardize is None else self.standardize
-        self.feature_mean_ = self.feature_scale_ = None
-        if standardize:
-            reference = X if fit_rows is None else X[fit_rows]
-            self.feature_mean_ = reference.mean(axis=0)
-            scale = reference.std(axis=0)
-            self.feature_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)  # constant columns stay
+        self.feature_mean_, self.feature_scale_ = standardization(
+            X, tolerance=tolerance, standardize=self.standardize, rows=fit_rows
+        )
+        if self.feature_mean_ is not None:
             X = (X - self.feature_mean_) / self.feature_scale_
         n_classes = len(self.classes_)
         self.encoder_ = build_mlp(
@@ -313,6 +311,7 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
             tolerance=self.tolerance,
             models=[self.encoder_, self.task_head_, self.adversary_],
             evaluations_per_epoch=1,
+            step_size=0.2,  # one evaluation an epoch: the per-epoch pace of AdversarialDebiasing's four
             description="leakage above chance",
         )
 

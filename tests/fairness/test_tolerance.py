@@ -88,19 +88,14 @@ def test_controller_raises_the_weight_while_violated_and_keeps_the_best_candidat
     # Candidates 2, 3 and 5 meet the tolerance; 5 scores best. Nothing is evaluated after the last step.
     assert restored == 5.0 and controller.selected["step"] == 6 and controller.selected["meets_tolerance"]
     assert [record["violation"] for record in controller.history] == [0.2, 0.2, 0.04, 0.01, 0.3, 0.0]
-
-
-def test_controller_asks_for_a_margin_of_one_standard_error():
-    # Candidate 2 meets the tolerance only without its error; candidate 1 meets it with the margin.
-    _, restored, _ = _run_controller([0.2, 0.02, 0.04], errors=[0.0, 0.01, 0.03])
-    assert restored == 1.0
+    assert [record["standard_error"] for record in controller.history] == [0.0] * 6
 
 
 def test_controller_warns_when_nothing_meets_the_tolerance_and_keeps_the_least_violating():
     with pytest.warns(RuntimeWarning, match="no candidate met the tolerance"):
         controller, restored, weights = _run_controller([0.3, 0.1, 0.2])
     assert restored == 1.0 and not controller.selected["meets_tolerance"]
-    assert weights[-1] == pytest.approx(np.exp(3 * 0.2))  # clipped relative violation 1, three steps
+    assert weights[-1] == pytest.approx(np.exp(3 * 0.05))  # clipped relative violation 1, three steps
 
 
 # --- the estimators --------------------------------------------------------------------------------------
