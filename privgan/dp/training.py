@@ -6,10 +6,17 @@ step per batch with any Keras optimizer, counts DP steps in a variable that is s
 and can stop at a target epsilon: the step limit is enforced inside the compiled train step, so no
 callback ordering or `steps_per_execution` setting can overspend the budget.
 
+The DP noise is secret by default (`privgan.dp.noise`): 64 bits of operating-system entropy that no
+global seed reaches, redrawn at every `fit`. `noise_seed=` makes it reproducible, for research only.
+Weight regularisers are applied after the noise (they read no data); losses computed from the inputs
+(activity regularisers, `add_loss`) are refused (`privgan.dp.regularization`).
+
 Metrics that `fit` reports on training batches (loss, accuracy) are computed on private data without
 noise: they are for monitoring only and are not covered by the privacy guarantee. Do not publish them
 or use them for early stopping or model selection.
 """
+
+import warnings
 
 import keras
 import numpy as np
@@ -19,7 +26,9 @@ from privgan.accounting import PrivacyLedger
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients
+from privgan.dp.regularization import refuse_data_dependent_losses, weight_penalty_gradients
 from privgan.dp.validation import check_private_model
+
 
 def per_example_loss_function(loss):
     """Turns a Keras loss (name, function or `keras.losses.Loss`) into a per-example loss.
@@ -57,16 +66,18 @@ class DPModel(DPStepBookkeeping, keras.Model):
     Args:
         model: the built Keras model to train privately (all its trainable variables are private).
         l2_norm_clip: clipping bound C, > 0.
-        noise_multiplier: sigma >= 0.
+        noise_multiplier: sigma >= 0, or None to calibrate it in `fit` from the target epsilon and the
+            planned number of steps.
         num_examples: N, the size of the private training set `fit` will receive.
         expected_batch_size: q * N, the mean Poisson batch size.
-        seed: seed of the noise (None: random).
+        noise_seed: None (secret noise, the default) or an integer that makes the noise reproducible,
+            for research only: the guarantee then does not hold against anyone who knows it.
         ledger: a `PrivacyLedger` of earlier training of the same data (another phase), composed with
-            this model's steps.
+            this model's steps; this model's steps, samples and noise continue after it.
         **kwargs: passed to `keras.Model`.
 
     Raises:
-        ValueError: if a parameter is out of range.
+        ValueError: if a parameter is out of range or `model` is not built.
         NonPrivateLayerError: if `model` has a layer that mixes examples (BatchNormalization).
     """
 
@@ -78,25 +89,32 @@ class DPModel(DPStepBookkeeping, keras.Model):
         noise_multiplier,
         num_examples,
         expected_batch_size,
-        seed=None,
+        noise_seed=None,
         ledger=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # Validated with sigma 0 when sigma is still to be calibrated; no DP step runs before `fit` sets it.
         self.dp_config = DPSGDConfig(
             l2_norm_clip=float(l2_norm_clip),
-            noise_multiplier=float32_at_least(float(noise_multiplier)),
+            noise_multiplier=0.0 if noise_multiplier is None else float32_at_least(float(noise_multiplier)),
             num_examples=int(num_examples),
             expected_batch_size=float(expected_batch_size),
         )
+        self.noise_multiplier_calibrated = noise_multiplier is not None
+        if not model.built:
+            raise ValueError(
+                f"model {model.name!r} is not built: give it an input shape (keras.Input(...) first in a "
+                "Sequential, or call model.build(input_shape)) before make_private"
+            )
         check_private_model(model)
         self.model = model
-        self.seed = seed
         self.prior_ledger = ledger if ledger is not None else PrivacyLedger()
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self._add_privacy_variables()
+        self._add_privacy_variables(noise_seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self._per_example_loss = None
+        self._compile_arguments = None
+        self.built = True  # the wrapped model is built, and the privacy variables exist
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
@@ -117,10 +135,33 @@ class DPModel(DPStepBookkeeping, keras.Model):
             raise ValueError("loss_weights is not supported by DPModel: weight inside the loss instead")
         self._per_example_loss = per_example_loss_function(loss)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self._compile_arguments = {"optimizer": self.optimizer, "loss": loss, "metrics": metrics, **kwargs}
+
+    def get_compile_config(self):
+        """The `compile` arguments, saved with the model so that `load_model` returns it ready to fit."""
+        if self._compile_arguments is None:
+            return None
+        return keras.saving.serialize_keras_object(self._compile_arguments)
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model as it was saved, and builds the optimizer so its state can be restored.
+
+        A loss or metric that Keras cannot find (a function neither registered nor passed in
+        `custom_objects`) leaves the model uncompiled, with a warning: compile it again before `fit`.
+        """
+        try:
+            arguments = keras.saving.deserialize_keras_object(config)
+        except (TypeError, ValueError) as error:
+            warnings.warn(f"the model was loaded without its compile configuration ({error}); call compile() "
+                          "before fit or evaluate", stacklevel=2)
+            return
+        self.compile(**arguments)
+        self.optimizer.build(self.model.trainable_variables)
 
     def _forward_losses(self, batch, training):
         x, y = batch
         y_pred = self.model(x, training=training)
+        refuse_data_dependent_losses(self.model)
         return self._per_example_loss(y, y_pred), y_pred
 
     def _update_metrics(self, x, y, y_pred, losses):
@@ -144,9 +185,12 @@ class DPModel(DPStepBookkeeping, keras.Model):
                 l2_norm_clip=config.l2_norm_clip,
                 noise_multiplier=config.noise_multiplier,
                 expected_batch_size=config.expected_batch_size,
-                seed=self.seed_generator,
+                noise=self.noise_stream,
                 has_aux=True,
             )
+            penalty = weight_penalty_gradients(self.model, variables)
+            if penalty is not None:  # reads no data: added after the noise, as post-processing
+                gradients = [g + p for g, p in zip(gradients, penalty)]
             self.optimizer.apply(gradients, variables)
             self._update_metrics(x, y, y_pred, losses)
 
@@ -175,17 +219,19 @@ class DPModel(DPStepBookkeeping, keras.Model):
         """Trains with DP-SGD on Poisson batches of `(x, y)`.
 
         An "epoch" is round(N / expected_batch_size) Poisson steps, so each example is seen once in
-        expectation. With `delta`, the epsilon spent is logged as `epsilon` after every epoch; with
-        `target_epsilon` too, training stops before a step would exceed it.
+        expectation. The epsilon spent is logged as `epsilon` after every epoch (at `delta`, or at
+        1 / N^1.1 without it); with `target_epsilon`, training stops before a step would exceed it, and a
+        model made with `noise_multiplier=None` first gets the sigma that spends exactly the budget over
+        the planned steps. Unless `verbose=0`, one line says beforehand what will run.
 
         Args:
             x: the private inputs (an array or a structure of arrays), with exactly `num_examples` rows.
             y: the labels, with the same number of rows.
             epochs: number of epochs, >= 1.
             target_epsilon: optional budget; needs `delta`.
-            delta: the delta of the reported epsilon, in (0, 1).
+            delta: the delta of the reported epsilon, in (0, 1); None logs epsilon at 1 / N^1.1.
             accountant: "pld" or "rdp".
-            sampling_seed: seed of the Poisson sampling (None: random).
+            sampling_seed: seed of the Poisson sampling (None: secret).
             callbacks: Keras callbacks.
             **kwargs: passed to `keras.Model.fit` (e.g. `verbose`, `validation_data`); arguments that
                 would change the sampling (`batch_size`, `shuffle`, `steps_per_epoch`, ...) are refused.
@@ -206,10 +252,10 @@ class DPModel(DPStepBookkeeping, keras.Model):
                 f"x has {rows} rows but the model was made private for num_examples="
                 f"{self.dp_config.num_examples}; the sampling probability would be wrong"
             )
-        if target_epsilon is not None and delta is None:
-            raise ValueError("target_epsilon needs delta")
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if self._compile_arguments is None:
+            raise ValueError("compile the model (an optimizer and a loss) before fit")
         return self._fit_on_poisson_batches(
             (x, y), epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
             sampling_seed=sampling_seed, callbacks=callbacks,
@@ -221,10 +267,10 @@ class DPModel(DPStepBookkeeping, keras.Model):
             **super().get_config(),
             "model": keras.saving.serialize_keras_object(self.model),
             "l2_norm_clip": self.dp_config.l2_norm_clip,
-            "noise_multiplier": self.dp_config.noise_multiplier,
+            "noise_multiplier": self.dp_config.noise_multiplier if self.noise_multiplier_calibrated else None,
             "num_examples": self.dp_config.num_examples,
             "expected_batch_size": self.dp_config.expected_batch_size,
-            "seed": self.seed,
+            "noise_seed": self.noise_seed,
             "ledger": self.prior_ledger.to_dict(),
         }
 
@@ -243,7 +289,9 @@ def _unpack(data):
     return x, y
 
 
-def make_private(model, *, l2_norm_clip, noise_multiplier, num_examples, expected_batch_size, seed=None, ledger=None):
+def make_private(
+    model, *, l2_norm_clip, noise_multiplier, num_examples, expected_batch_size, noise_seed=None, ledger=None
+):
     """Wraps a built Keras model for DP-SGD training (see `DPModel` for the arguments).
 
     Returns:
@@ -255,6 +303,6 @@ def make_private(model, *, l2_norm_clip, noise_multiplier, num_examples, expecte
         noise_multiplier=noise_multiplier,
         num_examples=num_examples,
         expected_batch_size=expected_batch_size,
-        seed=seed,
+        noise_seed=noise_seed,
         ledger=ledger,
     )
