@@ -28,12 +28,18 @@ class AdversarialTrainer(keras.Model):
         norm: "linf" or "l2".
         valid_range: `(low, high)` box of the inputs.
         seed: seed of the random starts (None: random).
+        epsilon_warmup_steps: optimizer steps over which the training radius grows linearly from 0 to
+            `epsilon` (0: none). At large radii (MNIST at 0.3) PGD training from scratch can stay at
+            chance; a short warm-up lets the model learn the clean task first.
         **kwargs: passed to `keras.Model`.
     """
 
-    def __init__(self, model, *, epsilon, norm="linf", valid_range=(0.0, 1.0), seed=None, **kwargs):
+    def __init__(self, model, *, epsilon, norm="linf", valid_range=(0.0, 1.0), seed=None, epsilon_warmup_steps=0,
+                 **kwargs):
         super().__init__(**kwargs)
         perturbations.check_threat_model(norm=norm, epsilon=epsilon)
+        if int(epsilon_warmup_steps) != epsilon_warmup_steps or epsilon_warmup_steps < 0:
+            raise ValueError(f"epsilon_warmup_steps must be an integer >= 0, got {epsilon_warmup_steps!r}")
         low, high = (float(v) for v in valid_range)
         if not low < high:
             raise ValueError(f"valid_range must be (low, high) with low < high, got {valid_range}")
@@ -42,6 +48,7 @@ class AdversarialTrainer(keras.Model):
         self.norm = norm
         self.valid_range = (low, high)
         self.seed = seed
+        self.epsilon_warmup_steps = int(epsilon_warmup_steps)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.clean_accuracy = keras.metrics.SparseCategoricalAccuracy(name="clean_accuracy")
@@ -70,8 +77,15 @@ class AdversarialTrainer(keras.Model):
     def _logits(self, x):
         return tf.cast(self.model(x, training=False), tf.float32)
 
-    def _random_start(self, x):
-        return perturbations.random_start(x, epsilon=self.epsilon, norm=self.norm, valid_range=self.valid_range,
+    def current_epsilon(self):
+        """The training radius at the optimizer's current step (see `epsilon_warmup_steps`)."""
+        if not self.epsilon_warmup_steps:
+            return tf.constant(self.epsilon, tf.float32)
+        progress = tf.cast(self.optimizer.iterations + 1, tf.float32) / self.epsilon_warmup_steps
+        return self.epsilon * tf.minimum(1.0, progress)
+
+    def _random_start(self, x, epsilon):
+        return perturbations.random_start(x, epsilon=epsilon, norm=self.norm, valid_range=self.valid_range,
                                           seed=self.seed_generator.next())
 
     def adversarial_examples(self, x, y):
@@ -113,6 +127,7 @@ class AdversarialTrainer(keras.Model):
             "norm": self.norm,
             "valid_range": list(self.valid_range),
             "seed": self.seed,
+            "epsilon_warmup_steps": self.epsilon_warmup_steps,
         }
 
     @classmethod
@@ -150,10 +165,11 @@ class PGDAdversarialTraining(AdversarialTrainer):
 
     def adversarial_examples(self, x, y):
         objective = perturbations.classification_objective(self._logits, y)
-        start = self._random_start(x) if self.random_start else x
+        epsilon = self.current_epsilon()
+        start = self._random_start(x, epsilon) if self.random_start else x
         x_last, _, _ = perturbations.projected_gradient_ascent(
-            objective, x, start=start, epsilon=self.epsilon, norm=self.norm, step_size=self.step_size,
-            steps=self.steps, valid_range=self.valid_range,
+            objective, x, start=start, epsilon=epsilon, norm=self.norm,
+            step_size=self.step_size * epsilon / self.epsilon, steps=self.steps, valid_range=self.valid_range,
         )
         return x_last
 
@@ -186,9 +202,10 @@ class FastFGSMTraining(AdversarialTrainer):
 
     def adversarial_examples(self, x, y):
         objective = perturbations.classification_objective(self._logits, y)
+        epsilon = self.current_epsilon()
         x_last, _, _ = perturbations.projected_gradient_ascent(
-            objective, x, start=self._random_start(x), epsilon=self.epsilon, norm="linf",
-            step_size=self.step_size, steps=1, valid_range=self.valid_range,
+            objective, x, start=self._random_start(x, epsilon), epsilon=epsilon, norm="linf",
+            step_size=self.step_size * epsilon / self.epsilon, steps=1, valid_range=self.valid_range,
         )
         return x_last
 
@@ -230,9 +247,10 @@ class TRADES(AdversarialTrainer):
 
         noise = tf.random.stateless_normal(tf.shape(x), tf.cast(self.seed_generator.next(), tf.int64))
         start = tf.clip_by_value(x + 0.001 * noise, *self.valid_range)
+        epsilon = self.current_epsilon()
         x_last, _, _ = perturbations.projected_gradient_ascent(
-            objective, x, start=start, epsilon=self.epsilon, norm=self.norm, step_size=self.step_size,
-            steps=self.steps, valid_range=self.valid_range,
+            objective, x, start=start, epsilon=epsilon, norm=self.norm,
+            step_size=self.step_size * epsilon / self.epsilon, steps=self.steps, valid_range=self.valid_range,
         )
         return x_last
 
