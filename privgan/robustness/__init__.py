@@ -11,6 +11,8 @@
 from privgan.robustness.attacks import APGD, FGSM, PGD, AdversarialAttackResult, CarliniWagnerL2, worst_case
 from privgan.robustness.callbacks import RobustValidation
 from privgan.robustness.classifier import Classifier
+from privgan.robustness.private import DPAdversarialTraining
+from privgan.robustness.smoothing import CertificationResult, GaussianNoiseTraining, SmoothedClassifier
 from privgan.robustness.report import GradientMaskingWarning, MaskingCheck, RobustnessReport, robustness_report
 from privgan.robustness.training import TRADES, AdversarialTrainer, FastFGSMTraining, PGDAdversarialTraining
 
@@ -22,13 +24,17 @@ __all__ = [
     "AdversarialAttackResult",
     "AdversarialTrainer",
     "CarliniWagnerL2",
+    "CertificationResult",
     "Classifier",
+    "DPAdversarialTraining",
     "FastFGSMTraining",
+    "GaussianNoiseTraining",
     "GradientMaskingWarning",
     "MaskingCheck",
     "PGDAdversarialTraining",
     "RobustValidation",
     "RobustnessReport",
+    "SmoothedClassifier",
     "robustness_report",
     "worst_case",
 ]

@@ -197,7 +197,7 @@ def apgd_checkpoints(steps):
     previous, current = 0.0, 0.22
     checkpoints = []
     while current <= 1.0:
-        checkpoint = math.ceil(current * steps)
+        checkpoint = math.ceil(current * steps - 1e-9)  # p_j * steps is a sum of decimals: drop its round-off
         if checkpoint >= 1 and (not checkpoints or checkpoint > checkpoints[-1]):
             checkpoints.append(checkpoint)
         previous, current = current, current + max(current - previous - 0.03, 0.06)

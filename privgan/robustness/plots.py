@@ -1,4 +1,5 @@
-"""The figures of robustness experiments: the robustness-accuracy trade-off and certified accuracy curves."""
+"""The figures of robustness experiments: the robustness-accuracy trade-off, robust accuracy against the
+radius, and certified accuracy curves."""
 
 import matplotlib
 
@@ -46,6 +47,27 @@ def plot_certified_accuracy(curves, path, *, title=None):
         axis.plot(radii, accuracies, label=label)
     axis.set_xlabel("L2 radius")
     axis.set_ylabel("certified accuracy")
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    if title:
+        axis.set_title(title, fontsize=9)
+    save_figure(figure, path, dpi=120, bbox_inches="tight")
+
+
+def plot_robust_accuracy_curves(sweeps, path, *, title=None):
+    """Robust accuracy against the attack's radius, one line per model.
+
+    Args:
+        sweeps: `{label: [{"epsilon": e, "robust_accuracy": a}, ...]}` (as in `RobustnessReport.to_dict()`).
+        path: the PNG to write (atomically).
+        title: optional title.
+    """
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    for label, points in sweeps.items():
+        axis.plot([p["epsilon"] for p in points], [p["robust_accuracy"] for p in points], marker=".", label=label)
+    axis.set_xlabel("attack radius epsilon")
+    axis.set_ylabel("robust test accuracy")
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)
     axis.legend()

@@ -19,6 +19,18 @@ from privgan.robustness import losses as losses_lib
 from privgan.robustness import perturbations
 
 
+def warmed_up_epsilon(epsilon, *, warmup_steps, iterations):
+    """epsilon * min(1, (iterations + 1) / warmup_steps): a linear ramp of the radius (constant if 0 steps)."""
+    if not warmup_steps:
+        return tf.constant(epsilon, tf.float32)
+    return epsilon * tf.minimum(1.0, tf.cast(iterations + 1, tf.float32) / warmup_steps)
+
+
+def check_warmup_steps(epsilon_warmup_steps):
+    if int(epsilon_warmup_steps) != epsilon_warmup_steps or epsilon_warmup_steps < 0:
+        raise ValueError(f"epsilon_warmup_steps must be an integer >= 0, got {epsilon_warmup_steps!r}")
+
+
 class AdversarialTrainer(keras.Model):
     """Shared parts of the adversarial training models: threat model, seeds, trackers, clean evaluation.
 
@@ -38,8 +50,7 @@ class AdversarialTrainer(keras.Model):
                  **kwargs):
         super().__init__(**kwargs)
         perturbations.check_threat_model(norm=norm, epsilon=epsilon)
-        if int(epsilon_warmup_steps) != epsilon_warmup_steps or epsilon_warmup_steps < 0:
-            raise ValueError(f"epsilon_warmup_steps must be an integer >= 0, got {epsilon_warmup_steps!r}")
+        check_warmup_steps(epsilon_warmup_steps)
         low, high = (float(v) for v in valid_range)
         if not low < high:
             raise ValueError(f"valid_range must be (low, high) with low < high, got {valid_range}")
@@ -79,10 +90,8 @@ class AdversarialTrainer(keras.Model):
 
     def current_epsilon(self):
         """The training radius at the optimizer's current step (see `epsilon_warmup_steps`)."""
-        if not self.epsilon_warmup_steps:
-            return tf.constant(self.epsilon, tf.float32)
-        progress = tf.cast(self.optimizer.iterations + 1, tf.float32) / self.epsilon_warmup_steps
-        return self.epsilon * tf.minimum(1.0, progress)
+        return warmed_up_epsilon(self.epsilon, warmup_steps=self.epsilon_warmup_steps,
+                                 iterations=self.optimizer.iterations)
 
     def _random_start(self, x, epsilon):
         return perturbations.random_start(x, epsilon=epsilon, norm=self.norm, valid_range=self.valid_range,
@@ -137,7 +146,7 @@ class AdversarialTrainer(keras.Model):
         return cls(**config)
 
 
-def _check_steps(steps, step_size):
+def check_steps(steps, step_size):
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if step_size is not None and not step_size > 0:
@@ -157,7 +166,7 @@ class PGDAdversarialTraining(AdversarialTrainer):
     """
 
     def __init__(self, model, *, epsilon, steps=40, step_size=None, random_start=True, **kwargs):
-        _check_steps(steps, step_size)
+        check_steps(steps, step_size)
         super().__init__(model, epsilon=epsilon, **kwargs)
         self.steps = int(steps)
         self.step_size = float(step_size) if step_size is not None else 2.5 * self.epsilon / self.steps
@@ -194,7 +203,7 @@ class FastFGSMTraining(AdversarialTrainer):
     """
 
     def __init__(self, model, *, epsilon, step_size=None, **kwargs):
-        _check_steps(1, step_size)
+        check_steps(1, step_size)
         if kwargs.get("norm", "linf") != "linf":
             raise ValueError("FastFGSMTraining is an L-inf method; use PGDAdversarialTraining for L2")
         super().__init__(model, epsilon=epsilon, **kwargs)
@@ -230,7 +239,7 @@ class TRADES(AdversarialTrainer):
     """
 
     def __init__(self, model, *, epsilon, beta=6.0, steps=40, step_size=None, **kwargs):
-        _check_steps(steps, step_size)
+        check_steps(steps, step_size)
         if not beta >= 0:
             raise ValueError(f"beta must be >= 0, got {beta!r}")
         super().__init__(model, epsilon=epsilon, **kwargs)
