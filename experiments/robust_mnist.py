@@ -43,12 +43,9 @@ FLAGS = flags.FLAGS
 def _optimizer(epochs, steps_per_epoch):
     import keras
 
-    total = epochs * steps_per_epoch
-    warmup = max(1, total // 5)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=total - warmup, warmup_target=FLAGS.learning_rate, warmup_steps=warmup
-    )
-    return keras.optimizers.Adam(schedule)
+    from privgan.robustness.training import warmup_cosine_schedule
+
+    return keras.optimizers.Adam(warmup_cosine_schedule(FLAGS.learning_rate, epochs * steps_per_epoch))
 
 
 def _train(name, method, beta, data, validation):
@@ -101,19 +98,16 @@ def main(argv):
 
     import keras
     import numpy as np
-    from sklearn.model_selection import train_test_split
 
-    from privgan.data import load_mnist_unit_range
+    from privgan.data import load_mnist_with_validation
     from privgan.io import atomic_path
     from privgan.reporting import write_experiment
     from privgan.robustness import APGD, PGD, Classifier, robustness_report
     from privgan.robustness.plots import plot_trade_off
 
     output_dir = pathlib.Path(FLAGS.output_dir)
-    (x_all, y_all), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_all, y_all, test_size=FLAGS.validation_size, stratify=y_all, random_state=FLAGS.seed
-    )
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_mnist_with_validation(
+        FLAGS.data_dir, validation_size=FLAGS.validation_size, seed=FLAGS.seed)
     x_eval, y_eval = x_test[: FLAGS.eval_examples], y_test[: FLAGS.eval_examples]
     runs = []
     for method in FLAGS.methods:

@@ -108,10 +108,9 @@ def main(argv):
     import pathlib
 
     import numpy as np
-    from sklearn.model_selection import train_test_split
 
     from privgan.accounting import calibrate_noise_multiplier
-    from privgan.data import load_mnist_unit_range
+    from privgan.data import load_mnist_with_validation
     from privgan.dp.config import DPSGDConfig
     from privgan.io import atomic_path
     from privgan.reporting import write_experiment
@@ -119,10 +118,8 @@ def main(argv):
     from privgan.robustness.plots import plot_robust_accuracy_curves
 
     output_dir = pathlib.Path(FLAGS.output_dir)
-    (x_all, y_all), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_all, y_all, test_size=FLAGS.validation_size, stratify=y_all, random_state=FLAGS.seed
-    )
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_mnist_with_validation(
+        FLAGS.data_dir, validation_size=FLAGS.validation_size, seed=FLAGS.seed)
     x_eval, y_eval = x_test[: FLAGS.eval_examples], y_test[: FLAGS.eval_examples]
     config = DPSGDConfig(l2_norm_clip=FLAGS.l2_norm_clip, noise_multiplier=0.0, num_examples=len(x_train),
                          expected_batch_size=FLAGS.batch_size)

@@ -40,21 +40,19 @@ def main(argv):
     import keras
     import numpy as np
     from scipy import stats
-    from sklearn.model_selection import train_test_split
 
-    from privgan.data import load_mnist_unit_range
+    from privgan.data import load_mnist_with_validation
     from privgan.io import atomic_path
     from privgan.models.classifiers import robust_mnist_cnn
     from privgan.reporting import write_experiment
     from privgan.robustness import Classifier
     from privgan.robustness.plots import plot_certified_accuracy
     from privgan.robustness.smoothing import GaussianNoiseTraining, SmoothedClassifier
+    from privgan.robustness.training import warmup_cosine_schedule
 
     output_dir = pathlib.Path(FLAGS.output_dir)
-    (x_all, y_all), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_all, y_all, test_size=FLAGS.validation_size, stratify=y_all, random_state=FLAGS.seed
-    )
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_mnist_with_validation(
+        FLAGS.data_dir, validation_size=FLAGS.validation_size, seed=FLAGS.seed)
     x_cert, y_cert = x_test[: FLAGS.certify_examples], y_test[: FLAGS.certify_examples]
     grid = np.linspace(0.0, 4.0, 161)
     curves, runs = {}, {}
@@ -64,9 +62,7 @@ def main(argv):
         base = robust_mnist_cnn(width=FLAGS.width)
         trainer = GaussianNoiseTraining(base, sigma=sigma, seed=FLAGS.seed)
         total = FLAGS.epochs * -(-len(x_train) // FLAGS.batch_size)
-        warmup = max(1, total // 5)
-        trainer.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=total - warmup, warmup_target=FLAGS.learning_rate, warmup_steps=warmup)))
+        trainer.compile(optimizer=keras.optimizers.Adam(warmup_cosine_schedule(FLAGS.learning_rate, total)))
         start = time.perf_counter()
         history = trainer.fit(x_train, y_train, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
                               validation_data=(x_val, y_val), verbose=2).history

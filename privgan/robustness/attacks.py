@@ -177,6 +177,10 @@ class _Attack:
         """Returns `(x_adv, success)` for one batch (tensors); compiled by `run`."""
         raise NotImplementedError
 
+    def _random_start(self, classifier, x, seed):
+        return perturbations.random_start(x, epsilon=self.epsilon, norm=self.norm, valid_range=classifier.valid_range,
+                                          seed=seed)
+
     def _compiled(self, classifier):
         # One tf.function per (classifier, attack), so that running an attack again does not retrace.
         functions = _COMPILED.setdefault(classifier, {})
@@ -351,8 +355,7 @@ class PGD(_Attack):
 
     def _perturb_batch(self, classifier, x, labels, targets, seed):
         objective = _objective(classifier, labels, targets, self.loss, self.targeted)
-        start = perturbations.random_start(x, epsilon=self.epsilon, norm=self.norm,
-                                           valid_range=classifier.valid_range, seed=seed) if self.random_start else x
+        start = self._random_start(classifier, x, seed) if self.random_start else x
         _, x_best, found = perturbations.projected_gradient_ascent(
             objective, x, start=start, epsilon=self.epsilon, norm=self.norm, step_size=self.resolved_step_size,
             steps=self.steps, valid_range=classifier.valid_range,
@@ -402,10 +405,8 @@ class APGD(_Attack):
 
     def _perturb_batch(self, classifier, x, labels, targets, seed):
         objective = _objective(classifier, labels, targets, self.loss, self.targeted)
-        start = perturbations.random_start(x, epsilon=self.epsilon, norm=self.norm,
-                                           valid_range=classifier.valid_range, seed=seed)
         _, x_best, found = perturbations.auto_projected_gradient_ascent(
-            objective, x, start=start, epsilon=self.epsilon, norm=self.norm, steps=self.steps,
+            objective, x, start=self._random_start(classifier, x, seed), epsilon=self.epsilon, norm=self.norm, steps=self.steps,
             valid_range=classifier.valid_range, rho=self.rho,
         )
         return x_best, found

@@ -45,14 +45,7 @@ def plot_certified_accuracy(curves, path, *, title=None):
     figure, axis = plt.subplots(figsize=(5.5, 4))
     for label, (radii, accuracies) in curves.items():
         axis.plot(radii, accuracies, label=label)
-    axis.set_xlabel("L2 radius")
-    axis.set_ylabel("certified accuracy")
-    axis.set_ylim(0, 1)
-    axis.grid(alpha=0.3)
-    axis.legend()
-    if title:
-        axis.set_title(title, fontsize=9)
-    save_figure(figure, path, dpi=120, bbox_inches="tight")
+    _finish(figure, axis, path, xlabel="L2 radius", ylabel="certified accuracy", title=title)
 
 
 def plot_robust_accuracy_curves(sweeps, path, *, title=None):
@@ -66,8 +59,13 @@ def plot_robust_accuracy_curves(sweeps, path, *, title=None):
     figure, axis = plt.subplots(figsize=(5.5, 4))
     for label, points in sweeps.items():
         axis.plot([p["epsilon"] for p in points], [p["robust_accuracy"] for p in points], marker=".", label=label)
-    axis.set_xlabel("attack radius epsilon")
-    axis.set_ylabel("robust test accuracy")
+    _finish(figure, axis, path, xlabel="attack radius epsilon", ylabel="robust test accuracy", title=title)
+
+
+def _finish(figure, axis, path, *, xlabel, ylabel, title):
+    # Accuracy curves share their frame: labels, [0, 1] range, grid, legend, title; then the atomic save.
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)
     axis.legend()

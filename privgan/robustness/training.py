@@ -26,6 +26,31 @@ def warmed_up_epsilon(epsilon, *, warmup_steps, iterations):
     return epsilon * tf.minimum(1.0, tf.cast(iterations + 1, tf.float32) / warmup_steps)
 
 
+def warmup_cosine_schedule(peak_learning_rate, total_steps, *, warmup_fraction=0.2):
+    """A learning rate rising linearly from 0 to `peak_learning_rate`, then cosine-decaying to 0.
+
+    A one-cycle-like schedule, as Wong, Rice & Kolter's fast adversarial training uses.
+
+    Args:
+        peak_learning_rate: the rate at the end of the warm-up, > 0.
+        total_steps: optimizer steps of the whole training, >= 2.
+        warmup_fraction: share of the steps spent warming up, in (0, 1).
+
+    Returns:
+        A `keras.optimizers.schedules.CosineDecay`.
+    """
+    if not peak_learning_rate > 0:
+        raise ValueError(f"peak_learning_rate must be > 0, got {peak_learning_rate!r}")
+    if int(total_steps) != total_steps or total_steps < 2:
+        raise ValueError(f"total_steps must be an integer >= 2, got {total_steps!r}")
+    if not 0 < warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in (0, 1), got {warmup_fraction!r}")
+    warmup = max(1, int(total_steps * warmup_fraction))
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=total_steps - warmup, warmup_target=peak_learning_rate, warmup_steps=warmup
+    )
+
+
 def check_warmup_steps(epsilon_warmup_steps):
     if int(epsilon_warmup_steps) != epsilon_warmup_steps or epsilon_warmup_steps < 0:
         raise ValueError(f"epsilon_warmup_steps must be an integer >= 0, got {epsilon_warmup_steps!r}")
