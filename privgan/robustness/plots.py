@@ -19,9 +19,11 @@ def plot_trade_off(points, path, *, title=None, connect=()):
         connect: labels, in order, to join with a line (e.g. a TRADES beta sweep).
     """
     figure, axis = plt.subplots(figsize=(5.5, 4))
-    for label, clean, robust in points:
+    for index, (label, clean, robust) in enumerate(points):
         axis.scatter(clean, robust, zorder=3)
-        axis.annotate(label, (clean, robust), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        # Alternate the labels above and below their points, so that neighbours do not overlap.
+        axis.annotate(label, (clean, robust), textcoords="offset points", xytext=(4, 5 if index % 2 else -11),
+                      fontsize=8)
     by_label = {label: (clean, robust) for label, clean, robust in points}
     line = [by_label[label] for label in connect if label in by_label]
     if len(line) > 1:
