@@ -1,11 +1,15 @@
-"""A plain-Python record of the DP-SGD steps taken so far, as phases of constant noise and sampling.
+"""A plain-Python record of every use of the private data so far, in order.
 
-DP models keep their step counter in a `tf.Variable` and build a `PrivacyLedger` snapshot when asked;
-the ledger is what gets saved with checkpoints (`to_dict`) and what the accountant reads (`dp_event`).
+Two kinds of phase: DP-SGD steps of constant noise and sampling (`DpSgdPhase`), and one-off releases by
+any other mechanism that dp-accounting describes (`ReleasePhase`: e.g. one Gaussian release of a mean
+embedding, or a marginal-based synthesizer's measurements). DP models keep their step counter in a
+`tf.Variable` and build a `PrivacyLedger` snapshot when asked; the ledger is what gets saved with
+checkpoints (`to_dict`) and what the accountant reads (`dp_event`).
 """
 
 import dataclasses
 
+import attr
 import dp_accounting
 
 from privgan.accounting.events import (
@@ -49,17 +53,81 @@ class DpSgdPhase:
         )
 
 
-class PrivacyLedger:
-    """The DP-SGD steps taken so far, in order, as a sequence of `DpSgdPhase`.
+@dataclasses.dataclass(frozen=True)
+class ReleasePhase:
+    """One release of the private data by a mechanism other than DP-SGD, as a dp-accounting event.
 
-    Consecutive steps with equal noise multiplier and sampling probability are merged into one
-    phase; phases that differ are composed.
+    Attributes:
+        event: its privacy cost, a `dp_accounting.DpEvent` (e.g. `GaussianDpEvent(sigma)` for one
+            Gaussian release of a statistic of L2 sensitivity 1 in units of the noise, or a
+            `ComposedDpEvent` of several). A `ZCDpEvent` is supported by the RDP accountant only.
+        description: what was released, in words, for the privacy statement.
+    """
 
-    Args:
-        phases: initial phases, in the order they ran. Adjacent equal ones are merged.
+    event: dp_accounting.DpEvent
+    description: str
+
+    def __post_init__(self):
+        if not isinstance(self.event, dp_accounting.DpEvent):
+            raise TypeError(f"event must be a dp_accounting.DpEvent, got {self.event!r}")
+        if not isinstance(self.description, str) or not self.description:
+            raise ValueError(f"description must be a non-empty string, got {self.description!r}")
+
+    def dp_event(self) -> dp_accounting.DpEvent:
+        """The release's privacy cost."""
+        return self.event
+
+
+def event_to_dict(event: dp_accounting.DpEvent) -> dict:
+    """A JSON-serialisable description of a dp-accounting event; inverse of `event_from_dict`."""
+
+    def encode(value):
+        if isinstance(value, dp_accounting.DpEvent):
+            return event_to_dict(value)
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        return value
+
+    fields = {field.name: encode(getattr(event, field.name)) for field in attr.fields(type(event))}
+    return {"event": type(event).__name__, **fields}
+
+
+def event_from_dict(d: dict) -> dp_accounting.DpEvent:
+    """Rebuilds an event written by `event_to_dict`.
 
     Raises:
-        TypeError: if an element of `phases` is not a `DpSgdPhase`.
+        ValueError: if `d` does not name a dp-accounting event or its fields do not fit it.
+    """
+
+    def decode(value):
+        if isinstance(value, dict) and "event" in value:
+            return event_from_dict(value)
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    fields = dict(d)
+    name = fields.pop("event", None)
+    cls = getattr(dp_accounting, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, dp_accounting.DpEvent)):
+        raise ValueError(f"not a dp-accounting event: {name!r}")
+    try:
+        return cls(**{key: decode(value) for key, value in fields.items()})
+    except TypeError as error:
+        raise ValueError(f"fields {sorted(fields)} do not fit dp_accounting.{name}") from error
+
+
+class PrivacyLedger:
+    """Every use of the private data so far, in order: `DpSgdPhase`s and `ReleasePhase`s.
+
+    Consecutive DP-SGD steps with equal noise multiplier and sampling probability are merged into one
+    phase; phases that differ, and releases, are composed.
+
+    Args:
+        phases: initial phases, in the order they ran. Adjacent equal DP-SGD phases are merged.
+
+    Raises:
+        TypeError: if an element of `phases` is neither a `DpSgdPhase` nor a `ReleasePhase`.
     """
 
     __hash__ = None  # mutable, compared by value
@@ -67,13 +135,16 @@ class PrivacyLedger:
     def __init__(self, phases=()):
         self._phases = []
         for phase in phases:
-            if not isinstance(phase, DpSgdPhase):
-                raise TypeError(f"phases must contain DpSgdPhase objects, got {phase!r}")
-            self.record(
-                noise_multiplier=phase.noise_multiplier,
-                sampling_probability=phase.sampling_probability,
-                steps=phase.steps,
-            )
+            if isinstance(phase, ReleasePhase):
+                self._phases.append(phase)
+            elif isinstance(phase, DpSgdPhase):
+                self.record(
+                    noise_multiplier=phase.noise_multiplier,
+                    sampling_probability=phase.sampling_probability,
+                    steps=phase.steps,
+                )
+            else:
+                raise TypeError(f"phases must contain DpSgdPhase or ReleasePhase objects, got {phase!r}")
 
     @property
     def phases(self) -> tuple:
@@ -82,8 +153,21 @@ class PrivacyLedger:
 
     @property
     def total_steps(self) -> int:
-        """The number of DP-SGD steps over all phases."""
-        return sum(phase.steps for phase in self._phases)
+        """The number of DP-SGD steps over all phases (releases not counted)."""
+        return sum(phase.steps for phase in self._phases if isinstance(phase, DpSgdPhase))
+
+    @property
+    def mechanism_runs(self) -> int:
+        """DP-SGD steps plus releases: each ran the noise stream once, at its own position.
+
+        A model continuing this ledger starts its noise stream (and its sampling sequence) here, so
+        that no position is ever used twice (see `privgan.dp.noise`).
+        """
+        return self.total_steps + sum(isinstance(phase, ReleasePhase) for phase in self._phases)
+
+    def record_release(self, event, *, description) -> None:
+        """Records one release of the private data by another mechanism (see `ReleasePhase`)."""
+        self._phases.append(ReleasePhase(event, description))
 
     def record(self, *, noise_multiplier, sampling_probability, steps=1) -> None:
         """Records `steps` DP-SGD steps at the given noise multiplier and sampling probability.
@@ -104,7 +188,7 @@ class PrivacyLedger:
         phase = DpSgdPhase(noise_multiplier, sampling_probability, steps)
         last = self._phases[-1] if self._phases else None
         if (
-            last is not None
+            isinstance(last, DpSgdPhase)
             and last.noise_multiplier == phase.noise_multiplier
             and last.sampling_probability == phase.sampling_probability
         ):
@@ -113,7 +197,7 @@ class PrivacyLedger:
             self._phases.append(phase)
 
     def dp_event(self) -> dp_accounting.DpEvent:
-        """The privacy cost of all recorded steps.
+        """The privacy cost of all recorded steps and releases.
 
         Returns:
             `NoOpDpEvent()` when empty, the phase's event for one phase, else a `ComposedDpEvent`
@@ -126,10 +210,12 @@ class PrivacyLedger:
         return dp_accounting.ComposedDpEvent([phase.dp_event() for phase in self._phases])
 
     def epsilon(self, *, delta, accountant: str = "pld") -> float:
-        """The epsilon of all recorded steps at `delta` (see `privgan.accounting.epsilon_of_event`).
+        """The epsilon of all recorded phases at `delta` (see `privgan.accounting.epsilon_of_event`).
 
         Raises:
             ValueError: if delta or accountant is invalid.
+            dp_accounting.UnsupportedEventError: if a release's event is not supported by `accountant`
+                (a `ZCDpEvent` under "pld").
         """
         return epsilon_of_event(self.dp_event(), delta=delta, accountant=accountant)
 
@@ -139,7 +225,7 @@ class PrivacyLedger:
 
     def to_dict(self) -> dict:
         """A JSON-serialisable description, for checkpoints; inverse of `from_dict`."""
-        return {"phases": [dataclasses.asdict(phase) for phase in self._phases]}
+        return {"phases": [_phase_to_dict(phase) for phase in self._phases]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PrivacyLedger":
@@ -149,14 +235,12 @@ class PrivacyLedger:
             ValueError: if `d` is not of that form or holds out-of-range values.
         """
         try:
-            phases = [
-                DpSgdPhase(p["noise_multiplier"], p["sampling_probability"], p["steps"])
-                for p in d["phases"]
-            ]
+            phases = [_phase_from_dict(p) for p in d["phases"]]
         except (KeyError, TypeError) as error:
             raise ValueError(
                 "d must be a dict as written by PrivacyLedger.to_dict: {'phases': [{'noise_multiplier': "
-                f"..., 'sampling_probability': ..., 'steps': ...}}, ...]}}, got {d!r}"
+                f"..., 'sampling_probability': ..., 'steps': ...}} or {{'release': ..., 'description': "
+                f"...}}, ...]}}, got {d!r}"
             ) from error
         return cls(phases)
 
@@ -167,3 +251,15 @@ class PrivacyLedger:
 
     def __repr__(self):
         return f"PrivacyLedger(phases={self.phases!r})"
+
+
+def _phase_to_dict(phase) -> dict:
+    if isinstance(phase, ReleasePhase):
+        return {"release": event_to_dict(phase.event), "description": phase.description}
+    return dataclasses.asdict(phase)
+
+
+def _phase_from_dict(d: dict):
+    if "release" in d:
+        return ReleasePhase(event_from_dict(d["release"]), d["description"])
+    return DpSgdPhase(d["noise_multiplier"], d["sampling_probability"], d["steps"])

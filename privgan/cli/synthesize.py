@@ -34,7 +34,7 @@ flags.DEFINE_integer("epochs", 20, "Training epochs (each round(rows / batch_siz
 flags.DEFINE_integer("batch_size", 256, "Expected Poisson batch size of a discriminator step.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "Clipping norm of each row's discriminator gradient.")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Privacy accountant.")
-flags.DEFINE_integer("seed", None, "Seed of initialisation, sampling, noise and generation (default random).")
+flags.DEFINE_integer("seed", None, "Seed of initialisation, sampling and generation (default random; the DP noise is always secret).")
 
 
 def main(argv):

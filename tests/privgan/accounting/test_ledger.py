@@ -113,3 +113,45 @@ def test_invalid_record_and_dict_are_refused():
     with pytest.raises(TypeError, match="DpSgdPhase"):
         PrivacyLedger([(1.0, 0.1, 1)])
     assert ledger.phases == ()
+
+
+def test_releases_compose_with_dp_sgd_and_never_merge():
+    ledger = PrivacyLedger()
+    ledger.record(noise_multiplier=1.0, sampling_probability=0.01, steps=100)
+    ledger.record_release(dp_accounting.GaussianDpEvent(2.0), description="mean embedding")
+    ledger.record(noise_multiplier=1.0, sampling_probability=0.01, steps=50)
+    assert len(ledger.phases) == 3
+    assert ledger.total_steps == 150
+    assert ledger.mechanism_runs == 151
+    direct = dp_accounting.ComposedDpEvent(
+        [
+            dp_sgd_event(noise_multiplier=1.0, sampling_probability=0.01, steps=100),
+            dp_accounting.GaussianDpEvent(2.0),
+            dp_sgd_event(noise_multiplier=1.0, sampling_probability=0.01, steps=50),
+        ]
+    )
+    assert ledger.dp_event() == direct
+    assert ledger.epsilon(delta=1e-5) == epsilon_of_event(direct, delta=1e-5)
+
+
+def test_releases_survive_a_json_round_trip():
+    from privgan.accounting import ReleasePhase
+
+    ledger = PrivacyLedger()
+    ledger.record_release(
+        dp_accounting.ComposedDpEvent([dp_accounting.GaussianDpEvent(3.0), dp_accounting.ZCDpEvent(0.1)]),
+        description="marginals",
+    )
+    ledger.record(noise_multiplier=1.1, sampling_probability=0.01, steps=7)
+    restored = PrivacyLedger.from_dict(json.loads(json.dumps(ledger.to_dict())))
+    assert restored == ledger
+    assert isinstance(restored.phases[0], ReleasePhase)
+    assert restored.epsilon(delta=1e-5, accountant="rdp") == ledger.epsilon(delta=1e-5, accountant="rdp")
+
+
+def test_release_needs_an_event_and_a_description():
+    ledger = PrivacyLedger()
+    with pytest.raises(TypeError, match="event"):
+        ledger.record_release(2.0, description="x")
+    with pytest.raises(ValueError, match="description"):
+        ledger.record_release(dp_accounting.GaussianDpEvent(1.0), description="")
