@@ -117,12 +117,12 @@ def load_mnist_with_validation(data_dir=None, *, validation_size=5000, seed=0):
         ValueError: if `validation_size` is out of range.
         FileNotFoundError: if `data_dir` lacks one of the files.
     """
-    from sklearn.model_selection import train_test_split
+    from privgan.data.splits import carve_validation_split
 
     if int(validation_size) != validation_size or not 1 <= validation_size < 60000:
         raise ValueError(f"validation_size must be an integer in [1, 59999], got {validation_size!r}")
     (x_all, y_all), test = load_mnist_unit_range(data_dir)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_all, y_all, test_size=int(validation_size), stratify=y_all, random_state=seed
+    train, validation = carve_validation_split(
+        x_all, y_all, validation_fraction=validation_size / len(x_all), seed=seed, stratify=True
     )
-    return (x_train, y_train), (x_val, y_val), test
+    return train, validation, test
