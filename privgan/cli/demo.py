@@ -17,6 +17,8 @@ import time
 
 from absl import app, flags
 
+from privgan.cli import command
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "privgan_demo", "Folder for synthetic.npz, synthetic.json, samples.png, results.json.")
 flags.DEFINE_float("epsilon", 10.0, "Privacy budget (epsilon) of the whole training.")
@@ -93,8 +95,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point (`privgan-demo`)."""
-    app.run(main)
+    """Runs the command (`privgan-demo`, or `python -m privgan.cli.demo`)."""
+    command.run(main, program="privgan-demo", module=__name__)
 
 
 if __name__ == "__main__":
