@@ -18,7 +18,7 @@ import math
 from absl import flags
 
 from privgan.accounting.calibration import calibrate_noise_multiplier
-from privgan.accounting.events import epsilon
+from privgan.accounting.events import epsilon, warn_if_delta_too_large
 from privgan.accounting.statement import poisson_sampling_schedule, privacy_statement
 from privgan.cli import command
 
@@ -47,6 +47,7 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        warn_if_delta_too_large(FLAGS.delta, num_examples=FLAGS.num_examples)
         if FLAGS.target_epsilon is None:
             if FLAGS.noise_multiplier is None:
                 _fail("--noise_multiplier is required unless --target_epsilon is given")
