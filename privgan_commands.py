@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 # glog-style prefix of TensorFlow's and absl's C++ log lines: severity, date, time, thread, file:line.
-_CPP_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] ")
+_CPP_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] ")
 _PRE_INIT_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 # WARNING and ERROR lines that every CPU-only or pip-installed TensorFlow prints and that ask nothing of
 # the user (on a machine with a working GPU, cuInit does not fail).

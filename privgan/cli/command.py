@@ -130,18 +130,35 @@ def _one_line_warning(program):
     return show
 
 
+class _CommandFormatter(logging.Formatter):
+    """Formats log records as `<program>: warning: <message>` (`<program>: <message>` for INFO)."""
+
+    def __init__(self, program):
+        super().__init__()
+        self.program = program
+
+    def format(self, record):
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"{self.program}: {level}{record.getMessage()}"
+
+
 def quiet_python_logs(program):
     """Hides the Python-side messages of a command that are not the user's business; keeps errors.
 
     - Python warnings print as one line `<program>: warning: ...` (no file name and source line);
       deprecation notices of the libraries underneath are dropped (the user cannot act on them).
+    - Log records through absl (privgan's and dp-accounting's) print as `<program>: warning: ...`, without
+      the date, thread and source file of absl's format.
     - TensorFlow's Python logger shows errors only (retracing notices and the like are for developers).
     The RDP accountant's convergence notices are filtered by `privgan.accounting` itself.
     """
+    from absl import logging as absl_logging
+
     warnings.showwarning = _one_line_warning(program)
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    absl_logging.get_absl_handler().setFormatter(_CommandFormatter(program))
 
 
 def run(main, *, program, module, required=()):

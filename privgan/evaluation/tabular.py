@@ -227,7 +227,7 @@ def association_difference(real, synthetic, *, schema, bins=10):
     return AssociationDifference(tuple(schema.names), matrices[0], matrices[1], mean)
 
 
-def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None):
+def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None, names=("real", "synthetic")):
     """Saves a grid of bar charts comparing the real and synthetic marginal of every column.
 
     Args:
@@ -237,6 +237,7 @@ def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None):
         path: the PNG file to write (atomically).
         bins: number of bins of numeric columns.
         title: optional figure title.
+        names: the legend's names of the two tables.
 
     Returns:
         `path`.
@@ -257,12 +258,12 @@ def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None):
     for axis, column in zip(axes.flat, schema.columns):
         codes, size = real_bins[column.name]
         positions = np.arange(size)
-        axis.bar(positions - 0.2, _frequencies(codes, size), width=0.4, label="real")
-        axis.bar(positions + 0.2, _frequencies(synthetic_bins[column.name][0], size), width=0.4, label="synthetic")
+        axis.bar(positions - 0.2, _frequencies(codes, size), width=0.4, label=names[0])
+        axis.bar(positions + 0.2, _frequencies(synthetic_bins[column.name][0], size), width=0.4, label=names[1])
         axis.set_title(f"{column.name} (TVD {tvd[column.name]:.3f})", fontsize=9)
         if isinstance(column, CategoricalColumn):
-            names = [str(c) for c in column.categories] + (["missing"] if column.nullable else [])
-            axis.set_xticks(positions, names, rotation=90, fontsize=6)
+            ticks = [str(c) for c in column.categories] + (["missing"] if column.nullable else [])
+            axis.set_xticks(positions, ticks, rotation=90, fontsize=6)
         else:
             scale = "log1p bins" if column.transform == "log1p" else "bins"
             missing = " + missing" if column.nullable else ""
