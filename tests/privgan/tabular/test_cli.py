@@ -68,7 +68,7 @@ def test_writes_synthetic_csv_and_a_statement_matching_the_accountant(runs):
     expected = epsilon(
         noise_multiplier=statement["noise_multiplier"], sampling_probability=BATCH / ROWS, steps=steps, delta=DELTA
     )
-    assert statement["epsilon"] == pytest.approx(expected, rel=1e-9) and statement["epsilon"] <= 3.0
+    assert statement["epsilon"] == pytest.approx(expected, rel=1e-5) and statement["epsilon"] <= 3.0
     assert f"epsilon = {statement['epsilon']:.4f}" in stdout
     assert "Epoch 2/2" in stdout + stderr  # progress is shown
 
