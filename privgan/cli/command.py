@@ -76,13 +76,13 @@ def flags_help(module, *, required=()):
         required: names of flags that `main` requires although absl does not (marked like absl's).
 
     Returns:
-        The text, flags in alphabetical order, lines at most 100 characters wide where words allow.
+        The text, required flags first, each group in alphabetical order, lines at most 100 characters wide
+        where words allow.
     """
     entries = []
-    for flag in sorted(FLAGS.get_flags_for_module(module), key=lambda f: f.name):
-        notes = [note for note in (
-            "required" if _is_required(flag) or flag.name in required else "", _default_text(flag)
-        ) if note]
+    needed = {flag.name for flag in FLAGS.get_flags_for_module(module) if _is_required(flag) or flag.name in required}
+    for flag in sorted(FLAGS.get_flags_for_module(module), key=lambda f: (f.name not in needed, f.name)):
+        notes = [note for note in ("required" if flag.name in needed else "", _default_text(flag)) if note]
         text = _help_text(flag) + (f" ({'; '.join(notes)})" if notes else "")
         synopsis = _flag_synopsis(flag)
         indent = " " * (_FLAG_COLUMN + 2)
