@@ -26,6 +26,7 @@ _API = {
     "PrivacyLedger": "privgan.accounting",
     "DPGAN": "privgan.models.dpgan",
     "PrivGAN": "privgan.models.privgan",
+    "MeanEmbeddingGenerator": "privgan.models.mean_embedding",
     "TabularDPSynthesizer": "privgan.tabular",
     "TableSchema": "privgan.tabular",
     "load_schema": "privgan.tabular",
@@ -36,7 +37,9 @@ __all__ = sorted(_API) + ["__version__"]
 
 # Keras finds a saved custom class only if it was registered before `load_model` reads the file, and a
 # class registers when its module is imported: these modules define the classes privgan can save.
-SAVEABLE_MODULES = ("privgan.dp.training", "privgan.models.dpgan", "privgan.tabular.networks")
+SAVEABLE_MODULES = (
+    "privgan.dp.training", "privgan.models.dpgan", "privgan.models.mean_embedding", "privgan.tabular.networks",
+)
 for _module in SAVEABLE_MODULES:
     importlib.import_module(_module)
 

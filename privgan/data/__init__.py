@@ -2,5 +2,6 @@
 
 from privgan.data.digits import load_digits
 from privgan.data.mnist import load_mnist, load_mnist_unit_range
+from privgan.data.splits import carve_validation_split
 
-__all__ = ["load_digits", "load_mnist", "load_mnist_unit_range"]
+__all__ = ["carve_validation_split", "load_digits", "load_mnist", "load_mnist_unit_range"]
