@@ -64,6 +64,12 @@ def main(argv):
         raise app.UsageError(f"--release_fraction must be in (0, 1], got {FLAGS.release_fraction}")
     if FLAGS.gan_epochs < 0:
         raise app.UsageError(f"--gan_epochs must be >= 0, got {FLAGS.gan_epochs}")
+    from privgan.io import check_destination
+
+    try:  # before training, not after it
+        check_destination(pathlib.Path(FLAGS.output_dir) / "synthetic.npz", name="--output_dir's synthetic.npz")
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
     import keras
 
     from privgan.data import load_digits
