@@ -102,12 +102,24 @@ def command_help(*, program, doc, module, required=()):
     )
 
 
+def _missing_flags(names):
+    return "missing required flag" + ("s " if len(names) > 1 else " ") + ", ".join(f"--{name}" for name in names)
+
+
 def _flag_error(error):
     """absl's flag error on one line; missing required flags named together."""
     missing = re.findall(r"Flag --(\w+) must have a value other than None", str(error))
     if missing:
-        return "missing required flag" + ("s " if len(missing) > 1 else " ") + ", ".join(f"--{m}" for m in missing)
+        return _missing_flags(missing)
     return " ".join(str(error).split())
+
+
+def require_flags(program, names):
+    """Exits with one error line naming the flags of `names` that were not given (for flags that are
+    required only in some uses of a command, which absl's `required=True` cannot express)."""
+    missing = [name for name in names if FLAGS[name].value is None]
+    if missing:
+        fail(program, f"{_missing_flags(missing)} (see {program} --help)")
 
 
 def _wants_help(argv):

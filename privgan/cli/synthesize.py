@@ -10,6 +10,9 @@ schema) to the same path with suffix .json. The schema (JSON, see `privgan.tabul
 gives the column types, numeric bounds and category sets; it must be written from public knowledge, not
 read from the private file. Empty cells are missing values.
 
+To try it, `privgan-synthesize --write_example=example` writes example/breast_cancer.csv (scikit-learn's
+breast-cancer table, 569 rows) and example/breast_cancer.schema.json, and prints the command to run on them.
+
 A schema with a numeric, an integer and a categorical column (bounds and categories from a codebook, never
 from the data; "transform": "log1p" suits heavy-tailed columns such as incomes; "nullable": true allows
 empty cells):
@@ -40,14 +43,15 @@ from absl import flags
 from privgan.cli import command
 
 _PROGRAM = "privgan-synthesize"
+_REQUIRED = ("csv", "schema", "epsilon", "delta", "rows", "output")  # unless --write_example
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("csv", None, "The private table (CSV with a header row).", required=True)
-flags.DEFINE_string("schema", None, "The public schema of the table (JSON).", required=True)
-flags.DEFINE_float("epsilon", None, "Privacy budget epsilon of the whole training, > 0.", required=True)
-flags.DEFINE_float("delta", None, "delta of the budget; keep it well below 1 / number of rows.", required=True)
-flags.DEFINE_integer("rows", None, "Number of synthetic rows to write.", required=True)
-flags.DEFINE_string("output", None, "The synthetic CSV to write; the statement goes beside it (.json).", required=True)
+flags.DEFINE_string("csv", None, "The private table (CSV with a header row).")
+flags.DEFINE_string("schema", None, "The public schema of the table (JSON).")
+flags.DEFINE_float("epsilon", None, "Privacy budget epsilon of the whole training, > 0.")
+flags.DEFINE_float("delta", None, "delta of the budget; keep it well below 1 / number of rows.")
+flags.DEFINE_integer("rows", None, "Number of synthetic rows to write.")
+flags.DEFINE_string("output", None, "The synthetic CSV to write; the statement goes beside it (.json).")
 flags.DEFINE_integer("epochs", 20, "Training epochs (each round(rows / batch_size) Poisson-sampled D steps).")
 flags.DEFINE_integer("batch_size", 256, "Expected Poisson batch size of a discriminator step.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "Clipping norm of each row's discriminator gradient.")
@@ -58,6 +62,9 @@ flags.DEFINE_bool(
     "fidelity_report", True, "Write <output>.fidelity.md and PNGs, computed on the private data (not for publication)."
 )
 flags.DEFINE_string(
+    "write_example", None, "Write an example table and its public schema (scikit-learn's breast cancer) to this folder."
+)
+flags.DEFINE_string(
     "label", None, "Categorical column the fidelity report's TSTR predicts (default: the schema's last categorical one)."
 )
 
@@ -65,6 +72,10 @@ flags.DEFINE_string(
 def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.write_example is not None:
+        _write_example(pathlib.Path(FLAGS.write_example))
+        return
+    command.require_flags(_PROGRAM, _REQUIRED)
     from privgan.accounting.events import check_count, check_delta, check_positive, warn_if_delta_too_large
     from privgan.cli.release import SECOND_BUDGET, check_release_destination
     from privgan.tabular import SchemaError, TabularDPSynthesizer, load_schema, read_csv
@@ -102,6 +113,18 @@ def main(argv):
         f"{statement['d_steps']} discriminator steps, noise multiplier {statement['noise_multiplier']:.4f}"
     )
     _fidelity_report(table, csv_path, schema=schema, statement=statement, replaced=replaced)
+
+
+def _write_example(folder):
+    from privgan.data.examples import write_table_example
+
+    try:
+        csv_path, schema_path = write_table_example(folder)
+    except (OSError, ValueError) as error:
+        _fail(f"--write_example: {error}")
+    print(f"wrote an example private table to {csv_path} (569 rows) and its public schema to {schema_path}; try\n"
+          f"  {_PROGRAM} --csv={csv_path} --schema={schema_path} --epsilon=3 --delta=1e-5 --rows=569 "
+          f"--output={folder / 'release' / 'synthetic.csv'}")
 
 
 def _check_label(schema, label):
@@ -143,7 +166,7 @@ def _fail(message):
 
 def run():
     """Runs the command (`privgan-synthesize`, or `python -m privgan.cli.synthesize`)."""
-    command.run(main, program=_PROGRAM, module=__name__)
+    command.run(main, program=_PROGRAM, module=__name__, required=_REQUIRED)
 
 
 if __name__ == "__main__":

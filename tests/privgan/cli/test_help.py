@@ -1,4 +1,4 @@
-"""`--help` of the three console commands: their own flags with help text, an example schema, nothing else.
+"""`--help` of the three console commands (their own flags with help text, an example schema) and the example files.
 
 Run through the console entry points (`privgan_commands`) with TensorFlow's log level unset, as a user
 runs them: stderr must stay empty (TensorFlow's start-up lines are filtered).
@@ -13,25 +13,35 @@ import sys
 
 import pytest
 
-from privgan.tabular import TableSchema
+from privgan.data.breast_cancer import BREAST_CANCER_SCHEMA
+from privgan.tabular import TableSchema, load_schema, read_csv
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 COMMANDS = {"budget": "--help", "demo": "-h", "synthesize": "--help"}
 
 
 @pytest.fixture(scope="module")
-def helps():
+def runs(tmp_path_factory):
+    """The three `--help`s and `privgan-synthesize --write_example`, started together."""
+    folder = tmp_path_factory.mktemp("example")
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(REPO)
+    commands = {**{name: (name, argument) for name, argument in COMMANDS.items()},
+                "example": ("synthesize", f"--write_example={folder}")}
     processes = {
         name: subprocess.Popen(
-            [sys.executable, "-c", f"import privgan_commands; privgan_commands.{name}()", argument],
+            [sys.executable, "-c", f"import privgan_commands; privgan_commands.{command}()", argument],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        for name, argument in COMMANDS.items()
+        for name, (command, argument) in commands.items()
     }
     outputs = {name: process.communicate(timeout=300) for name, process in processes.items()}
-    return {name: (processes[name].returncode, *outputs[name]) for name in COMMANDS}
+    return folder, {name: (processes[name].returncode, *outputs[name]) for name in commands}
+
+
+@pytest.fixture(scope="module")
+def helps(runs):
+    return runs[1]
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -75,3 +85,13 @@ def test_budget_and_demo_help_list_their_flags(helps):
         _flag_lines(helps["budget"][1])
     )
     assert {"output_dir", "epsilon", "delta", "seed"} <= set(_flag_lines(helps["demo"][1]))
+
+
+def test_write_example_writes_a_table_and_its_schema_and_says_what_to_run(runs):
+    folder, results = runs
+    returncode, stdout, stderr = results["example"]
+    assert returncode == 0 and stderr == "", stderr
+    schema = load_schema(folder / "breast_cancer.schema.json")
+    assert schema == BREAST_CANCER_SCHEMA and schema.source == "public"
+    assert len(read_csv(folder / "breast_cancer.csv", schema)) == 569  # fits its schema
+    assert f"privgan-synthesize --csv={folder / 'breast_cancer.csv'} --schema={folder / 'breast_cancer.schema.json'} " in stdout
