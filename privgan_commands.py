@@ -59,7 +59,11 @@ def filter_startup_lines(text):
 def _startup_stderr_filtered():
     """Collects what is written to file descriptor 2 in the block; writes it back filtered at the end."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr file descriptor (e.g. a windowed interpreter): nothing to filter
+        yield
+        return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
