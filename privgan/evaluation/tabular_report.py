@@ -246,7 +246,9 @@ def _markdown(report, *, synthetic_name, statement_name, epsilon, delta, figures
             "## Pairwise associations",
             "",
             "Cramér's V of every pair of columns (0: independent, 1: one determines the other; numeric columns in 10 "
-            f"bins), on both tables. Mean absolute difference {associations.mean_absolute_difference:.3f}; "
+            "equal-width bins of the schema's range, so a column whose values all fall in one bin, as under generous "
+            f"bounds, counts as associated with nothing), on both tables. Mean absolute difference "
+            f"{associations.mean_absolute_difference:.3f}; "
             f"the {len(pairs)} pairs that differ most:",
             "",
             "| columns | private | synthetic | difference |",
