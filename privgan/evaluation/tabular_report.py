@@ -78,7 +78,14 @@ class FidelityReport:
             f"(worst {max(self.marginal_tvd, key=self.marginal_tvd.get)!r}: {max(self.marginal_tvd.values()):.3f})",
         ]
         if self.associations is not None:
-            lines.append(f"  {self.associations.summary()}")
+            a = self.associations
+            difference = np.abs(a.real - a.synthetic)
+            i, j = np.unravel_index(np.argmax(difference), difference.shape)
+            lines.append(
+                f"  pairwise associations: Cramér's V differs by {a.mean_absolute_difference:.3f} on average over "
+                f"{len(a.columns) * (len(a.columns) - 1) // 2} column pairs, most for ({a.columns[i]}, {a.columns[j]}): "
+                f"private {a.real[i, j]:.3f}, synthetic {a.synthetic[i, j]:.3f}"
+            )
         if self.tstr is not None:
             lines.append(
                 f"  TSTR AUROC for {self.label}={self.positive!r}: LogisticRegression {self.tstr.auroc_lr:.3f} "
