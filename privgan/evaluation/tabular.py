@@ -254,7 +254,8 @@ def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None, names=
     tvd = marginal_tvd(real, synthetic, schema=schema, bins=bins)
     columns = 3
     rows = math.ceil(len(schema.columns) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 2.6 * rows), squeeze=False)
+    # Constrained layout leaves room for the title above the panels, whatever the number of rows.
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 2.6 * rows), squeeze=False, layout="constrained")
     for axis, column in zip(axes.flat, schema.columns):
         codes, size = real_bins[column.name]
         positions = np.arange(size)
@@ -273,6 +274,5 @@ def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None, names=
     axes.flat[0].legend(fontsize=7)
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
     save_figure(figure, path, dpi=100)
     return path
