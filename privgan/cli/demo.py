@@ -27,6 +27,8 @@ import time
 
 from absl import app, flags
 
+from privgan.cli import command
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "privgan_demo", "Folder for synthetic.npz, synthetic.json, samples.png, results.json.")
 flags.DEFINE_float("epsilon", 10.0, "Privacy budget (epsilon) of both phases together.")
@@ -62,6 +64,12 @@ def main(argv):
         raise app.UsageError(f"--release_fraction must be in (0, 1], got {FLAGS.release_fraction}")
     if FLAGS.gan_epochs < 0:
         raise app.UsageError(f"--gan_epochs must be >= 0, got {FLAGS.gan_epochs}")
+    from privgan.io import check_destination
+
+    try:  # before training, not after it
+        check_destination(pathlib.Path(FLAGS.output_dir) / "synthetic.npz", name="--output_dir's synthetic.npz")
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
     import keras
 
     from privgan.data import load_digits
@@ -155,8 +163,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point (`privgan-demo`)."""
-    app.run(main)
+    """Runs the command (`privgan-demo`, or `python -m privgan.cli.demo`)."""
+    command.run(main, program="privgan-demo", module=__name__)
 
 
 if __name__ == "__main__":
