@@ -24,6 +24,7 @@ _API = {
     "DPGAN": "privgan.models.dpgan",
     "PrivGAN": "privgan.models.privgan",
     "TabularDPSynthesizer": "privgan.tabular",
+    "MarginalDPSynthesizer": "privgan.tabular",
     "TableSchema": "privgan.tabular",
     "load_schema": "privgan.tabular",
     "infer_schema": "privgan.tabular",
