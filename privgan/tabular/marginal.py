@@ -44,6 +44,7 @@ import numpy as np
 
 from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_count, check_delta, check_positive, epsilon_of_event
+from privgan.tabular import inference
 from privgan.tabular.conditions import check_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
@@ -339,7 +340,7 @@ class MarginalDPSynthesizer:
         mbi = _import_mbi()
         names = list(self.domain_.attributes)
         total = float(model.total)
-        marginals = {name: np.asarray(model.project((name,)).datavector()) for name in names}
+        marginals = {name: counts for (name,), counts in _model_counts(model, [(name,) for name in names]).items()}
         errors = {
             pair: np.abs(self._counts(private, pair) - np.outer(marginals[pair[0]], marginals[pair[1]]).ravel() / total).sum()
             for pair in itertools.combinations(names, 2)
@@ -382,8 +383,9 @@ class MarginalDPSynthesizer:
                 or mbi.junction_tree.hypothetical_model_size(self.domain_, list(model.cliques) + [clique]) <= size_limit
             ]
             qualities = []
+            estimates = _model_counts(model, allowed)
             for clique in allowed:
-                estimate = np.asarray(_model_marginal(mbi, model, clique))
+                estimate = estimates[clique]
                 bias = _EXPECTED_ABS_NORMAL * sigma * estimate.size
                 qualities.append(candidates[clique] * (np.abs(answers[clique] - estimate).sum() - bias))
             sensitivity = max(candidates[clique] for clique in allowed)
@@ -505,52 +507,24 @@ class MarginalDPSynthesizer:
         return write_synthetic(self, csv_path, rows=rows, conditions=conditions)
 
 
-def _model_marginal(mbi, model, clique):
-    """The model's counts on `clique`, flattened in the clique's order."""
-    if model.supports(clique):
-        return model.project(clique).datavector()
-    import jax
+def _factors(model):
+    """The model's log-potentials as numpy `LogFactor`s."""
+    return [inference.LogFactor(clique, np.asarray(model.potentials[clique].values)) for clique in model.cliques]
 
-    # Eagerly: a compiled elimination would be recompiled for every new model structure.
-    with jax.disable_jit():
-        factor = mbi.marginal_oracles.variable_elimination(model.potentials, tuple(clique), float(model.total))
-    return factor.datavector()
+
+def _model_counts(model, cliques):
+    """The model's counts on each clique, flattened in the clique's order (numpy; see `inference`)."""
+    sizes = dict(zip(model.domain.attributes, model.domain.shape))
+    factors, total = _factors(model), float(model.total)
+    return {clique: inference.marginal(factors, sizes, clique).ravel() * total for clique in cliques}
 
 
 def _draw(mbi, model, n, evidence, rng):
-    """`n` rows of group codes from the model given `evidence` (column -> code), column by column.
-
-    The evidence is a 0 / -inf factor added to the log-potentials, so the junction-tree marginals are
-    those of the conditional distribution, and each column is drawn given the columns already drawn in
-    its cliques (exact for a junction tree, whatever the evidence).
-    """
-    import jax
-    import jax.numpy as jnp
-
-    domain = model.domain
-    jtree, order = mbi.junction_tree.make_junction_tree(domain, [tuple(c) for c in model.cliques])
-    maximal = mbi.junction_tree.maximal_cliques(jtree)
-    potentials = model.potentials.expand(maximal)
-    tables = {clique: potentials[clique] for clique in maximal}
-    for name, code in evidence.items():
-        clique = next(c for c in maximal if name in c)
-        indicator = jnp.full(domain[name], -jnp.inf).at[code].set(0.0)
-        tables[clique] = tables[clique] + mbi.Factor(domain.project([name]), indicator)
-    potentials = mbi.CliqueVector(domain, maximal, tables)
-    # Eagerly, as in `_model_marginal`; Shafer-Shenoy message passing handles the -inf of the evidence.
-    with jax.disable_jit():
-        marginals = mbi.marginal_oracles.message_passing_shafer_shenoy(potentials, 1.0, jtree)
-    data = {}
-    for name in reversed(order):
-        parents = tuple(sorted(set(data) & set().union(*(set(c) for c in maximal if name in c))))
-        table = np.asarray(marginals.project(parents + (name,)).datavector(flatten=False), dtype=np.float64)
-        table = np.maximum(table, 0.0)
-        if parents:
-            rows = table[tuple(data[p] for p in parents)]  # (n, size of name)
-        else:
-            rows = np.broadcast_to(table, (n, table.size))
-        sums = rows.sum(axis=1, keepdims=True)
-        cumulative = np.cumsum(np.divide(rows, sums, out=np.full_like(rows, 1 / rows.shape[1]), where=sums > 0), axis=1)
-        draws = (cumulative < rng.random((n, 1)) * cumulative[:, -1:]).sum(axis=1)
-        data[name] = np.minimum(draws, table.shape[-1] - 1)
-    return data
+    """`n` rows of group codes from the model given `evidence` (column -> code), column by column."""
+    sizes = dict(zip(model.domain.attributes, model.domain.shape))
+    jtree, elimination_order = mbi.junction_tree.make_junction_tree(model.domain, [tuple(c) for c in model.cliques])
+    neighbours = {name: set() for name in sizes}
+    for clique in jtree.nodes:
+        for name in clique:
+            neighbours[name].update(clique)
+    return inference.sample(_factors(model), sizes, list(reversed(elimination_order)), neighbours, n, rng, evidence)
