@@ -90,7 +90,6 @@ def _steps(builder, input_shape, batch_size, num_classes):
     model = builder()
     variables = model.trainable_variables
     plain_optimizer, dp_optimizer = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
-    seed = keras.random.SeedGenerator(0)
 
     def per_example_loss(batch):
         features, labels = batch
@@ -107,7 +106,7 @@ def _steps(builder, input_shape, batch_size, num_classes):
     def dp_step():
         grads = private_gradients(
             per_example_loss, variables, (x, y),
-            l2_norm_clip=1.0, noise_multiplier=1.0, expected_batch_size=batch_size, seed=seed,
+            l2_norm_clip=1.0, noise_multiplier=1.0, expected_batch_size=batch_size,
         )
         dp_optimizer.apply(grads, variables)
         return grads[0][0]

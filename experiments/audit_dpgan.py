@@ -37,7 +37,7 @@ flags.DEFINE_integer("latent_dim", 32, "Latent dimension.")
 flags.DEFINE_list("d_hidden", ["512", "256"], "Hidden widths of the MLP discriminator.")
 flags.DEFINE_list("g_hidden", ["256", "512", "1024"], "Hidden widths of the MLP generator (BatchNorm, ReLU).")
 flags.DEFINE_bool("reference", True, "Subtract the logit of a reference DPGAN trained without canaries.")
-flags.DEFINE_integer("seed", 0, "Seed of the subset, canaries, inclusion, initialisation, sampling and noise.")
+flags.DEFINE_integer("seed", 0, "Seed of the subset, canaries, inclusion, initialisation and sampling (the DP noise is always secret).")
 FLAGS = flags.FLAGS
 
 NUM_CLASSES = 10

@@ -33,7 +33,7 @@ flags.DEFINE_integer("epochs", 20, "Epochs of the DP-SGD runs.")
 flags.DEFINE_integer("non_private_epochs", 40, "Epochs of the non-private run (long enough to memorise).")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C.")
-flags.DEFINE_integer("seed", 0, "Seed of the subset, canaries, inclusion, initialisation and noise.")
+flags.DEFINE_integer("seed", 0, "Seed of the subset, canaries, inclusion, initialisation and sampling (the DP noise is always secret).")
 flags.DEFINE_bool(
     "reference", True,
     "Score canaries against a reference model trained the same way on the ordinary records only, with "
@@ -105,7 +105,7 @@ def _dp_trainer(target_epsilon, noise_multipliers):
         keras.utils.set_random_seed(seed)
         model = make_private(
             _mlp(x.shape[1]), l2_norm_clip=FLAGS.l2_norm_clip, noise_multiplier=noise_multiplier,
-            num_examples=len(x), expected_batch_size=FLAGS.batch_size, seed=seed,
+            num_examples=len(x), expected_batch_size=FLAGS.batch_size,
         )
         model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate), loss="sparse_categorical_crossentropy")
         model.fit(

@@ -43,7 +43,7 @@ flags.DEFINE_integer("eval_epochs", 5, "Epochs of the TSTR CNN (trained on the s
 flags.DEFINE_integer("feature_epochs", 1, "Epochs of the FID feature CNN (trained on the real training images).")
 flags.DEFINE_float("time_limit_minutes", None, "Stop training after this wall time (epsilon then stays below target).")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, sampling, noise and generation.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, sampling and generation (the DP noise is always secret).")
 FLAGS = flags.FLAGS
 
 _NUM_CLASSES = 10

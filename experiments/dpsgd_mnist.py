@@ -23,7 +23,7 @@ flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "sgd uses momentum 0.9.")
 flags.DEFINE_enum("activation", "tanh", ["tanh", "relu"], "Hidden activation of the CNN.")
 flags.DEFINE_float("delta", 1e-5, "delta of the reported epsilon.")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant of the reported epsilon.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, sampling and noise.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation and sampling (the DP noise is always secret).")
 FLAGS = flags.FLAGS
 
 
@@ -69,7 +69,6 @@ def main(argv):
         noise_multiplier=FLAGS.noise_multiplier,
         num_examples=num_examples,
         expected_batch_size=FLAGS.batch_size,
-        seed=FLAGS.seed,
     )
     steps = FLAGS.epochs * model.dp_config.steps_per_epoch
     if FLAGS.optimizer == "sgd":

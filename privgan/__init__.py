@@ -17,6 +17,8 @@ _API = {
     "make_private": "privgan.dp.training",
     "DPModel": "privgan.dp.training",
     "poisson_batches": "privgan.dp.sampling",
+    "NoiseStream": "privgan.dp.noise",
+    "check_sensitivity": "privgan.dp.sensitivity",
     "epsilon": "privgan.accounting",
     "calibrate_noise_multiplier": "privgan.accounting",
     "privacy_statement": "privgan.accounting",

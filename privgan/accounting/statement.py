@@ -21,8 +21,18 @@ from privgan.accounting.events import (
 _WIDTH = 88
 
 
+def steps_per_epoch(num_examples, expected_batch_size) -> int:
+    """Poisson steps that touch each example once in expectation: round(N / B), at least 1.
+
+    The one definition of an epoch of Poisson-sampled DP-SGD, used by `fit` and by the statement.
+    """
+    return max(1, round(num_examples / expected_batch_size))
+
+
 def poisson_sampling_schedule(*, num_examples, batch_size, epochs) -> tuple[float, int]:
     """DP-SGD's sampling probability and number of steps for an epoch-based description of training.
+
+    The steps are those `fit(epochs=...)` of a privgan DP model takes: `steps_per_epoch` per epoch.
 
     Args:
         num_examples: size of the training set, an integer >= 1.
@@ -30,7 +40,7 @@ def poisson_sampling_schedule(*, num_examples, batch_size, epochs) -> tuple[floa
         epochs: number of passes over the data, > 0 (may be fractional).
 
     Returns:
-        (batch_size / num_examples, ceil(epochs * num_examples / batch_size)).
+        (batch_size / num_examples, ceil(epochs * round(num_examples / batch_size))).
 
     Raises:
         ValueError: if an argument is out of range.
@@ -42,14 +52,14 @@ def poisson_sampling_schedule(*, num_examples, batch_size, epochs) -> tuple[floa
             f"batch_size must be in [1, num_examples={num_examples}], got {batch_size}"
         )
     epochs = check_positive(epochs, name="epochs")
-    return batch_size / num_examples, _ceil(epochs * num_examples / batch_size)
+    return batch_size / num_examples, _ceil(epochs * steps_per_epoch(num_examples, batch_size))
 
 
 def privacy_statement(*, num_examples, batch_size, epochs, noise_multiplier, delta) -> str:
     """Describes the (epsilon, delta) guarantee of DP-SGD training under two sampling assumptions.
 
     Epsilon is computed with both the RDP and the PLD accountant for (a) Poisson sampling with
-    q = batch_size / num_examples over ceil(epochs * num_examples / batch_size) steps, and (b) each
+    q = batch_size / num_examples over ceil(epochs * round(num_examples / batch_size)) steps, and (b) each
     example used once per epoch in fixed-size batches, without any amplification by sampling.
 
     Args:
@@ -129,9 +139,12 @@ def privacy_statement(*, num_examples, batch_size, epochs, noise_multiplier, del
         _fill(
             "Caveats: the guarantee is per example (one row of the training set). A person who "
             "contributes several rows is protected less (group privacy); no user-level bound is "
-            "given here. It also assumes that nothing else derived from the training data (such as "
-            "normalisation statistics, category lists, hyper-parameter search or early stopping on "
-            "the training data) was used or released without being charged to the same budget."
+            "given here. The number of examples is treated as public. It also assumes that nothing "
+            "else derived from the training data (such as normalisation statistics, category lists, "
+            "hyper-parameter search or early stopping on the training data) was used or released "
+            "without being charged to the same budget, that nobody knows the noise or which examples "
+            "each batch held (privgan draws both from 64-bit secret seeds unless told otherwise), and "
+            "it ignores floating-point effects (privgan's Gaussian is cut at 11.6 standard deviations)."
         ),
     ]
     return "\n\n".join(paragraphs) + "\n"

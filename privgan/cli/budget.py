@@ -6,7 +6,7 @@ sampling and for each example used once per epoch):
   privgan-budget --num_examples=60000 --batch_size=256 --epochs=60 --noise_multiplier=1.1
 
 With --target_epsilon, prints the smallest noise multiplier that keeps Poisson-sampled DP-SGD
-(q = batch_size / num_examples, ceil(epochs * num_examples / batch_size) steps) within it:
+(q = batch_size / num_examples, ceil(epochs * round(num_examples / batch_size)) steps, as `fit` takes) within it:
 
   privgan-budget --num_examples=60000 --batch_size=256 --epochs=60 --target_epsilon=3
 

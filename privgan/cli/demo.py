@@ -24,7 +24,7 @@ flags.DEFINE_float("delta", 1e-5, "delta of the budget; keep it well below 1 / 1
 flags.DEFINE_integer("epochs", 60, "Epochs of D steps (each round(N / batch_size) Poisson-sampled D steps).")
 flags.DEFINE_integer("batch_size", 64, "Expected Poisson batch size of a D step.")
 flags.DEFINE_integer("num_synthetic", 2000, "Number of synthetic digits to write.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, sampling, noise and generation.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, sampling and generation (the DP noise is always secret).")
 
 _NUM_CLASSES = 10
 

@@ -49,7 +49,7 @@ flags.DEFINE_float("l2_norm_clip", 1.0, "gan: clipping norm of each row's discri
 flags.DEFINE_enum(
     "accountant", None, ["pld", "rdp"], "Privacy accountant (default pld for gan; aim and mst need rdp)."
 )
-flags.DEFINE_integer("seed", None, "Seed of initialisation, sampling and generation (default random); DP noise stays secret.")
+flags.DEFINE_integer("seed", None, "Seed of initialisation, sampling and generation (default random; the DP noise is always secret).")
 
 
 def main(argv):

@@ -1,4 +1,10 @@
-"""The privacy state that a Keras model taking DP-SGD steps carries: step counter, budget, ledger."""
+"""The privacy state that a Keras model taking DP-SGD steps carries: step counter, budget, ledger, noise.
+
+The model's DP steps are numbered globally: a model that continues an earlier phase (`ledger=`) starts
+after that ledger's steps and releases (`PrivacyLedger.mechanism_runs`), and a model restored from a
+checkpoint continues from its saved step counter. That global step is the position of each step's
+Poisson sample and of its noise draw, so neither ever repeats an earlier one.
+"""
 
 import keras
 import numpy as np
@@ -6,6 +12,7 @@ import tensorflow as tf
 
 from privgan.accounting import PrivacyCallback, PrivacyLedger, max_steps
 from privgan.dp.mechanism import replicas_in_sync
+from privgan.dp.noise import NoiseStream
 from privgan.dp.sampling import poisson_batches
 
 
@@ -24,10 +31,13 @@ def float32_at_least(value):
 class DPStepBookkeeping:
     """Privacy state of a Keras model that takes Poisson-sampled DP-SGD steps (a mixin).
 
-    Holds the step counter and the step limit as int64 variables (saved with the weights, so checkpoints
-    carry the accountant's state) and builds the `PrivacyLedger` from them. The host class sets
-    `dp_config` (a `DPSGDConfig`) and `prior_ledger`, and calls `_add_privacy_variables()` in its
-    `__init__`. `privgan.dp.DPModel` and `privgan.models.dpgan.DPGAN` share it.
+    Holds the step counter and the step limit as int64 variables, and the noise multiplier, clipping
+    bound and sampling probability the counted steps were taken with (all saved with the weights, so
+    checkpoints carry the accountant's state, and a checkpoint loaded into a model with other privacy
+    parameters is refused rather than charged at the wrong ones), builds the `PrivacyLedger` from them,
+    and owns the model's `NoiseStream`. The host class sets `dp_config` (a `DPSGDConfig`) and
+    `prior_ledger`, and calls `_add_privacy_variables(noise_seed)` in its `__init__`.
+    `privgan.dp.DPModel` and `privgan.models.dpgan.DPGAN` share it.
     """
 
     # DP steps in one Keras train step; a budget only ever allows whole train steps.
@@ -44,7 +54,7 @@ class DPStepBookkeeping:
                 f"expected size {self.dp_config.expected_batch_size:g}, as the accountant assumes"
             )
 
-    def _add_privacy_variables(self):
+    def _add_privacy_variables(self, noise_seed):
         # Under a distribution strategy every replica runs the train step; the count must rise once.
         self.dp_steps = self.add_weight(
             shape=(), dtype="int64", initializer="zeros", trainable=False, name="dp_steps",
@@ -55,10 +65,64 @@ class DPStepBookkeeping:
             shape=(), dtype="int64", initializer=keras.initializers.Constant(-1), trainable=False,
             name="dp_step_limit",
         )
+        # (noise_multiplier, l2_norm_clip, sampling_probability) of the counted steps.
+        self.dp_step_parameters = self.add_weight(
+            shape=(3,), dtype="float64", initializer="zeros", trainable=False, name="dp_step_parameters",
+        )
+        self.noise_seed = noise_seed
+        self.noise_stream = NoiseStream(seed=noise_seed, position=self._global_dp_step)
+        self.sampling_seed_fixed = None  # set by `fit`: whether its Poisson batches are reproducible
+
+    def _global_dp_step(self):
+        """The position of the next DP step: earlier phases' steps and releases, then this model's."""
+        return tf.convert_to_tensor(self.dp_steps) + self.prior_ledger.mechanism_runs
 
     def _steps_taken(self):
         """DP steps this model has taken (its counter, not earlier phases in `prior_ledger`)."""
         return int(keras.ops.convert_to_numpy(self.dp_steps))
+
+    def randomness_policy(self):
+        """How the noise and the Poisson sampling were seeded, for privacy statements.
+
+        Returns:
+            A dict with `noise_seeding` and `sampling_seeding` texts.
+        """
+        fixed = self.sampling_seed_fixed
+        if fixed is None:
+            sampling = "not recorded (no fit since this model was built or loaded)"
+        elif fixed:
+            sampling = ("reproducible from a fixed sampling seed: the amplification by Poisson sampling in "
+                        "epsilon assumes an adversary does not know which examples each batch held, so that "
+                        "seed must stay secret")
+        else:
+            sampling = "secret: 64 bits of operating-system entropy"
+        return {"noise_seeding": self.noise_stream.describe(), "sampling_seeding": sampling}
+
+    def _step_parameters(self):
+        config = self.dp_config
+        return np.array([config.noise_multiplier, config.l2_norm_clip, config.sampling_probability])
+
+    def load_own_variables(self, store):
+        """Loads the saved privacy state, refusing one whose steps were taken with other parameters.
+
+        Raises:
+            ValueError: if the loaded steps were taken with another noise multiplier, clipping bound or
+                sampling probability than this model's: the ledger would charge them at this model's.
+        """
+        super().load_own_variables(store)
+        steps = self._steps_taken()
+        saved = keras.ops.convert_to_numpy(self.dp_step_parameters)
+        if steps and not np.allclose(saved, self._step_parameters(), rtol=1e-12, atol=0.0):
+            sigma, clip, q = (float(v) for v in saved)
+            config = self.dp_config
+            raise ValueError(
+                f"the loaded weights record {steps} DP steps taken with noise_multiplier={sigma:.9g}, "
+                f"l2_norm_clip={clip:.9g}, sampling_probability={q:.9g}, but this model has "
+                f"noise_multiplier={config.noise_multiplier:.9g}, l2_norm_clip={config.l2_norm_clip:.9g}, "
+                f"sampling_probability={config.sampling_probability:.9g}: its ledger would charge those "
+                "steps at the wrong values. Build the model with the checkpoint's parameters, or train a "
+                "new phase with ledger=<the checkpoint's ledger>."
+            )
 
     def _within_budget(self):
         return tf.logical_or(self.dp_step_limit < 0, self.dp_steps < self.dp_step_limit)
@@ -147,9 +211,13 @@ class DPStepBookkeeping:
                 "tf.distribute.MirroredStrategy (one machine, several devices) or a single device"
             )
         remaining = self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
+        _refuse_non_finite(data)
         callbacks = list(callbacks or [])
         if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
             callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
+        self.dp_step_parameters.assign(self._step_parameters())
+        self.noise_stream.rekey()
+        self.sampling_seed_fixed = sampling_seed is not None
         with strategy.scope():
             for optimizer, variables in optimizers:
                 if not optimizer.built:
@@ -163,7 +231,7 @@ class DPStepBookkeeping:
         # in-step guard cannot wrap the optimizer's cross-replica sum), on one device a second one.
         dataset = poisson_batches(
             data, sampling_probability=self.dp_config.sampling_probability, steps=remaining, seed=sampling_seed,
-            first_step=self._steps_taken(),
+            first_step=self.prior_ledger.mechanism_runs + self._steps_taken(),
             group_size=self.dp_steps_per_train_step if group_batches else None,
         )
         return super().fit(  # keras.Model.fit, next in the host class's MRO
@@ -219,3 +287,24 @@ class DPStepBookkeeping:
             )
         self.dp_step_limit.assign(self._steps_taken() + remaining)
         return remaining
+
+
+def _refuse_non_finite(data):
+    """Raises a ValueError naming the first rows of `data` that hold NaN or infinity.
+
+    Inside a step such an example is dropped (clip factor 0), but refusing it here tells the user, and
+    a data set with missing values needs a decision (drop, impute by a public rule) that is theirs.
+    """
+    for index, leaf in enumerate(tf.nest.flatten(data)):
+        values = np.asarray(leaf)
+        if not np.issubdtype(values.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            where = "x" if index == 0 else f"array {index} of the data"
+            raise ValueError(
+                f"{where} holds NaN or infinity in {len(rows)} rows (first: {', '.join(map(str, rows[:5]))}); "
+                "drop or impute them before DP training (imputing with a statistic of the private data "
+                "is itself a release that the accountant does not see)"
+            )

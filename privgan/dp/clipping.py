@@ -2,9 +2,20 @@
 
 `clipped_gradient_sum` is the fast path used everywhere: it records the forward pass, gets the gradient
 of every private layer's output in one backward pass, and lets each layer's rule (`layer_rules`) turn
-(inputs, output gradients) into per-example norms and the clipped sum. Models it cannot follow (a layer
-with private variables called on several tensors, variables used outside any layer) fall back, as a
-whole, to per-example gradients vectorised with `tf.vectorized_map` (`per_example_gradients`).
+(inputs, output gradients) into per-example norms and the clipped sum. Models it cannot follow fall
+back, as a whole, to per-example gradients vectorised with `tf.vectorized_map` (`per_example_gradients`):
+a layer with private variables called on several tensors, a layer without a closed-form rule called
+with a tensor argument besides its input (a mask, a conditioning tensor: its per-example gradient would
+see the whole batch's), a private variable read outside its own layer's call or owned by two layers
+(the layer rules would miss part of its gradient).
+
+While recording, every layer the loss calls is checked: one that mixes examples (a trainable
+BatchNormalization, or any layer declaring `mixes_examples = True`) is refused, because per-example
+clipping would not bound one example's influence through it.
+
+An example whose gradient is not finite gets the clip factor 0 and contributes nothing: with the
+factor min(1, C / norm) alone, one NaN would make the whole update NaN and reveal that the example was
+in the batch.
 """
 
 import contextlib
@@ -13,7 +24,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from privgan.dp.layer_rules import GenericRule, own_trainable_variables, rule_for
+from privgan.dp.layer_rules import GenericRule, keep_rows, own_trainable_variables, rule_for
+from privgan.dp.validation import NonPrivateLayerError, mixes_examples
 
 
 class _Unsupported(Exception):
@@ -25,17 +37,35 @@ class _Entry:
         self.layer, self.rule, self.original_call, self.uses = layer, rule, original_call, []
 
 
+class _Recording:
+    """What `_recording_layers` saw: each private layer's uses, and private variables read elsewhere."""
+
+    def __init__(self):
+        self.entries = {}
+        self.outside_reads = set()
+
+
 @contextlib.contextmanager
 def _recording_layers(private_ids):
     """Records each call of a layer that owns private variables, through its rule's `call`.
 
     Layer lookup goes through `keras.layers.Layer.__call__`, patched for the duration of the block (a
-    trace of the forward pass), so any model structure is followed, subclassed models included.
+    trace of the forward pass), so any model structure is followed, subclassed models included. A tape
+    that pauses inside private layers' calls collects the variables read anywhere else.
     """
-    entries = {}
+    recording = _Recording()
+    entries = recording.entries
     original_dunder = keras.layers.Layer.__call__
+    outside = tf.GradientTape(watch_accessed_variables=True)
+    private_depth = []  # private layers being called: the outside tape pauses at the outermost
 
     def recording_dunder(layer, *args, **kwargs):
+        if mixes_examples(layer):
+            raise NonPrivateLayerError(
+                f"the loss calls layer {layer.name!r} ({type(layer).__name__}), which mixes examples within "
+                "a batch, so per-example clipping would not bound one example's influence. Use "
+                "LayerNormalization or GroupNormalization instead, or freeze it (trainable=False)."
+            )
         own = own_trainable_variables(layer)
         if not any(id(v) in private_ids for v in own):
             return original_dunder(layer, *args, **kwargs)
@@ -47,21 +77,31 @@ def _recording_layers(private_ids):
             entry = entries[id(layer)] = _Entry(layer, rule, layer.call)
 
         def call(inputs, **call_kwargs):
+            if entry.rule is GenericRule and any(
+                tf.is_tensor(value) and value.shape.rank != 0 for value in tf.nest.flatten(call_kwargs)
+            ):
+                raise _Unsupported(f"layer {layer.name!r} is called with a tensor argument besides its input")
             outputs, use = entry.rule.call(layer, entry.original_call, inputs, **call_kwargs)
             entry.uses.append(use)
             return outputs
 
         layer.call = call  # an instance attribute shadows the class's method for this one call
+        pause = outside.stop_recording() if not private_depth else contextlib.nullcontext()
+        private_depth.append(layer)
         try:
-            return original_dunder(layer, *args, **kwargs)
+            with pause:
+                return original_dunder(layer, *args, **kwargs)
         finally:
+            private_depth.pop()
             del layer.call
 
     keras.layers.Layer.__call__ = recording_dunder
     try:
-        yield entries
+        with outside:
+            yield recording
     finally:
         keras.layers.Layer.__call__ = original_dunder
+        recording.outside_reads = {id(v) for v in outside.watched_variables()}
 
 
 def _split_aux(outputs, has_aux):
@@ -113,14 +153,42 @@ def per_example_global_norms(gradients):
 
 
 def clip_factors(norms, *, l2_norm_clip):
-    """Per-example scale factors min(1, C / norm); an example with norm 0 keeps factor 1."""
+    """Per-example scale factors min(1, C / norm); 1 for norm 0, 0 for a norm that is not finite.
+
+    A factor of 0 means "drop the example": callers must also zero its rows (`keep_rows`), since
+    0 * NaN is NaN.
+    """
     clip = tf.cast(l2_norm_clip, norms.dtype)
-    return clip / tf.maximum(norms, clip)
+    factors = clip / tf.maximum(norms, clip)
+    return tf.where(tf.math.is_finite(norms), factors, tf.zeros_like(factors))
 
 
 def _clipped_sum_of_per_example(gradients, *, l2_norm_clip):
     factors = clip_factors(per_example_global_norms(gradients), l2_norm_clip=l2_norm_clip)
-    return [tf.tensordot(tf.cast(factors, g.dtype), g, axes=1) for g in gradients]
+    return [tf.tensordot(tf.cast(factors, g.dtype), keep_rows(g, factors), axes=1) for g in gradients]
+
+
+def _unfollowed_variables(variables, entries, outside_reads):
+    """Why the layer rules cannot give these variables' per-example gradients, or None if they can."""
+
+    def names(selected):
+        return [v.path if hasattr(v, "path") else v.name for v in selected]
+
+    owners = {}
+    for entry in entries.values():
+        for v in own_trainable_variables(entry.layer):
+            owners[id(v)] = owners.get(id(v), 0) + 1
+    uncovered = [v for v in variables if id(v) not in owners]
+    if uncovered:
+        return f"variables used outside a layer's own call: {names(uncovered)}"
+    shared = [v for v in variables if owners[id(v)] > 1]
+    if shared:
+        return f"variables owned by several layers: {names(shared)}"
+    # A tape watches the tf.Variable inside a Keras variable (its `_value` on the TensorFlow backend).
+    read_outside = [v for v in variables if id(getattr(v, "_value", v)) in outside_reads]
+    if read_outside:
+        return f"variables read outside their own layer's call: {names(read_outside)}"
+    return None
 
 
 def clipped_gradient_sum(per_example_loss_fn, variables, batch, *, l2_norm_clip, has_aux=False, method="auto"):
@@ -148,17 +216,15 @@ def clipped_gradient_sum(per_example_loss_fn, variables, batch, *, l2_norm_clip,
     fallback_reason = "requested" if method == "vectorized" else None
     with tf.GradientTape() as tape:
         try:
-            with _recording_layers(private_ids) as entries:
+            with _recording_layers(private_ids) as recording:
                 losses, aux = _split_aux(per_example_loss_fn(batch), has_aux)
         except _Unsupported as error:
             fallback_reason = str(error)
             losses, aux = _split_aux(per_example_loss_fn(batch), has_aux)
         total = tf.reduce_sum(losses)
     if fallback_reason is None:
-        covered = {id(v) for entry in entries.values() for v in own_trainable_variables(entry.layer)}
-        uncovered = [v.path if hasattr(v, "path") else v.name for v in variables if id(v) not in covered]
-        if uncovered:
-            fallback_reason = f"variables used outside a layer's own call: {uncovered}"
+        entries = recording.entries
+        fallback_reason = _unfollowed_variables(variables, entries, recording.outside_reads)
     if fallback_reason is not None:
         if method == "auto":
             logging.log_first_n(logging.WARNING, "DP clipping falls back to per-example gradients: %s", 1,

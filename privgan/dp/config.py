@@ -3,6 +3,8 @@
 import dataclasses
 import math
 
+from privgan.accounting.statement import steps_per_epoch
+
 
 @dataclasses.dataclass(frozen=True)
 class DPSGDConfig:
@@ -40,5 +42,5 @@ class DPSGDConfig:
 
     @property
     def steps_per_epoch(self):
-        """Poisson steps that touch each example once in expectation: round(1 / q)."""
-        return max(1, round(self.num_examples / self.expected_batch_size))
+        """Poisson steps that touch each example once in expectation: round(N / expected_batch_size)."""
+        return steps_per_epoch(self.num_examples, self.expected_batch_size)

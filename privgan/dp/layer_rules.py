@@ -68,8 +68,17 @@ def _as_sequences(tensors):
     return flat[0] if len(flat) == 1 else tf.concat(flat, axis=1)
 
 
+def keep_rows(tensor, factors):
+    """`tensor` with the rows of dropped examples (clip factor 0) set to 0, whatever they held.
+
+    Multiplying by the factor is not enough: 0 * NaN and 0 * inf are NaN.
+    """
+    kept = tf.reshape(factors > 0, [-1] + [1] * (tensor.shape.rank - 1))
+    return tf.where(kept, tensor, tf.zeros_like(tensor))
+
+
 def _scale(g, factors):
-    return g * tf.reshape(tf.cast(factors, g.dtype), [-1] + [1] * (g.shape.rank - 1))
+    return keep_rows(g, factors) * tf.reshape(tf.cast(factors, g.dtype), [-1] + [1] * (g.shape.rank - 1))
 
 
 def _unmodified(layer):
@@ -101,7 +110,7 @@ class DenseRule:
 
         def clipped(factors):
             scaled = _scale(g, factors)
-            result = {id(layer.kernel): tf.einsum("btd,btp->dp", a, scaled)}
+            result = {id(layer.kernel): tf.einsum("btd,btp->dp", keep_rows(a, factors), scaled)}
             if layer.bias is not None:
                 result[id(layer.bias)] = tf.reduce_sum(scaled, axis=[0, 1])
             return result
@@ -162,14 +171,14 @@ class ConvRule:
         def clipped(factors):
             if dilations != (1, 1):
                 # No dilated filter gradient on CPU either; the patches are already at hand.
-                kernel_sum = tf.einsum("btd,btp->dp", a, _scale(g, factors))
+                kernel_sum = tf.einsum("btd,btp->dp", keep_rows(a, factors), _scale(g, factors))
             else:
                 kernel_sum = 0.0
                 for (images, padding), grad in zip((u.inputs for u in uses), gradients):
                     grad = grad[:, None] if layer.rank == 1 else grad
                     # The same op as the weight gradient of ordinary backprop, fed with the scaled g.
                     kernel_sum += tf.compat.v1.nn.conv2d_backprop_filter(
-                        images, [height, width, channels, filters], _scale(grad, factors),
+                        keep_rows(images, factors), [height, width, channels, filters], _scale(grad, factors),
                         strides=[1, *strides, 1], padding=padding, dilations=[1, 1, 1, 1],
                     )
             result = {id(layer.kernel): tf.reshape(kernel_sum, layer.kernel.shape)}
@@ -259,7 +268,10 @@ class GenericRule:
         )
 
         def clipped(factors):
-            return {id(v): tf.tensordot(tf.cast(factors, g.dtype), g, axes=1) for v, g in zip(variables, summed)}
+            return {
+                id(v): tf.tensordot(tf.cast(factors, g.dtype), keep_rows(g, factors), axes=1)
+                for v, g in zip(variables, summed)
+            }
 
         return squared, clipped
 

@@ -1,11 +1,9 @@
 """The Gaussian mechanism of DP-SGD: clip per example, sum, add noise once, divide by the expected size."""
 
-import math
-
-import keras
 import tensorflow as tf
 
 from privgan.dp.clipping import clipped_gradient_sum
+from privgan.dp.noise import NoiseStream, default_stream, gaussian_noise_like
 
 
 def _check_parameters(l2_norm_clip, noise_multiplier, expected_batch_size):
@@ -16,46 +14,6 @@ def _check_parameters(l2_norm_clip, noise_multiplier, expected_batch_size):
         raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
     if isinstance(expected_batch_size, (int, float)) and not expected_batch_size > 0:
         raise ValueError(f"expected_batch_size must be > 0, got {expected_batch_size}")
-
-
-def _standard_normal(size, *, dtype, seed):
-    # Box-Muller on uniforms: TensorFlow's normal sampler measured 2-4x slower on CPU, and the noise of a
-    # large model is a visible share of the DP step. Like that sampler it works in floating point (the
-    # float32 uniforms put the tails at about 5.6 sigma); no library-level Gaussian here is "secure" in
-    # the sense of Mironov (2012).
-    half = (size + 1) // 2
-    if seed is None:
-        uniforms = tf.random.uniform([2, half], dtype=dtype)
-    else:
-        uniforms = keras.random.uniform([2, half], dtype=dtype.name, seed=seed)
-    radius = tf.sqrt(-2.0 * tf.math.log1p(-uniforms[0]))  # 1 - u lies in (0, 1]: no log(0)
-    angle = (2.0 * math.pi) * uniforms[1]
-    return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=0)[:size]
-
-
-def gaussian_noise_like(tensors, *, stddev, seed=None):
-    """Independent N(0, stddev^2) noise for every entry of `tensors`, drawn in one call.
-
-    One draw over the concatenated size (then split) keeps the noise of different variables independent
-    even when a stateless seed is given.
-
-    Args:
-        tensors: list of tensors whose shapes and dtypes the noise takes.
-        stddev: the standard deviation (a number or scalar tensor).
-        seed: None (TensorFlow's stateful generator), a `keras.random.SeedGenerator` (advances at every
-            call: the right choice inside a training loop), or an int / shape-(2,) seed (stateless: the
-            same seed gives the same noise, so never reuse one across steps).
-
-    Returns:
-        A list of noise tensors with the shapes of `tensors`.
-    """
-    if not tensors:
-        return []
-    sizes = [tf.size(t) for t in tensors]
-    dtype = tf.as_dtype(tensors[0].dtype)
-    flat = _standard_normal(tf.add_n(sizes), dtype=dtype, seed=seed) * tf.cast(stddev, dtype)
-    pieces = tf.split(flat, tf.stack(sizes))
-    return [tf.reshape(p, tf.shape(t)) for p, t in zip(pieces, tensors)]
 
 
 def replicas_in_sync():
@@ -88,7 +46,7 @@ def private_gradients(
     l2_norm_clip,
     noise_multiplier,
     expected_batch_size,
-    seed=None,
+    noise=None,
     has_aux=False,
     method="auto",
 ):
@@ -96,7 +54,9 @@ def private_gradients(
 
     Returns `(sum_i clip_C(g_i) + N(0, (sigma C)^2 I)) / expected_batch_size`. Dividing by the expected
     rather than the realised batch size is what keeps the realised size (itself private under Poisson
-    sampling) out of the update. A batch of size 0 gives pure noise / expected_batch_size.
+    sampling) out of the update. A batch of size 0 gives pure noise / expected_batch_size. An example
+    whose gradient is not finite (NaN or inf anywhere) contributes nothing, so one such example cannot
+    turn the update into NaN and reveal that it was sampled.
 
     Under a `tf.distribute` strategy with several replicas, called in replica context (as in a Keras
     `train_step`), each replica passes its part of the global batch and gets its share: its clipped sum
@@ -113,7 +73,9 @@ def private_gradients(
         l2_norm_clip: the clipping bound C > 0.
         noise_multiplier: sigma >= 0; 0 gives the noiseless clipped mean (no privacy).
         expected_batch_size: the divisor, q * N for Poisson sampling, > 0.
-        seed: see `gaussian_noise_like`; use a `keras.random.SeedGenerator` in training loops.
+        noise: where the noise comes from: None (privgan's process-wide secret `NoiseStream`) or a
+            `privgan.dp.NoiseStream` (each call takes its next draw; `NoiseStream(seed=...)` for noise
+            reproducible by anyone who knows the seed).
         has_aux: whether `per_example_loss_fn` also returns auxiliary outputs.
         method: "auto" (per-layer norms without per-example gradients, see `clipping`) or
             "vectorized" (materialised per-example gradients; slower, for checking).
@@ -123,18 +85,27 @@ def private_gradients(
 
     Raises:
         ValueError: if a Python-number argument is out of range.
+        TypeError: if `noise` is not None or a `NoiseStream` (a fixed seed would repeat the noise).
+        NonPrivateLayerError: if the loss calls a layer that mixes examples (BatchNormalization).
     """
     _check_parameters(l2_norm_clip, noise_multiplier, expected_batch_size)
+    if noise is None:
+        noise = default_stream()
+    elif not isinstance(noise, NoiseStream):
+        raise TypeError(
+            f"noise must be None (secret noise) or a privgan.dp.NoiseStream, got {noise!r}; a fixed "
+            "seed would give every call the same noise"
+        )
     variables = list(variables)
     summed, _, aux = clipped_gradient_sum(
         per_example_loss_fn, variables, batch, l2_norm_clip=l2_norm_clip, has_aux=has_aux, method=method
     )
     dtype = summed[0].dtype if summed else tf.float32
     stddev = tf.cast(noise_multiplier, dtype) * tf.cast(l2_norm_clip, dtype)
-    noise = gaussian_noise_like(summed, stddev=stddev, seed=seed)
+    noise = gaussian_noise_like(summed, stddev=stddev, seed=noise.next_seed())
     if replicas_in_sync() > 1:
-        # Every replica draws (so a SeedGenerator's mirrored state stays the same on all of them), but
-        # only the first adds its draw: the all-reduce sum of the shares then holds the noise once.
+        # Every replica draws the same noise (the stream's position and key are mirrored), but only
+        # the first adds its draw: the all-reduce sum of the shares then holds the noise once.
         first = tf.cast(tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0), dtype)
         noise = [n * first for n in noise]
     divisor = tf.cast(expected_batch_size, dtype)

@@ -7,6 +7,8 @@ be 0); the DP mechanism divides by the expected size q * N, never by the realise
 import numpy as np
 import tensorflow as tf
 
+from privgan.dp.noise import secret_int64, sampling_seed_pair
+
 
 def _num_examples(data):
     sizes = {int(np.shape(leaf)[0]) for leaf in tf.nest.flatten(data)}
@@ -18,8 +20,11 @@ def _num_examples(data):
 def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_step=0, group_size=None):
     """A `tf.data.Dataset` of Poisson-sampled batches of `data`.
 
-    Batch t keeps example i iff u_{t,i} < q, with u drawn by a stateless generator from `(seed, t)`, so
-    a seed reproduces the exact sequence of batches. With `group_size` k, each element is a tuple of k
+    Batch t keeps example i iff u_{t,i} < q, with u drawn by a stateless generator from `(seed, t)` in
+    the sampling stream (`privgan.dp.noise`: it never shares a generator input with the DP noise or
+    Keras' seed generators), so a seed reproduces the exact sequence of batches. The accountant's
+    amplification by sampling assumes that an adversary does not know which examples were sampled:
+    a published sampling seed gives that away. With `group_size` k, each element is a tuple of k
     consecutive batches (t = first_step + k e, ..., first_step + k e + k - 1 for element e): a train
     step that takes k DP steps, such as a GAN's `n_critic` discriminator steps, consumes one element.
     The sequence of batches is the same as without grouping.
@@ -29,7 +34,7 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_
         sampling_probability: q in (0, 1].
         steps: number of batches; None repeats forever (bound it with `steps_per_epoch` in `fit`). With
             `group_size`, only whole groups are yielded: steps // group_size elements.
-        seed: int seed; None draws a fresh one from the operating system.
+        seed: int seed; None draws a secret one (64 bits) from the operating system.
         first_step: index t of the first batch, >= 0. A training run resumed with the same seed must
             continue from its step count: restarting at 0 would repeat earlier batches, and the
             accountant assumes every step's sample is fresh.
@@ -53,14 +58,12 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_
         raise ValueError(f"group_size must be None or an integer >= 1, got {group_size}")
     num_examples = _num_examples(data)
     if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+        seed = secret_int64()
     tensors = tf.nest.map_structure(tf.convert_to_tensor, data)
     q = tf.constant(sampling_probability, tf.float64)
 
     def sample(step):
-        uniforms = tf.random.stateless_uniform(
-            [num_examples], seed=tf.stack([tf.constant(seed, tf.int64), step]), dtype=tf.float64
-        )
+        uniforms = tf.random.stateless_uniform([num_examples], seed=sampling_seed_pair(seed, step), dtype=tf.float64)
         indices = tf.where(uniforms < q)[:, 0]
         return tf.nest.map_structure(lambda t: tf.gather(t, indices), tensors)
 

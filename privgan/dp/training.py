@@ -6,6 +6,11 @@ step per batch with any Keras optimizer, counts DP steps in a variable that is s
 and can stop at a target epsilon: the step limit is enforced inside the compiled train step, so no
 callback ordering or `steps_per_execution` setting can overspend the budget.
 
+The DP noise is secret by default (`privgan.dp.noise`): 64 bits of operating-system entropy that no
+global seed reaches, redrawn at every `fit`. `noise_seed=` makes it reproducible, for research only.
+Weight regularisers are applied after the noise (they read no data); losses computed from the inputs
+(activity regularisers, `add_loss`) are refused (`privgan.dp.regularization`).
+
 Metrics that `fit` reports on training batches (loss, accuracy) are computed on private data without
 noise: they are for monitoring only and are not covered by the privacy guarantee. Do not publish them
 or use them for early stopping or model selection.
@@ -19,7 +24,9 @@ from privgan.accounting import PrivacyLedger
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients
+from privgan.dp.regularization import refuse_data_dependent_losses, weight_penalty_gradients
 from privgan.dp.validation import check_private_model
+
 
 def per_example_loss_function(loss):
     """Turns a Keras loss (name, function or `keras.losses.Loss`) into a per-example loss.
@@ -60,13 +67,14 @@ class DPModel(DPStepBookkeeping, keras.Model):
         noise_multiplier: sigma >= 0.
         num_examples: N, the size of the private training set `fit` will receive.
         expected_batch_size: q * N, the mean Poisson batch size.
-        seed: seed of the noise (None: random).
+        noise_seed: None (secret noise, the default) or an integer that makes the noise reproducible,
+            for research only: the guarantee then does not hold against anyone who knows it.
         ledger: a `PrivacyLedger` of earlier training of the same data (another phase), composed with
-            this model's steps.
+            this model's steps; this model's steps, samples and noise continue after it.
         **kwargs: passed to `keras.Model`.
 
     Raises:
-        ValueError: if a parameter is out of range.
+        ValueError: if a parameter is out of range or `model` is not built.
         NonPrivateLayerError: if `model` has a layer that mixes examples (BatchNormalization).
     """
 
@@ -78,7 +86,7 @@ class DPModel(DPStepBookkeeping, keras.Model):
         noise_multiplier,
         num_examples,
         expected_batch_size,
-        seed=None,
+        noise_seed=None,
         ledger=None,
         **kwargs,
     ):
@@ -89,14 +97,18 @@ class DPModel(DPStepBookkeeping, keras.Model):
             num_examples=int(num_examples),
             expected_batch_size=float(expected_batch_size),
         )
+        if not model.built:
+            raise ValueError(
+                f"model {model.name!r} is not built: give it an input shape (keras.Input(...) first in a "
+                "Sequential, or call model.build(input_shape)) before make_private"
+            )
         check_private_model(model)
         self.model = model
-        self.seed = seed
         self.prior_ledger = ledger if ledger is not None else PrivacyLedger()
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self._add_privacy_variables()
+        self._add_privacy_variables(noise_seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self._per_example_loss = None
+        self.built = True  # the wrapped model is built, and the privacy variables exist
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
@@ -121,6 +133,7 @@ class DPModel(DPStepBookkeeping, keras.Model):
     def _forward_losses(self, batch, training):
         x, y = batch
         y_pred = self.model(x, training=training)
+        refuse_data_dependent_losses(self.model)
         return self._per_example_loss(y, y_pred), y_pred
 
     def _update_metrics(self, x, y, y_pred, losses):
@@ -144,9 +157,12 @@ class DPModel(DPStepBookkeeping, keras.Model):
                 l2_norm_clip=config.l2_norm_clip,
                 noise_multiplier=config.noise_multiplier,
                 expected_batch_size=config.expected_batch_size,
-                seed=self.seed_generator,
+                noise=self.noise_stream,
                 has_aux=True,
             )
+            penalty = weight_penalty_gradients(self.model, variables)
+            if penalty is not None:  # reads no data: added after the noise, as post-processing
+                gradients = [g + p for g, p in zip(gradients, penalty)]
             self.optimizer.apply(gradients, variables)
             self._update_metrics(x, y, y_pred, losses)
 
@@ -224,7 +240,7 @@ class DPModel(DPStepBookkeeping, keras.Model):
             "noise_multiplier": self.dp_config.noise_multiplier,
             "num_examples": self.dp_config.num_examples,
             "expected_batch_size": self.dp_config.expected_batch_size,
-            "seed": self.seed,
+            "noise_seed": self.noise_seed,
             "ledger": self.prior_ledger.to_dict(),
         }
 
@@ -243,7 +259,9 @@ def _unpack(data):
     return x, y
 
 
-def make_private(model, *, l2_norm_clip, noise_multiplier, num_examples, expected_batch_size, seed=None, ledger=None):
+def make_private(
+    model, *, l2_norm_clip, noise_multiplier, num_examples, expected_batch_size, noise_seed=None, ledger=None
+):
     """Wraps a built Keras model for DP-SGD training (see `DPModel` for the arguments).
 
     Returns:
@@ -255,6 +273,6 @@ def make_private(model, *, l2_norm_clip, noise_multiplier, num_examples, expecte
         noise_multiplier=noise_multiplier,
         num_examples=num_examples,
         expected_batch_size=expected_batch_size,
-        seed=seed,
+        noise_seed=noise_seed,
         ledger=ledger,
     )

@@ -20,7 +20,9 @@ updated after each G step: also post-processing, and it smooths out the noisy la
 
 The step counter lives in a variable saved with the model, and a budget set by `fit(target_epsilon=...)`
 is enforced by the sampler (no batch beyond it) and, on one device, inside the compiled train step too,
-as in `privgan.dp.DPModel`.
+as in `privgan.dp.DPModel`. The DP noise is secret by default (`privgan.dp.noise`), whatever `seed`
+and global seeds say: `seed` makes the latents and fake labels reproducible, `noise_seed` the noise
+(research only; the statement then says the guarantee does not hold against anyone who knows it).
 
 Under a `tf.distribute` strategy (build G, D and the DPGAN in its scope) each replica clips its share of
 every real batch, the noise is added once (`private_gradients`), and every replica draws the same global
@@ -47,6 +49,7 @@ from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients, replica_rows
+from privgan.dp.regularization import refuse_data_dependent_losses, weight_penalty_gradients
 from privgan.dp.validation import check_private_model
 from privgan.io import atomic_path
 
@@ -72,8 +75,11 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         n_critic: D steps per G step, >= 1 (one Keras train step takes them all, then the G step).
         ema_decay: None (sample from G itself) or the decay in [0, 1) of an exponential moving average
             of G's weights, updated after each G step, that `generate` samples from.
-        seed: seed of the latent vectors, fake labels and DP noise (None: random).
-        ledger: a `PrivacyLedger` of earlier DP training on the same data, composed with this model's steps.
+        seed: seed of the latent vectors and fake labels (None: random). It never seeds the DP noise.
+        noise_seed: None (secret DP noise, the default) or an integer that makes the noise reproducible,
+            for research only: the guarantee then does not hold against anyone who knows it.
+        ledger: a `PrivacyLedger` of earlier DP training on the same data, composed with this model's
+            steps; this model's samples and noise continue after it.
         **kwargs: passed to `keras.Model`.
 
     Raises:
@@ -94,6 +100,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         n_critic=1,
         ema_decay=None,
         seed=None,
+        noise_seed=None,
         ledger=None,
         **kwargs,
     ):
@@ -138,13 +145,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         self.seed = seed
         self.prior_ledger = ledger if ledger is not None else PrivacyLedger()
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._add_privacy_variables()
-        # The sigma the compiled train step reads: a variable, so that calibration in `fit` after a first
-        # trace still takes effect.
-        self.noise_multiplier_variable = self.add_weight(
-            shape=(), dtype="float32", initializer=keras.initializers.Constant(self.dp_config.noise_multiplier),
-            trainable=False, name="noise_multiplier",
-        )
+        self._add_privacy_variables(noise_seed)
         self.fake_batch_size = max(1, round(self.dp_config.expected_batch_size))
         self.d_loss_real_tracker = keras.metrics.Mean(name="d_loss_real")
         self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
@@ -225,16 +226,19 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             return losses, losses
 
         batch = (samples, labels) if self.conditional else samples
+        # The train step reads sigma from dp_config, the value the ledger charges (a Python number: a
+        # calibration in `fit` retraces the step).
         real_gradients, losses = private_gradients(
             real_losses,
             variables,
             batch,
             l2_norm_clip=self.dp_config.l2_norm_clip,
-            noise_multiplier=self.noise_multiplier_variable,
+            noise_multiplier=self.dp_config.noise_multiplier,
             expected_batch_size=self.dp_config.expected_batch_size,
-            seed=self.seed_generator,
+            noise=self.noise_stream,
             has_aux=True,
         )
+        refuse_data_dependent_losses(self.discriminator, role="discriminator")
         latent, fake_labels = self._fake_batch_inputs()
         fakes = self.generator(self._models_input(latent, fake_labels), training=True)
 
@@ -252,7 +256,11 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             l2_norm_clip=self.dp_config.l2_norm_clip,
         )
         scale = 1.0 / self.fake_batch_size
-        self.d_optimizer.apply([r + scale * f for r, f in zip(real_gradients, fake_sum)], variables)
+        gradients = [r + scale * f for r, f in zip(real_gradients, fake_sum)]
+        penalty = weight_penalty_gradients(self.discriminator, variables)
+        if penalty is not None:  # reads no data: added after the noise, as post-processing
+            gradients = [g + p for g, p in zip(gradients, penalty)]
+        self.d_optimizer.apply(gradients, variables)
         self.d_loss_real_tracker.update_state(losses)
         self.d_loss_fake_tracker.update_state(fake_loss_values)
 
@@ -378,8 +386,8 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             accountant=accountant,
         )
         self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
-        self.noise_multiplier_variable.assign(self.dp_config.noise_multiplier)
         self.noise_multiplier_calibrated = True
+        self.train_function = None  # a step traced before holds the old sigma
 
     def generate(self, n, labels=None):
         """Draws `n` samples from the generator (in inference mode; its moving average with `ema_decay`).
@@ -425,7 +433,8 @@ class DPGAN(DPStepBookkeeping, keras.Model):
 
         Returns:
             A dict with epsilon, delta, accountant, noise_multiplier, l2_norm_clip, sampling_probability,
-            expected_batch_size, d_steps, num_examples, the ledger, privgan_version, date and a guarantee text.
+            expected_batch_size, d_steps, num_examples, the ledger, noise_seeding, sampling_seeding,
+            privgan_version, date and a guarantee text.
         """
         from privgan import __version__
 
@@ -443,6 +452,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             "num_examples": self.dp_config.num_examples,
             "conditional": self.conditional,
             "ledger": ledger.to_dict(),
+            **self.randomness_policy(),
             "privgan_version": __version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "guarantee": (
@@ -452,9 +462,12 @@ class DPGAN(DPStepBookkeeping, keras.Model):
                 "(per-example clipping to l2_norm_clip, Gaussian noise of std noise_multiplier * l2_norm_clip); "
                 "each D step is one PoissonSampledDpEvent(sampling_probability, GaussianDpEvent(noise_multiplier)) "
                 "composed over d_steps with dp-accounting. The generator and its samples are post-processing "
-                "of the private discriminators, so these samples carry the same guarantee. It assumes nothing "
-                "else derived from the private data (hyper-parameters tuned on it, data-derived normalisation) "
-                "was used or released."
+                "of the private discriminators, so these samples carry the same guarantee. The number of "
+                "examples num_examples is treated as public. It assumes nothing else derived from the private "
+                "data (hyper-parameters tuned on it, data-derived normalisation) was used or released, that "
+                "nobody knows the noise (see noise_seeding) or which examples each batch held (see "
+                "sampling_seeding), and it ignores floating-point effects: the noise's tails are cut at "
+                "11.6 standard deviations (privgan.dp.noise)."
             ),
         }
 
@@ -507,6 +520,7 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             "n_critic": self.n_critic,
             "ema_decay": self.ema_decay,
             "seed": self.seed,
+            "noise_seed": self.noise_seed,
             "ledger": self.prior_ledger.to_dict(),
         }
 

@@ -133,7 +133,7 @@ class TabularDPSynthesizer:
             (`GeneratorAverage`), in [0, 1); 0 keeps the last iterate.
         accountant: "pld" or "rdp", for calibration and the statement.
         seed: seed of the initialisation (set globally with `keras.utils.set_random_seed`), Poisson
-            sampling, DP noise and generation; None for random.
+            sampling and generation; None for random. The DP noise is always secret.
 
     Raises:
         ValueError: if an argument is out of range.

@@ -37,7 +37,7 @@ def test_prints_the_statement(runs):
     returncode, stdout, stderr = runs["statement"]
     assert returncode == 0, stderr
     flat = " ".join(stdout.split())
-    assert "(a) Poisson sampling, q = 0.004267, 14063 steps 2.597 2.382" in flat
+    assert "(a) Poisson sampling, q = 0.004267, 14040 steps 2.594 2.380" in flat
     assert "(b) each example used once per epoch, 60 epochs" in flat
 
 

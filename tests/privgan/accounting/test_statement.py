@@ -17,12 +17,12 @@ def test_statement_reports_both_accountants_for_both_sampling_assumptions(statem
     poisson_row = next(line for line in statement.splitlines() if "(a) Poisson sampling" in line)
     once_row = next(line for line in statement.splitlines() if "(b) each example used once per epoch" in line)
     assert "RDP" in statement and "PLD" in statement
-    assert "14063 steps" in poisson_row
-    assert poisson_row.split()[-2:] == ["2.597", "2.382"]  # the pinned RDP and PLD values
+    assert "14040 steps" in poisson_row  # 60 epochs of round(60000 / 256) = 234 steps, as fit takes
+    assert poisson_row.split()[-2:] == ["2.594", "2.380"]  # the pinned RDP and PLD values
     assert "60 epochs" in once_row
     rdp_once, pld_once = (float(value) for value in once_row.split()[-2:])
     # No amplification: far above the Poisson values, and PLD tighter than RDP.
-    assert pld_once < rdp_once and pld_once > 10 * 2.382
+    assert pld_once < rdp_once and pld_once > 10 * 2.380
 
 
 def test_statement_states_hyper_parameters_assumptions_and_caveats(statement):
@@ -37,6 +37,8 @@ def test_statement_states_hyper_parameters_assumptions_and_caveats(statement):
         "no amplification by sampling or shuffling is credited",
         "every intermediate model and checkpoint",
         "per example",
+        "number of examples is treated as public",
+        "nobody knows the noise",
     ):
         assert text in flat
 
@@ -51,8 +53,13 @@ def test_statement_reports_infinite_epsilon_without_noise():
     assert "inf" in statement
 
 
-def test_poisson_sampling_schedule():
-    assert poisson_sampling_schedule(num_examples=60000, batch_size=256, epochs=60) == (256 / 60000, 14063)
+def test_poisson_sampling_schedule_counts_the_steps_fit_takes():
+    from privgan.dp.config import DPSGDConfig
+
+    assert poisson_sampling_schedule(num_examples=60000, batch_size=256, epochs=60) == (256 / 60000, 14040)
+    config = DPSGDConfig(l2_norm_clip=1.0, noise_multiplier=1.0, num_examples=60000, expected_batch_size=256)
+    assert 60 * config.steps_per_epoch == 14040
+    # Before, the statement counted ceil(epochs * N / B) = 14063 steps: 23 more than fit takes.
     assert poisson_sampling_schedule(num_examples=60000, batch_size=150, epochs=15) == (150 / 60000, 6000)
     # 0.3 * 60000 / 150 is 120.00000000000001 in floating point.
     assert poisson_sampling_schedule(num_examples=60000, batch_size=150, epochs=0.3)[1] == 120

@@ -85,7 +85,7 @@ def test_end_to_end_dp_audit_stays_below_the_accountant(digits_canaries):
 
     def train(x, y):
         model = make_private(
-            mlp(), l2_norm_clip=1.0, noise_multiplier=1.0, num_examples=len(x), expected_batch_size=64, seed=0
+            mlp(), l2_norm_clip=1.0, noise_multiplier=1.0, num_examples=len(x), expected_batch_size=64, noise_seed=0
         )
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
         model.fit(x, y, epochs=3, verbose=0, sampling_seed=0)

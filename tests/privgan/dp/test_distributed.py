@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from privgan.accounting import max_steps
-from privgan.dp import make_private, private_gradients
+from privgan.dp import NoiseStream, make_private, private_gradients
 
 SCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
 
@@ -49,14 +49,15 @@ def _distributed_gradients(strategy, model, arrays, **kwargs):
 def test_shares_sum_to_the_single_device_gradient_with_the_same_noise(strategy):
     with strategy.scope():
         model = _mlp()
+        mirrored_noise = NoiseStream(seed=42)
     x, y = _data(11)
-    kwargs = dict(l2_norm_clip=0.5, noise_multiplier=1.3, expected_batch_size=8.0, seed=42)
-    distributed = _distributed_gradients(strategy, model, (x, y), **kwargs)
+    kwargs = dict(l2_norm_clip=0.5, noise_multiplier=1.3, expected_batch_size=8.0)
+    distributed = _distributed_gradients(strategy, model, (x, y), noise=mirrored_noise, **kwargs)
 
     def loss(batch):
         return SCE(batch[1], model(batch[0], training=True))
 
-    single = private_gradients(loss, model.trainable_variables, (x, y), **kwargs)
+    single = private_gradients(loss, model.trainable_variables, (x, y), noise=NoiseStream(seed=42), **kwargs)
     for got, want in zip(distributed, single):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -88,7 +89,7 @@ def _fit(strategy, *, x, y, epochs, target_epsilon=None):
     with strategy.scope():
         keras.utils.set_random_seed(7)
         model = make_private(_mlp(), l2_norm_clip=1.0, noise_multiplier=1.1, num_examples=len(x),
-                             expected_batch_size=8, seed=3)
+                             expected_batch_size=8, noise_seed=3)
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss=SCE)
     model.fit(x, y, epochs=epochs, delta=1e-5, target_epsilon=target_epsilon, accountant="rdp",
               sampling_seed=5, verbose=0)

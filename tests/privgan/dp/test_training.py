@@ -21,7 +21,7 @@ def _mlp(seed=0):
 
 
 def _private(model=None, **overrides):
-    kwargs = dict(l2_norm_clip=1.0, noise_multiplier=1.0, num_examples=len(X), expected_batch_size=8, seed=1)
+    kwargs = dict(l2_norm_clip=1.0, noise_multiplier=1.0, num_examples=len(X), expected_batch_size=8)
     kwargs.update(overrides)
     dp_model = make_private(model or _mlp(), **kwargs)
     dp_model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS, metrics=["accuracy"])

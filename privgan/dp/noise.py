@@ -1,0 +1,216 @@
+"""The random streams of DP-SGD: secret Gaussian noise by default, and a layout no two streams share.
+
+Every random draw privgan makes is a stateless Philox draw from a seed pair `[key, counter]`. The
+counter's top bits name the stream, so the Poisson sampling, the DP noise and Keras' own
+`SeedGenerator`s (initialisation, latents) can never feed the same input to the generator, whatever
+seeds a user passes (the same number for all of them included):
+
+    counter = SAMPLING_DOMAIN | step                                       Poisson sampling of a step
+    counter = NOISE_DOMAIN | position << DRAW_BITS | draw mod 2**DRAW_BITS DP noise (`NoiseStream`)
+    the same | EXTENSION_BIT                                               the noise's rare tail words
+    counter < 2**61                                                        Keras SeedGenerators
+
+A `NoiseStream`'s key is 64 bits from the operating system's entropy (`secrets`) unless a seed is
+given explicitly: no global seed (`keras.utils.set_random_seed`, numpy, Python's `random`) reaches it,
+so nobody can subtract the noise from a released update. An explicit seed makes the noise reproducible,
+for research only: the privacy statement then says that the guarantee does not hold against anyone who
+knows the seed (compare Opacus' `secure_mode`).
+
+The noise itself is Box-Muller on 32-bit words, one for the radius and one for the angle of each pair.
+The radius needs uniforms near 0 to reach the tails: one word gives u >= 2^-33 and caps the radius at
+6.8 sigma, so a word of 0 is continued by further words, twice, which gives u >= 2^-97 (still a normal
+float32) and caps the radius at `MAX_RADIUS` = 11.6 sigma. What a cap costs: a sampled step's output can leave the support of the
+neighbouring dataset's output only if some pair's radius exceeds MAX_RADIUS - 1 / sigma, which has
+probability about exp(-(MAX_RADIUS - 1 / sigma)^2 / 2) per sampled step: 1.5e-15 at sigma = 0.3, 1e-20 at
+sigma = 0.5 and 4e-25 at sigma = 1 (`truncation_probability`). Over 10^6 sampled steps at sigma >= 0.3
+that adds at most 1.5e-9 to delta, which privgan does not add to the reported delta. Like every
+floating-point sampler, this is not a "secure" Gaussian in the sense of Mironov (2012): the low-order
+bits of float32 values are not uniform.
+"""
+
+import math
+import secrets
+
+import tensorflow as tf
+
+SAMPLING_DOMAIN = 1 << 61
+NOISE_DOMAIN = 1 << 62
+# Set (with NOISE_DOMAIN) in the counter of the rare extra words of a noise draw's tails.
+EXTENSION_BIT = 1 << 61
+DRAW_BITS = 20
+# Positions (DP steps and releases) a noise stream can address: 2^41, far beyond any training run.
+MAX_POSITION = (1 << (61 - DRAW_BITS)) - 1
+# The largest radius a Box-Muller pair can have, in units of the standard deviation: u >= 2^-97.
+MAX_RADIUS = math.sqrt(2 * 97 * math.log(2))
+
+
+def secret_int64():
+    """64 bits of operating-system entropy as a signed int64 (for Philox keys)."""
+    return secrets.randbits(64) - (1 << 63)
+
+
+def truncation_probability(noise_multiplier):
+    """About how likely one sampled step's noise is to reveal the cap on the Gaussian's tails.
+
+    The probability that a pair of noise coordinates lies beyond `MAX_RADIUS - 1 / noise_multiplier`
+    standard deviations, the region where a neighbouring dataset's output may not reach (see the
+    module docstring); it bounds the delta the truncation adds per step in which the example is sampled.
+
+    Args:
+        noise_multiplier: sigma > 0.
+
+    Returns:
+        exp(-(MAX_RADIUS - 1 / sigma)^2 / 2), or 1.0 when 1 / sigma >= MAX_RADIUS.
+    """
+    if not noise_multiplier > 0:
+        raise ValueError(f"noise_multiplier must be > 0, got {noise_multiplier}")
+    reach = MAX_RADIUS - 1.0 / noise_multiplier
+    return 1.0 if reach <= 0 else math.exp(-reach * reach / 2)
+
+
+def _check_seed(seed, name):
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -(1 << 63) <= seed < (1 << 64):
+        raise ValueError(f"{name} must be None (secret) or an integer in [-2^63, 2^64), got {seed!r}")
+    return seed - (1 << 64) if seed >= (1 << 63) else seed
+
+
+def sampling_seed_pair(seed, step):
+    """The stateless seed of step `step`'s Poisson sample (an int64 tensor of shape (2,))."""
+    return tf.stack([tf.constant(seed, tf.int64), tf.bitwise.bitwise_or(tf.cast(step, tf.int64), SAMPLING_DOMAIN)])
+
+
+class NoiseStream:
+    """The source of one model's (or one user's) DP noise: secret by default, never drawn twice.
+
+    Each draw gets its own Philox input `[key, NOISE_DOMAIN | position << DRAW_BITS | draw]`. `draw`
+    counts this object's draws; `position` is 0, or, for a model, its global DP step (the steps and
+    releases of earlier phases in its ledger plus its own saved step counter), so that a model
+    resumed from a checkpoint or continuing another's ledger moves on to positions never used before.
+
+    Args:
+        seed: None (a secret key of 64 bits from the operating system, redrawn by `rekey`) or an
+            integer: reproducible noise, for research only; no privacy against anyone who knows it.
+        position: None, or a function returning the current position as an int64 scalar tensor (it is
+            called while tracing a train step).
+
+    Raises:
+        ValueError: if `seed` is not None or a 64-bit integer.
+    """
+
+    def __init__(self, seed=None, *, position=None):
+        self.reproducible = seed is not None
+        key = secret_int64() if seed is None else _check_seed(seed, "noise seed")
+        self._position = position
+        # Plain tf.Variables: Keras does not save them with a model's weights, so a secret key never
+        # reaches a checkpoint. init_scope lifts their creation out of any tf.function being traced.
+        with tf.init_scope():
+            self._key = tf.Variable(key, dtype=tf.int64, trainable=False, name="noise_key")
+            self._draws = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="noise_draws",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+
+    def rekey(self):
+        """Draws a fresh secret key (a no-op for a reproducible stream).
+
+        Models call it at the start of every `fit`, so that even a rolled-back step counter (weights
+        of an earlier checkpoint loaded into the same model) never meets an old key again.
+        """
+        if not self.reproducible:
+            self._key.assign(secret_int64())
+
+    def next_seed(self):
+        """The stateless seed of the next draw (an int64 tensor of shape (2,)); advances the stream."""
+        draw = self._draws.assign_add(1) - 1
+        if self._position is None:
+            counter = draw
+        else:
+            position = tf.cast(self._position(), tf.int64)
+            tf.debugging.assert_less_equal(position, tf.constant(MAX_POSITION, tf.int64),
+                                           message="noise stream position out of range")
+            counter = tf.bitwise.bitwise_or(
+                tf.bitwise.left_shift(position, DRAW_BITS),
+                tf.bitwise.bitwise_and(draw, (1 << DRAW_BITS) - 1),
+            )
+        return tf.stack([tf.identity(self._key), tf.bitwise.bitwise_or(counter, NOISE_DOMAIN)])
+
+    def describe(self):
+        """How the noise was seeded, for privacy statements."""
+        if self.reproducible:
+            return ("reproducible from an explicit noise seed: the guarantee does not hold against anyone "
+                    "who knows that seed")
+        return "secret: keyed with 64 bits of operating-system entropy, never saved"
+
+
+_DEFAULT_STREAM = None
+
+
+def default_stream():
+    """The process-wide secret stream `private_gradients` draws from when given no stream."""
+    global _DEFAULT_STREAM
+    if _DEFAULT_STREAM is None:
+        _DEFAULT_STREAM = NoiseStream()
+    return _DEFAULT_STREAM
+
+
+def _radius_uniform(first, extension_seed):
+    """u in (0, 1) from uint32 words: (w + 1/2) 2^-32, and for the rare w = 0, two more words.
+
+    A first word of 0 (probability 2^-32 per pair) is continued by words drawn for those pairs only,
+    from `extension_seed`: u = (w' + 1/2) 2^-64, or (w'' + 1/2) 2^-96 if w' = 0 too. So u >= 2^-97
+    (a normal float32) at the cost of one word per pair.
+    """
+    u = (tf.cast(first, tf.float32) + 0.5) * 2.0**-32
+    rare = tf.where(tf.equal(first, 0))
+    more = tf.random.stateless_uniform(
+        tf.stack([2, tf.shape(rare, out_type=tf.int32)[0]]), seed=extension_seed, minval=None, maxval=None,
+        dtype=tf.uint32,
+    )
+    second, third = (tf.cast(w, tf.float32) + 0.5 for w in tf.unstack(more))
+    extended = tf.where(more[0] > 0, second * 2.0**-64, third * 2.0**-96)
+    return tf.tensor_scatter_nd_update(u, rare, extended)
+
+
+def standard_normal_from_words(radius_uniform, angle_words, *, dtype=tf.float32):
+    """Box-Muller: pairs of N(0, 1) values from the radius's uniforms and the angle's uint32 words.
+
+    Computed in float32 (float64 for float64 `dtype`) and cast, so that half-precision variables get the
+    full tails.
+
+    Returns:
+        A vector of 2 * len(radius_uniform) values.
+    """
+    compute = tf.float64 if dtype == tf.float64 else tf.float32
+    radius = tf.sqrt(-2.0 * tf.math.log(tf.cast(radius_uniform, compute)))
+    angle = (2.0 * math.pi * 2.0**-32) * tf.cast(angle_words, compute)
+    return tf.cast(tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=0), dtype)
+
+
+def gaussian_noise_like(tensors, *, stddev, seed):
+    """Independent N(0, stddev^2) noise for every entry of `tensors`, in one draw.
+
+    One draw over the concatenated size (then split) keeps the noise of different variables independent.
+
+    Args:
+        tensors: list of tensors whose shapes and dtypes the noise takes.
+        stddev: the standard deviation (a number or scalar tensor).
+        seed: a stateless seed, an int64 tensor of shape (2,) from `NoiseStream.next_seed`. The same
+            seed gives the same noise: never use one twice.
+
+    Returns:
+        A list of noise tensors with the shapes of `tensors`.
+    """
+    if not tensors:
+        return []
+    sizes = [tf.size(t, out_type=tf.int32) for t in tensors]
+    total = tf.add_n(sizes)
+    dtype = tf.as_dtype(tensors[0].dtype)
+    words = tf.random.stateless_uniform(
+        tf.stack([2, (total + 1) // 2]), seed=seed, minval=None, maxval=None, dtype=tf.uint32
+    )
+    # The tail's extra words come from the same draw's counter with the extension bit set.
+    extension_seed = tf.stack([seed[0], tf.bitwise.bitwise_or(seed[1], EXTENSION_BIT)])
+    normal = standard_normal_from_words(_radius_uniform(words[0], extension_seed), words[1], dtype=dtype)
+    flat = normal[:total] * tf.cast(stddev, dtype)
+    pieces = tf.split(flat, tf.stack(sizes))
+    return [tf.reshape(p, tf.shape(t)) for p, t in zip(pieces, tensors)]

@@ -1,0 +1,73 @@
+"""Issue 12 on DPGAN: the sigma charged is the sigma used, secret noise, what the statement says."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tests.privgan.models.test_dpgan import BATCH, DELTA, data, make_gan
+
+
+def test_loading_steps_taken_at_another_sigma_is_refused(tmp_path):
+    x, y = data()
+    trained = make_gan(noise_multiplier=0.5)
+    trained.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "d.weights.h5"
+    trained.save_weights(path)
+    # c7addc9 loaded sigma = 0.5 into the train step of a GAN whose ledger charged sigma = 5.
+    with pytest.raises(ValueError, match=r"6 DP steps taken with noise_multiplier=0.5"):
+        make_gan(noise_multiplier=5.0).load_weights(path)
+    with pytest.raises(ValueError, match="noise_multiplier=0,"):  # still to be calibrated
+        make_gan(noise_multiplier=None).load_weights(path)
+    same = make_gan(noise_multiplier=0.5)
+    same.load_weights(path)
+    assert same.privacy_ledger == trained.privacy_ledger
+    assert not any("noise_multiplier" in w.path for w in same.weights)  # sigma is no longer a weight
+
+
+def test_the_step_records_the_calibrated_sigma_it_used():
+    x, y = data()
+    gan = make_gan(noise_multiplier=None)
+    gan.fit(x, y, epochs=1, target_epsilon=4.0, delta=DELTA, verbose=0)
+    sigma, clip, q = keras.ops.convert_to_numpy(gan.dp_step_parameters)
+    assert sigma == gan.dp_config.noise_multiplier == gan.privacy_ledger.phases[0].noise_multiplier
+    assert (clip, q) == (1.0, BATCH / len(x))
+
+
+def _discriminator_after_one_epoch(**kwargs):
+    x, y = data()
+    keras.utils.set_random_seed(0)
+    gan = make_gan(n_critic=1, **kwargs)
+    gan.fit(x, y, epochs=1, sampling_seed=4, verbose=0)
+    return gan.discriminator.get_weights()[0]
+
+
+def test_noise_is_secret_unless_a_noise_seed_is_given():
+    # Same global seed, same latent seed, same sampling seed: only the noise can differ.
+    assert not np.allclose(_discriminator_after_one_epoch(), _discriminator_after_one_epoch())
+    np.testing.assert_array_equal(_discriminator_after_one_epoch(noise_seed=8),
+                                  _discriminator_after_one_epoch(noise_seed=8))
+
+
+def test_statement_says_how_noise_and_sampling_were_seeded_and_that_n_is_public(tmp_path):
+    x, y = data()
+    gan = make_gan()
+    gan.fit(x, y, epochs=1, verbose=0)
+    _, path = gan.save_synthetic(tmp_path / "s.npz", 6, delta=DELTA)
+    statement = json.loads(path.read_text())
+    assert statement["noise_seeding"].startswith("secret")
+    assert statement["sampling_seeding"].startswith("secret")
+    assert "num_examples is treated as public" in statement["guarantee"]
+    seeded = make_gan(noise_seed=1)
+    seeded.fit(x, y, epochs=1, sampling_seed=2, verbose=0)
+    report = seeded.privacy_report(delta=DELTA)
+    assert "does not hold against anyone who knows" in report["noise_seeding"]
+    assert report["sampling_seeding"].startswith("reproducible from a fixed sampling seed")
+
+
+def test_fit_refuses_non_finite_samples():
+    x, y = data()
+    x[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity in 1 rows \(first: 5\)"):
+        make_gan().fit(x, y, epochs=1, verbose=0)
