@@ -58,8 +58,8 @@ def marginal(factors, sizes, query, evidence=None):
     Returns:
         An array with one axis per query column, summing to 1.
     """
-    factors = list(factors) + _evidence_factors(sizes, evidence)
     query = tuple(query)
+    factors = _relevant(list(factors) + _evidence_factors(sizes, evidence), query)
     # Each queried column gets a factor of its own, so that the result has all its axes.
     factors += [LogFactor((c,), np.zeros(sizes[c])) for c in query]
     remaining = {c for f in factors for c in f.columns} - set(query)
@@ -81,6 +81,22 @@ def marginal(factors, sizes, query, evidence=None):
     top = np.max(log_joint)
     joint = np.exp(log_joint - top) if np.isfinite(top) else np.zeros_like(log_joint)
     return joint / joint.sum()
+
+
+def _relevant(factors, query):
+    """The factors connected to the query's columns: the others only scale the result by a constant."""
+    parent = {}
+
+    def root(column):
+        while parent.setdefault(column, column) != column:
+            column = parent[column]
+        return column
+
+    for factor in factors:
+        for column in factor.columns[1:]:
+            parent[root(column)] = root(factor.columns[0])
+    wanted = {root(column) for column in query}
+    return [f for f in factors if f.columns and root(f.columns[0]) in wanted]
 
 
 def _evidence_factors(sizes, evidence):

@@ -74,8 +74,8 @@ def _import_mbi():
 
 
 def default_rounds(num_columns):
-    """AIM's number of selection rounds: twice the number of columns."""
-    return 2 * num_columns
+    """AIM's number of selection rounds: twice the number of columns, at most 32 (run time)."""
+    return min(2 * num_columns, 32)
 
 
 class MarginalDPSynthesizer:
@@ -377,11 +377,8 @@ class MarginalDPSynthesizer:
             size_limit = self.max_model_size * (round_index + 1) / self.rounds_
             covered = {sub for clique in model.cliques for k in range(1, len(clique) + 1)
                        for sub in itertools.combinations(clique, k)}
-            allowed = [
-                clique for clique in candidates
-                if clique in covered
-                or mbi.junction_tree.hypothetical_model_size(self.domain_, list(model.cliques) + [clique]) <= size_limit
-            ]
+            size = _ModelSize(mbi, self.domain_, model.cliques)
+            allowed = [clique for clique in candidates if clique in covered or size.after(clique) <= size_limit]
             qualities = []
             estimates = _model_counts(model, allowed)
             for clique in allowed:
@@ -505,6 +502,39 @@ class MarginalDPSynthesizer:
         """
         self._check_fitted()
         return write_synthetic(self, csv_path, rows=rows, conditions=conditions)
+
+
+class _ModelSize:
+    """The size (MB) of a model's junction tree with one more clique, as mbi's `hypothetical_model_size`.
+
+    A clique whose columns lie in separate connected parts of the model closes no cycle: the junction
+    tree keeps its cliques (less the one-column ones it absorbs) and gains this one, so the size is
+    added up without building a junction tree. Other cliques are sized by mbi. Only public quantities
+    (the model's structure) are involved.
+    """
+
+    def __init__(self, mbi, domain, cliques):
+        self.mbi, self.domain, self.cliques = mbi, domain, list(cliques)
+        self.size = mbi.junction_tree.hypothetical_model_size(domain, self.cliques)
+        self.component = {}
+        for clique in self.cliques:
+            for name in clique:
+                self.component.setdefault(name, name)
+            for name in clique[1:]:
+                self.component[self._root(name)] = self._root(clique[0])
+        self.alone = {clique[0] for clique in self.cliques if len(clique) == 1}
+        self.alone -= {name for clique in self.cliques if len(clique) > 1 for name in clique}
+
+    def _root(self, name):
+        while self.component.setdefault(name, name) != name:
+            name = self.component[name]
+        return name
+
+    def after(self, clique):
+        if len({self._root(name) for name in clique}) < len(clique):
+            return self.mbi.junction_tree.hypothetical_model_size(self.domain, self.cliques + [clique])
+        absorbed = sum(self.domain.size([name]) for name in clique if name in self.alone)
+        return self.size + (self.domain.size(clique) - absorbed) * 8 / 2**20
 
 
 def _factors(model):

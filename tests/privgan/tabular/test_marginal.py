@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from privgan.accounting import PrivacyLedger, epsilon_of_event
-from privgan.tabular import MarginalDPSynthesizer, SchemaError, TabularDPSynthesizer, validate_frame
+from privgan.tabular import MarginalDPSynthesizer, SchemaError, validate_frame
 from tests.privgan.tabular.tables import SCHEMA, make_table
 
 pytest.importorskip("mbi")
@@ -73,22 +73,22 @@ def test_samples_fit_the_schema_and_keep_the_association(mst, table):
 
 
 def test_noise_is_secret_by_default_and_reproducible_only_on_request(table):
-    np.random.seed(0)  # a global seed must not fix the DP noise
-    fits = [
-        MarginalDPSynthesizer(SCHEMA, method="mst", seed=0, **FAST).fit(table, epsilon=EPSILON, delta=DELTA)
-        for _ in range(2)
-    ]
-    one_way = [np.asarray(f.model_.project(("income",)).datavector()) for f in fits]
+    import keras
+
+    small = SCHEMA.without("age", "income", "score", "grade")  # two columns: a cheap model
+    rows = table[list(small.names)]
+
+    def fit(**kwargs):
+        keras.utils.set_random_seed(0)  # a global seed must not fix the DP noise
+        return MarginalDPSynthesizer(small, method="mst", seed=0, **FAST, **kwargs).fit(rows, epsilon=EPSILON, delta=DELTA)
+
+    fits = [fit(), fit()]
+    one_way = [np.asarray(f.model_.project(("colour",)).datavector()) for f in fits]
     assert not np.allclose(one_way[0], one_way[1])
     assert fits[0].privacy_statement()["reproducible_noise"] is False
     assert "secret" in fits[0].privacy_statement()["noise"] and "warning" not in fits[0].privacy_statement()
-    seeded = [
-        MarginalDPSynthesizer(SCHEMA, method="mst", seed=0, noise_seed=7, **FAST).fit(table, epsilon=EPSILON, delta=DELTA)
-        for _ in range(2)
-    ]
-    np.testing.assert_allclose(
-        *[np.asarray(f.model_.project(("income",)).datavector()) for f in seeded], rtol=1e-9
-    )
+    seeded = [fit(noise_seed=7), fit(noise_seed=7)]
+    np.testing.assert_allclose(*[np.asarray(f.model_.project(("colour",)).datavector()) for f in seeded], rtol=1e-9)
     statement = seeded[0].privacy_statement()
     assert statement["reproducible_noise"] is True and "NO privacy guarantee" in statement["warning"]
 
@@ -108,7 +108,7 @@ def test_conditional_sampling_draws_from_the_models_conditional(aim):
     assert (numeric["age"] == 90).all() and numeric["colour"].isna().all()
 
 
-def test_conditions_are_checked_against_the_schema(mst, table):
+def test_conditions_are_checked_against_the_schema(mst):
     with pytest.raises(SchemaError, match="condition colour='purple': not a category of 'colour'"):
         mst.sample(5, conditions={"colour": "purple"})
     with pytest.raises(SchemaError, match=r"condition age=120: outside the schema bounds \[18, 90\]"):
@@ -117,10 +117,6 @@ def test_conditions_are_checked_against_the_schema(mst, table):
         mst.sample(5, conditions={"height": 3})
     with pytest.raises(SchemaError, match="does not allow missing values in 'grade'"):
         mst.sample(5, conditions={"grade": None})
-    gan = TabularDPSynthesizer(SCHEMA, epochs=1, batch_size=100, generator_hidden=(8,), discriminator_hidden=(8,))
-    gan.fit(table, epsilon=1.0, delta=DELTA, verbose=0)
-    with pytest.raises(ValueError, match="cannot sample conditionally; use method 'aim' or 'mst'"):
-        gan.sample(5, conditions={"label": "yes"})
 
 
 def test_rare_codes_are_merged_from_the_noisy_counts_only():

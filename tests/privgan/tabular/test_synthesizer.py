@@ -47,6 +47,13 @@ def test_samples_fit_the_schema(fitted):
     assert synthetic["colour"].nunique(dropna=False) >= 2  # Gumbel sampling: not one mode per column
 
 
+def test_the_gan_refuses_conditions(fitted):
+    # Rejecting unconditional rows would be the only way, and it is not conditioning: refused, with the way out.
+    with pytest.raises(ValueError, match="cannot sample conditionally; use method 'aim' or 'mst'"):
+        fitted.sample(5, conditions={"label": "yes"})
+    assert len(fitted.sample(5, conditions={})) == 5
+
+
 def test_save_writes_csv_and_statement(fitted, tmp_path):
     csv_path, statement_path = fitted.save(tmp_path / "out" / "synthetic.csv", rows=40)
     assert statement_path == tmp_path / "out" / "synthetic.json"
