@@ -262,8 +262,8 @@ def main(argv):
         output_dir, name="Private synthetic tables: privgan vs smartnoise-synth", results=results,
         summary=(
             "Mean ± std over seeds (TSTR AUROC on the real test split; TVD and association difference against "
-            "it; wall and CPU seconds of fit + sample, measured on a shared 2-core machine under heavy load: the wall
-times are inflated by the load, CPU seconds are the cost of the run itself, all threads together).\n\n" + markdown
+            "it; wall and CPU seconds of fit + sample, measured on a shared 2-core machine under heavy load: the "
+            "wall times are inflated by the load, CPU seconds are the cost of the run itself, all threads together).\n\n" + markdown
         ),
         figures=["tabular_peers.png"], command="python -m benchmarks.tabular_peers " + " ".join(sys.argv[1:]),
     )
