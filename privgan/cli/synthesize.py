@@ -92,7 +92,7 @@ def main(argv):
             )
             synthesizer.fit(table, epsilon=epsilon, delta=delta, verbose=2)
         csv_path, statement_path = synthesizer.save(output, rows=rows, conditions=conditions)
-    except (SchemaError, ValueError, FileNotFoundError) as error:
+    except (SchemaError, ValueError, FileNotFoundError, ImportError) as error:
         _fail(str(error))
     statement = json.loads(statement_path.read_text(encoding="utf-8"))
     if marginal:
