@@ -11,6 +11,7 @@ generator, and returns a DataFrame of the schema's dtypes through `TableTransfor
 """
 
 import numpy as np
+import pandas as pd
 
 from privgan.tabular.schema import CategoricalColumn, SchemaError
 from privgan.tabular.transformer import TableTransformer
@@ -87,8 +88,6 @@ class TableDiscretizer:
         Raises:
             SchemaError: if the column is unknown or the value does not fit it (the message names both).
         """
-        import pandas as pd
-
         if name not in self.schema.names:
             raise SchemaError(f"unknown column {name!r}; the schema has {list(self.schema.names)}")
         # Checked and encoded like a one-row table of that column alone, with the same messages.
@@ -132,5 +131,5 @@ class TableDiscretizer:
         frame = self.transformer.decode(encoded)
         for name, value in fixed.items():
             if not isinstance(self.schema[name], CategoricalColumn) and value is not None:
-                frame[name] = np.full(rows, value, dtype=frame[name].dtype)
+                frame[name] = pd.Series([value] * rows, dtype=frame[name].dtype)
         return frame
