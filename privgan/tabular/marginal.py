@@ -37,7 +37,6 @@ import datetime
 import itertools
 import math
 import secrets
-import warnings
 
 import dp_accounting
 import numpy as np
@@ -48,7 +47,7 @@ from privgan.tabular import inference
 from privgan.tabular.conditions import check_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
-from privgan.tabular.statement import write_synthetic
+from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred, write_synthetic
 
 METHODS = ("aim", "mst")
 ACCOUNTANT = "rdp"
@@ -237,13 +236,7 @@ class MarginalDPSynthesizer:
         """
         epsilon = check_positive(epsilon, name="epsilon")
         delta = check_delta(delta)
-        if self.schema.source != "public":
-            warnings.warn(
-                "the schema was read from the data (source='data'): the synthetic data's privacy guarantee "
-                "does not cover its bounds and categories",
-                UserWarning,
-                stacklevel=2,
-            )
+        warn_if_inferred(self.schema)
         codes = self.discretizer.encode(df)
         mbi = _import_mbi()
         started = datetime.datetime.now(datetime.timezone.utc)
@@ -489,10 +482,7 @@ class MarginalDPSynthesizer:
                 "this table has NO privacy guarantee. Use noise_seed=None for any release."
             )
         if self.schema.source != "public":
-            statement["warning"] = (statement.get("warning", "") + " " if self.reproducible_noise_ else "") + (
-                "The schema was read from the private data (infer_schema): its bounds and categories are NOT "
-                "covered by the guarantee above and may reveal individual rows."
-            )
+            statement["warning"] = " ".join(filter(None, (statement.get("warning"), INFERRED_SCHEMA_WARNING)))
         return statement
 
     def save(self, csv_path, *, rows, conditions=None):

@@ -2,9 +2,27 @@
 
 import json
 import pathlib
+import warnings
 
 from privgan.accounting.events import check_count
 from privgan.io import atomic_path
+
+
+INFERRED_SCHEMA_WARNING = (
+    "The schema was read from the private data (infer_schema): its bounds and categories are NOT covered by "
+    "the guarantee above and may reveal individual rows."
+)
+
+
+def warn_if_inferred(schema):
+    """Warns when `schema` was read from the data (`infer_schema`): its bounds and categories leak."""
+    if schema.source != "public":
+        warnings.warn(
+            "the schema was read from the data (source='data'): the synthetic data's privacy guarantee "
+            "does not cover its bounds and categories",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def write_synthetic(synthesizer, csv_path, *, rows, conditions=None):

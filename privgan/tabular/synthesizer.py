@@ -12,7 +12,6 @@ Training length, expected batch size and learning rate adapt to the number of ro
 
 import dataclasses
 import math
-import warnings
 
 import keras
 
@@ -21,7 +20,7 @@ from privgan.models.dpgan import DPGAN
 from privgan.tabular.conditions import check_conditions
 from privgan.tabular.networks import tabular_discriminator, tabular_generator
 from privgan.tabular.schema import TableSchema
-from privgan.tabular.statement import write_synthetic
+from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred, write_synthetic
 from privgan.tabular.transformer import TableTransformer
 
 DEFAULT_D_STEPS = 1500
@@ -196,13 +195,7 @@ class TabularDPSynthesizer:
         """
         epsilon = check_positive(epsilon, name="epsilon")
         delta = check_delta(delta)
-        if self.schema.source != "public":
-            warnings.warn(
-                "the schema was read from the data (source='data'): the synthetic data's privacy guarantee "
-                "does not cover its bounds and categories",
-                UserWarning,
-                stacklevel=2,
-            )
+        warn_if_inferred(self.schema)
         encoded = self.transformer.encode(df)
         if self.batch_size is not None and self.batch_size > len(encoded):
             raise ValueError(f"batch_size must be in [1, number of rows={len(encoded)}], got {self.batch_size}")
@@ -305,10 +298,7 @@ class TabularDPSynthesizer:
             "the data."
         )
         if self.schema.source != "public":
-            statement["warning"] = (
-                "The schema was read from the private data (infer_schema): its bounds and categories are NOT "
-                "covered by the guarantee above and may reveal individual rows."
-            )
+            statement["warning"] = INFERRED_SCHEMA_WARNING
         return statement
 
     def save(self, csv_path, *, rows, conditions=None):
