@@ -13,8 +13,8 @@ values.
 --method chooses the engine: "aim" (default) and "mst" fit a graphical model to noisy marginal counts
 (`privgan.tabular.MarginalDPSynthesizer`, RDP accountant); "gan" trains a DPGAN
 (`privgan.tabular.TabularDPSynthesizer`), whose epochs, batch size and learning rate follow the number
-of rows unless given. AIM is the default because it gave the best synthetic tables of the three at every
-table size and budget of `benchmarks/tabular_peers.py` (see the README). --condition column=value
+of rows unless given. AIM is the default; the README compares the three engines (and smartnoise-synth's
+MST and AIM) on tables of 398 to 32,561 rows (`benchmarks/tabular_peers.py`). --condition column=value
 (repeatable) makes every row take that value and draws the other columns from the model's conditional
 distribution (aim and mst).
 
