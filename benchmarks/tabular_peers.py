@@ -235,17 +235,17 @@ def main(argv):
                 for method in methods:
                     if FLAGS.report_only or (name, method, epsilon, seed) in done:
                         continue
-                        result = {"table": name, "method": method, "epsilon": epsilon, "seed": seed,
-                                  **_run(table, method, epsilon, seed)}
-                        runs.append(result)
-                        with open(log, "a", encoding="utf-8") as handle:
-                            handle.write(json.dumps(result) + "\n")
-                        print(
-                            f"{name} {method} eps={epsilon:g} seed={seed}: LR {result['tstr_auroc_lr']:.4f} GB "
-                            f"{result['tstr_auroc_gb']:.4f} TVD {result['mean_tvd']:.4f} ({result['seconds']:.0f} s, "
-                            f"{result['cpu_seconds']:.0f} CPU s)",
-                            flush=True,
-                        )
+                    result = {"table": name, "method": method, "epsilon": epsilon, "seed": seed,
+                              **_run(table, method, epsilon, seed)}
+                    runs.append(result)
+                    with open(log, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(result) + "\n")
+                    print(
+                        f"{name} {method} eps={epsilon:g} seed={seed}: LR {result['tstr_auroc_lr']:.4f} GB "
+                        f"{result['tstr_auroc_gb']:.4f} TVD {result['mean_tvd']:.4f} ({result['seconds']:.0f} s, "
+                        f"{result['cpu_seconds']:.0f} CPU s)",
+                        flush=True,
+                    )
     summary = _summary(runs)
     present = [m for m in FLAGS.methods if any(key[1] == m for key in summary)]
     table_names = list(tables)
