@@ -28,6 +28,7 @@ _API = {
     "PrivGAN": "privgan.models.privgan",
     "MeanEmbeddingGenerator": "privgan.models.mean_embedding",
     "TabularDPSynthesizer": "privgan.tabular",
+    "MarginalDPSynthesizer": "privgan.tabular",
     "TableSchema": "privgan.tabular",
     "load_schema": "privgan.tabular",
     "infer_schema": "privgan.tabular",

@@ -10,20 +10,29 @@ from privgan.tabular.schema import (
     load_schema,
     save_schema,
 )
-from privgan.tabular.synthesizer import GeneratorAverage, TabularDPSynthesizer
+from privgan.tabular.conditions import check_conditions, parse_condition
+from privgan.tabular.discretize import TableDiscretizer
+from privgan.tabular.marginal import MarginalDPSynthesizer
+from privgan.tabular.synthesizer import GANSettings, GeneratorAverage, TabularDPSynthesizer, gan_settings
 from privgan.tabular.transformer import TableTransformer, read_csv, validate_frame
 
 __all__ = [
     "CategoricalColumn",
+    "GANSettings",
     "GeneratorAverage",
+    "MarginalDPSynthesizer",
     "NumericColumn",
     "SchemaError",
+    "TableDiscretizer",
     "TableSchema",
     "TableTransformer",
     "TabularActivation",
     "TabularDPSynthesizer",
+    "check_conditions",
+    "gan_settings",
     "infer_schema",
     "load_schema",
+    "parse_condition",
     "read_csv",
     "save_schema",
     "tabular_discriminator",

@@ -64,11 +64,11 @@ def _flag_lines(stdout):
 def test_synthesize_help_lists_its_flags_with_help_text_defaults_and_required_marks(helps):
     _, stdout, _ = helps["synthesize"]
     lines = _flag_lines(stdout)
-    for name in ("csv", "schema", "epsilon", "delta", "rows", "output", "epochs", "batch_size", "seed", "overwrite",
+    for name in ("csv", "schema", "epsilon", "delta", "rows", "output", "method", "condition", "epochs", "batch_size", "seed", "overwrite",
                  "fidelity_report", "label"):
         assert name in lines, name
     assert lines["csv"].startswith("  --csv=TEXT") and "The private table (CSV with a header row). (required)" in stdout
-    assert "--epochs=INT" in lines["epochs"] and "(default: 20)" in stdout
+    assert "--epochs=INT" in lines["epochs"] and "--method={aim,mst,gan}" in stdout and "(default: aim)" in stdout
     assert "--accountant={pld,rdp}" in stdout and "--[no]overwrite" in stdout
 
 

@@ -34,14 +34,16 @@ def runs(tmp_path_factory):
     bad.to_csv(folder / "bad.csv", index=False)
     (folder / "taken").mkdir()
     (folder / "taken" / "synthetic.csv").write_text("an earlier release\n")
-    common = [f"--schema={folder / 'schema.json'}", f"--delta={DELTA}", "--rows=120", f"--batch_size={BATCH}",
-              "--epochs=2", "--seed=0"]
+    common = [f"--schema={folder / 'schema.json'}", f"--delta={DELTA}", "--rows=120", "--seed=0", "--epsilon=3"]
+    gan = ["--method=gan", f"--batch_size={BATCH}", "--epochs=2"]
     commands = {
-        "good": (ENTRY_POINT, [f"--csv={folder / 'private.csv'}", "--epsilon=3",
-                               f"--output={folder / 'good' / 'synthetic.csv'}"]),
-        "bad": (MODULE, [f"--csv={folder / 'bad.csv'}", "--epsilon=3", f"--output={folder / 'bad' / 'synthetic.csv'}"]),
-        "taken": (MODULE, [f"--csv={folder / 'private.csv'}", "--epsilon=3",
-                           f"--output={folder / 'taken' / 'synthetic.csv'}"]),
+        "good": (ENTRY_POINT, [*gan, f"--csv={folder / 'private.csv'}", f"--output={folder / 'good' / 'synthetic.csv'}"]),
+        "bad": (MODULE, [*gan, f"--csv={folder / 'bad.csv'}", f"--output={folder / 'bad' / 'synthetic.csv'}"]),
+        "taken": (MODULE, [*gan, f"--csv={folder / 'private.csv'}", f"--output={folder / 'taken' / 'synthetic.csv'}"]),
+        "mst": (MODULE, ["--method=mst", f"--csv={folder / 'private.csv'}",
+                         f"--output={folder / 'mst' / 'synthetic.csv'}", "--condition=label=yes", "--condition=colour="]),
+        "refused": (MODULE, [*gan, f"--csv={folder / 'private.csv'}", f"--output={folder / 'refused' / 'synthetic.csv'}",
+                             "--condition=label=yes"]),
     }
     quiet = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
     as_a_user = {key: value for key, value in quiet.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
@@ -71,6 +73,30 @@ def test_writes_synthetic_csv_and_a_statement_matching_the_accountant(runs):
     assert statement["epsilon"] == pytest.approx(expected, rel=1e-5) and statement["epsilon"] <= 3.0
     assert f"epsilon = {statement['epsilon']:.4f}" in stdout
     assert "Epoch 2/2" in stdout + stderr  # progress is shown
+    assert statement["method"] == "gan" and statement["settings"]["adaptive"] == ["learning_rate"]
+
+
+def test_marginal_method_with_conditions(runs):
+    folder, results = runs
+    returncode, stdout, stderr = results["mst"]
+    assert returncode == 0, stderr
+    synthetic = read_csv(folder / "mst" / "synthetic.csv", SCHEMA)
+    assert len(validate_frame(synthetic, SCHEMA)) == 120
+    assert (synthetic["label"] == "yes").all() and synthetic["colour"].isna().all()
+    statement = json.loads((folder / "mst" / "synthetic.json").read_text())
+    assert statement["method"] == "mst" and statement["accountant"] == "rdp" and statement["epsilon"] <= 3.0
+    assert statement["conditions"] == {"label": "yes", "colour": None}
+    assert f"epsilon = {statement['epsilon']:.4f}" in stdout and "(RDP)" in stdout
+
+
+def test_condition_with_the_gan_is_refused_before_training(runs):
+    folder, results = runs
+    returncode, _, stderr = results["refused"]
+    assert returncode == 1 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "privgan-synthesize: error: --condition needs --method=aim or --method=mst: the DPGAN cannot condition on a value"
+    )
+    assert not (folder / "refused").exists()
 
 
 def test_the_terminal_shows_no_tensorflow_startup_lines_and_no_accountant_notices(runs):

@@ -47,6 +47,13 @@ def test_samples_fit_the_schema(fitted):
     assert synthetic["colour"].nunique(dropna=False) >= 2  # Gumbel sampling: not one mode per column
 
 
+def test_the_gan_refuses_conditions(fitted):
+    # Rejecting unconditional rows would be the only way, and it is not conditioning: refused, with the way out.
+    with pytest.raises(ValueError, match="cannot sample conditionally; use method 'aim' or 'mst'"):
+        fitted.sample(5, conditions={"label": "yes"})
+    assert len(fitted.sample(5, conditions={})) == 5
+
+
 def test_save_writes_csv_and_statement(fitted, tmp_path):
     csv_path, statement_path = fitted.save(tmp_path / "out" / "synthetic.csv", rows=40)
     assert statement_path == tmp_path / "out" / "synthetic.json"
@@ -125,3 +132,29 @@ def test_generator_average_is_the_moving_average_of_the_iterates():
     np.testing.assert_allclose(kernel.numpy(), 0.25 * start + 0.25 * 1.0 + 0.5 * 3.0, rtol=1e-6)
     with pytest.raises(ValueError, match="decay must be in"):
         GeneratorAverage(1.0)
+
+
+def test_gan_settings_adapt_to_the_table():
+    from privgan.tabular import gan_settings
+
+    def d_steps(settings, rows):
+        return settings.epochs * round(rows / settings.batch_size)
+
+    small, large = gan_settings(500), gan_settings(50_000)
+    assert (small.batch_size, large.batch_size) == (64, 1024)
+    # The same training length whatever the size: 1,500 D steps, not 20 epochs (8 steps per epoch at 500 rows).
+    assert abs(d_steps(small, 500) - 1500) <= 10 and abs(d_steps(large, 50_000) - 1500) <= 30
+    assert small.learning_rate == 2.5e-4 and large.learning_rate == pytest.approx(1e-3)
+    assert small.adaptive == ("epochs", "batch_size", "learning_rate")
+    given = gan_settings(500, epochs=3, batch_size=100, learning_rate=0.01)
+    assert (given.epochs, given.batch_size, given.learning_rate, given.adaptive) == (3, 100, 0.01, ())
+
+
+def test_fit_uses_and_states_the_adaptive_settings():
+    synthesizer = TabularDPSynthesizer(SCHEMA, d_steps=12, generator_hidden=(8,), discriminator_hidden=(8,), seed=0)
+    synthesizer.fit(make_table(700), epsilon=2.0, delta=DELTA, verbose=0)
+    statement = synthesizer.privacy_statement()
+    settings = statement["settings"]
+    assert settings["batch_size"] == 64 and settings["adaptive"] == ["epochs", "batch_size", "learning_rate"]
+    assert statement["d_steps"] == settings["epochs"] * round(700 / 64) == 11
+    assert statement["sampling_probability"] == pytest.approx(64 / 700) and statement["epsilon"] <= 2.0

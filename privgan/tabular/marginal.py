@@ -1,0 +1,550 @@
+"""`MarginalDPSynthesizer`: private synthetic tables from noisy marginals (MST, AIM) and Private-PGM.
+
+The table's columns become integer codes from the public schema (`TableDiscretizer`: categories, and
+equal-width bins between the schema's bounds). The private data is then read only through Gaussian noisy
+counts of marginals (L2 sensitivity 1 under add/remove-one: a row adds one to one cell) and through
+exponential-mechanism choices of which marginal to count next. A graphical model fitted to the noisy
+counts by Private-PGM (`mbi`, McKenna et al. 2019) is sampled for synthetic rows; everything after the
+noisy counts is post-processing.
+
+    1. Every column's one-way marginal is counted with noise. Its noisy counts (post-processing) merge
+       rare codes: categories whose noisy count is below 3 sigma into one group, numeric bins into
+       contiguous groups of noisy count at least max(3 sigma, total / max_bins), so bins follow the data
+       without reading it twice, however generous the schema's bounds.
+    2. MST (McKenna et al. 2021): a maximum spanning tree of column pairs, each edge chosen by the
+       exponential mechanism from how badly the one-way model fits the pair, then the tree's pairs are
+       counted. AIM (McKenna et al. 2022): rounds of choosing the marginal (of up to `degree` columns)
+       that the current model fits worst, discounted by the noise a measurement would add, counting it,
+       and re-fitting the model.
+    3. Synthetic rows are drawn from the final model, column by column along its junction tree; a
+       condition (`sample(n, conditions=...)`) is evidence in the model, so the other columns are drawn
+       from their conditional distribution given it (no rejection).
+
+Differences from the published mechanisms, for exact accounting with dp-accounting: the schedule of noise
+scales and selection budgets is fixed before any private data is read (AIM anneals its noise
+adaptively; here its number of rounds is set in advance), and the budget is found by calibrating one
+scale so that the dp-accounting RDP accountant's epsilon of the planned events meets the target. Each
+noisy count is recorded as a `GaussianDpEvent(sigma)` and each selection as the exponential mechanism's
+`ZCDpEvent(rho)` (epsilon_em = sqrt(8 rho): its bounded-range zCDP guarantee, Cesar & Rogers 2021) in a
+`PrivacyLedger`; the statement's epsilon is the ledger's, from the RDP accountant (the PLD accountant
+does not take zCDP events).
+
+The noise (and the exponential mechanism's draws) come from a generator seeded with 128 bits of OS
+entropy, unless `noise_seed` is given: then they are reproducible, and the statement says so.
+"""
+
+import datetime
+import itertools
+import math
+import secrets
+
+import dp_accounting
+import numpy as np
+
+from privgan.accounting import PrivacyLedger
+from privgan.accounting.events import check_count, check_delta, check_positive, epsilon_of_event
+from privgan.tabular import inference
+from privgan.tabular.conditions import check_conditions
+from privgan.tabular.discretize import TableDiscretizer
+from privgan.tabular.schema import CategoricalColumn, TableSchema
+from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred, write_synthetic
+
+METHODS = ("aim", "mst")
+ACCOUNTANT = "rdp"
+_RARE_NOISE_MULTIPLE = 3.0  # MST's rule: a noisy count below 3 sigma is indistinguishable from zero
+_EXPECTED_ABS_NORMAL = math.sqrt(2 / math.pi)  # E|N(0, 1)|
+
+
+def _import_mbi():
+    try:
+        import jax
+
+        # Private-PGM's estimates lose precision in float32 on large tables (mbi warns on import).
+        jax.config.update("jax_enable_x64", True)
+        # mbi compiles many small programs; a persistent cache of them only fills the disk (mbi warns).
+        jax.config.update("jax_enable_compilation_cache", False)
+        import mbi
+    except ImportError as error:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "the marginal-based synthesizers (method 'aim' or 'mst') need the `mbi` package (Private-PGM, "
+            "Python >= 3.11): pip install 'mbi>=2,<3'; method 'gan' works without it"
+        ) from error
+    return mbi
+
+
+def default_rounds(num_columns):
+    """AIM's number of selection rounds: twice the number of columns, at most 32 (run time)."""
+    return min(2 * num_columns, 32)
+
+
+class MarginalDPSynthesizer:
+    """Differentially private synthetic tables from noisy marginals: MST or AIM on Private-PGM.
+
+    Args:
+        schema: a `TableSchema` written from public knowledge.
+        method: "aim" (adaptive choice of marginals, the better one on most tables) or "mst" (a
+            maximum spanning tree of column pairs: faster, pairs only).
+        max_bins: the most groups a numeric column is merged into after its noisy one-way count, >= 2.
+        bins: equal-width bins of a numeric column's scaled range before merging, >= 2.
+        rounds: AIM's selection rounds; None: `default_rounds(number of columns)`.
+        degree: AIM's largest marginal, 2 or 3 columns.
+        max_model_size: AIM's largest graphical model, in megabytes of its junction tree (caps time and
+            memory), > 0.
+        selection_fraction: share of the zCDP budget spent on choosing marginals, in (0, 1). MST's fixed
+            split (a third each for one-way counts, the tree and its pairs) ignores it.
+        iterations: Private-PGM iterations of the final fit (rounds use a quarter), >= 50.
+        seed: seed of the synthetic rows drawn from the fitted model (post-processing); None: random.
+        noise_seed: None (default) draws the DP noise from 128 bits of OS entropy; an integer makes the
+            noise reproducible, which the privacy statement flags (for tests and debugging only).
+
+    Raises:
+        ValueError: if an argument is out of range.
+    """
+
+    def __init__(
+        self,
+        schema,
+        *,
+        method="aim",
+        max_bins=16,
+        bins=64,
+        rounds=None,
+        degree=2,
+        max_model_size=4.0,
+        selection_fraction=0.1,
+        iterations=1000,
+        seed=None,
+        noise_seed=None,
+    ):
+        if not isinstance(schema, TableSchema):
+            raise ValueError(f"schema must be a TableSchema, got {type(schema).__name__}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.schema = schema
+        self.method = method
+        self.max_bins = check_count(max_bins, name="max_bins", minimum=2)
+        self.bins = check_count(bins, name="bins", minimum=2)
+        self.rounds = None if rounds is None else check_count(rounds, name="rounds", minimum=1)
+        if degree not in (2, 3):
+            raise ValueError(f"degree must be 2 or 3, got {degree!r}")
+        self.degree = degree
+        self.max_model_size = check_positive(max_model_size, name="max_model_size")
+        if not 0 < selection_fraction < 1:
+            raise ValueError(f"selection_fraction must be in (0, 1), got {selection_fraction!r}")
+        self.selection_fraction = float(selection_fraction)
+        self.iterations = check_count(iterations, name="iterations", minimum=50)
+        self.seed = seed
+        self.noise_seed = noise_seed
+        self.discretizer = TableDiscretizer(schema, bins=self.bins)
+
+    # ----------------------------------------------------------------------------------------------
+    # The plan: noise scales and selection budgets, fixed before any private data is read.
+
+    def _plan(self, rho):
+        """(one-way sigma, pair sigma, selection rho, number of selections, number of later measurements)."""
+        columns = len(self.schema.columns)
+        if columns == 1:
+            return math.sqrt(1 / (2 * rho)), None, None, 0, 0
+        if self.method == "mst":
+            # A third of the budget each for the one-way counts, the tree's edges and its pairs.
+            edges = columns - 1
+            return (
+                math.sqrt(columns / (2 * rho / 3)), math.sqrt(edges / (2 * rho / 3)), rho / 3 / edges, edges, edges
+            )
+        rounds = self.rounds_
+        # AIM: the same sigma for the one-way counts and every round's count.
+        measurements = columns + rounds
+        sigma = math.sqrt(measurements / (2 * (1 - self.selection_fraction) * rho))
+        return sigma, sigma, self.selection_fraction * rho / rounds, rounds, rounds
+
+    def _planned_event(self, rho):
+        one_way, pair, selection_rho, selections, later = self._plan(rho)
+        events = [dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(one_way), len(self.schema.columns))]
+        if selections:
+            events.append(dp_accounting.SelfComposedDpEvent(dp_accounting.ZCDpEvent(selection_rho), selections))
+            events.append(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(pair), later))
+        return dp_accounting.ComposedDpEvent(events)
+
+    def _calibrate(self, epsilon, delta):
+        """The largest total rho whose planned events stay within (epsilon, delta) (RDP accountant)."""
+
+        def spent(rho):
+            return epsilon_of_event(self._planned_event(rho), delta=delta, accountant=ACCOUNTANT)
+
+        low, high = 1e-12, 1.0
+        while spent(high) <= epsilon:
+            low, high = high, high * 4
+            if high > 1e9:
+                raise ValueError(f"epsilon={epsilon} is too large to calibrate")
+        if spent(low) > epsilon:
+            raise ValueError(f"epsilon={epsilon} at delta={delta} is too small to calibrate")
+        for _ in range(60):
+            middle = math.sqrt(low * high)
+            if spent(middle) <= epsilon:
+                low = middle
+            else:
+                high = middle
+            if high / low < 1 + 1e-6:
+                break
+        return low
+
+    # ----------------------------------------------------------------------------------------------
+    # Mechanisms: every read of the private codes goes through these two methods.
+
+    def _measure(self, counts, clique, sigma):
+        """Noisy counts of one marginal (Gaussian mechanism, L2 sensitivity 1), recorded in the ledger."""
+        noisy = counts + self._noise.normal(0.0, sigma, size=counts.shape)
+        self.ledger_.record_release(
+            dp_accounting.GaussianDpEvent(sigma),
+            description=f"noisy counts of the marginal {list(clique)} ({counts.size} cells, Gaussian noise of "
+            f"standard deviation {sigma:.6g}, L2 sensitivity 1)",
+        )
+        self.measurements_log_.append({"clique": list(clique), "cells": int(counts.size), "sigma": sigma})
+        return noisy
+
+    def _select(self, qualities, sensitivity, rho, what):
+        """The exponential mechanism with zCDP parameter rho (epsilon_em = sqrt(8 rho)), recorded."""
+        epsilon_em = math.sqrt(8 * rho)
+        scores = 0.5 * epsilon_em / sensitivity * np.asarray(qualities, dtype=np.float64)
+        scores -= scores.max()
+        probabilities = np.exp(scores)
+        probabilities /= probabilities.sum()
+        choice = int(self._noise.choice(len(probabilities), p=probabilities))
+        self.ledger_.record_release(
+            dp_accounting.ZCDpEvent(rho),
+            description=f"exponential mechanism (epsilon {epsilon_em:.6g}, quality sensitivity {sensitivity:g}, "
+            f"bounded range: rho = epsilon^2 / 8) choosing {what}",
+        )
+        return choice
+
+    # ----------------------------------------------------------------------------------------------
+
+    def fit(self, df, *, epsilon, delta):
+        """Fits the model to the private table `df` within the budget (epsilon, delta).
+
+        Args:
+            df: the private DataFrame; it must fit the schema (columns in any order).
+            epsilon: the privacy budget, > 0.
+            delta: its delta, in (0, 1); keep it well below 1 / len(df).
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: if epsilon or delta are out of range.
+            SchemaError: if `df` does not fit the schema (the message names the column and value).
+        """
+        epsilon = check_positive(epsilon, name="epsilon")
+        delta = check_delta(delta)
+        warn_if_inferred(self.schema)
+        codes = self.discretizer.encode(df)
+        mbi = _import_mbi()
+        started = datetime.datetime.now(datetime.timezone.utc)
+        self.rounds_ = self.rounds or default_rounds(len(self.schema.columns))
+        rho = self._calibrate(epsilon, delta)
+        self.rho_ = rho
+        one_way_sigma, pair_sigma, selection_rho, _, _ = self._plan(rho)
+        self.reproducible_noise_ = self.noise_seed is not None
+        self._noise = np.random.default_rng(self.noise_seed if self.reproducible_noise_ else secrets.randbits(128))
+        self.ledger_ = PrivacyLedger()
+        self.measurements_log_ = []
+
+        # 1. One-way counts on the full code domain; merging rare codes is post-processing of them.
+        names = list(self.schema.names)
+        one_way = {
+            name: self._measure(np.bincount(codes[name], minlength=size).astype(np.float64), (name,), one_way_sigma)
+            for name, size in self.discretizer.sizes.items()
+        }
+        # The number of rows, estimated from the noisy counts (post-processing; the model needs it).
+        total = max(1.0, float(np.mean([y.sum() for y in one_way.values()])))
+        self.groups_ = {name: self._groups(name, one_way[name], one_way_sigma, total) for name in names}
+        sizes = {name: int(mapping.max()) + 1 for name, mapping in self.groups_.items()}
+        self.domain_ = mbi.Domain(names, [sizes[name] for name in names])
+        private = {name: self.groups_[name][codes[name]] for name in names}
+        fine_domain = mbi.Domain(names, [self.discretizer.sizes[name] for name in names])
+        measurements = [
+            mbi.LinearMeasurement(one_way[name], (name,), stddev=one_way_sigma).compress(
+                {name: self.groups_[name]}, fine_domain
+            )
+            for name in names
+        ]
+        # Within a group, codes keep the proportions of their (non-negative) noisy counts.
+        self.within_group_ = {name: self._within_group(one_way[name], self.groups_[name]) for name in names}
+
+        estimator = mbi.estimation.MirrorDescent()
+        model = estimator.estimate(self.domain_, measurements, total, iters=max(50, self.iterations // 4))
+        if len(names) > 1:
+            if self.method == "mst":
+                measurements += self._mst(private, model, pair_sigma, selection_rho)
+            else:
+                model, measurements = self._aim(private, model, measurements, pair_sigma, selection_rho, estimator, total)
+        self.model_ = estimator.estimate(self.domain_, measurements, total, iters=self.iterations, warm_start=model)
+        self.delta_ = delta
+        self.target_epsilon_ = epsilon
+        self.epsilon_ = self.ledger_.epsilon(delta=delta, accountant=ACCOUNTANT)
+        if self.epsilon_ > epsilon * (1 + 1e-6):  # the plan was calibrated to the target: a bug otherwise
+            raise RuntimeError(f"spent epsilon {self.epsilon_} exceeds the target {epsilon}")
+        self.fit_seconds_ = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+        self._sampling = np.random.default_rng(self.seed)
+        return self
+
+    def _groups(self, name, noisy, sigma, total):
+        """Code -> group: rare categories merged, numeric bins merged into contiguous groups."""
+        column = self.schema[name]
+        threshold = _RARE_NOISE_MULTIPLE * sigma
+        mapping = np.zeros(noisy.size, dtype=np.int64)
+        if isinstance(column, CategoricalColumn):
+            kept = noisy >= threshold
+            mapping[kept] = np.arange(kept.sum())
+            mapping[~kept] = kept.sum()  # one group of the rare codes (empty if none)
+            return mapping
+        values = noisy.size - int(column.nullable)
+        threshold = max(threshold, total / self.max_bins)
+        group, running = 0, 0.0
+        for code in range(values):
+            mapping[code] = group
+            running += noisy[code]
+            if running >= threshold and code < values - 1:
+                group, running = group + 1, 0.0
+        if running < threshold and group > 0:
+            mapping[mapping == group] = group - 1  # a thin last group joins the one before
+            group -= 1
+        if column.nullable:
+            mapping[values] = group + 1
+        return mapping
+
+    @staticmethod
+    def _within_group(noisy, mapping):
+        weights = np.maximum(noisy, 0.0)
+        result = {}
+        for group in range(int(mapping.max()) + 1):
+            members = np.flatnonzero(mapping == group)
+            w = weights[members]
+            result[group] = (members, w / w.sum() if w.sum() > 0 else np.full(members.size, 1 / members.size))
+        return result
+
+    def _counts(self, private, clique):
+        shape = [self.domain_[name] for name in clique]
+        index = np.ravel_multi_index([private[name] for name in clique], shape)
+        return np.bincount(index, minlength=math.prod(shape)).astype(np.float64)
+
+    def _mst(self, private, model, sigma, selection_rho):
+        """Chooses a spanning tree of column pairs with the exponential mechanism and counts its pairs."""
+        mbi = _import_mbi()
+        names = list(self.domain_.attributes)
+        total = float(model.total)
+        marginals = {name: counts for (name,), counts in _model_counts(model, [(name,) for name in names]).items()}
+        errors = {
+            pair: np.abs(self._counts(private, pair) - np.outer(marginals[pair[0]], marginals[pair[1]]).ravel() / total).sum()
+            for pair in itertools.combinations(names, 2)
+        }
+        component = {name: name for name in names}
+
+        def root(name):
+            while component[name] != name:
+                name = component[name]
+            return name
+
+        measurements = []
+        for _ in range(len(names) - 1):
+            candidates = [pair for pair in errors if root(pair[0]) != root(pair[1])]
+            pair = candidates[
+                self._select([errors[c] for c in candidates], 1.0, selection_rho, "the next edge of the tree")
+            ]
+            component[root(pair[0])] = root(pair[1])
+            measurements.append(mbi.LinearMeasurement(self._measure(self._counts(private, pair), pair, sigma), pair, stddev=sigma))
+        return measurements
+
+    def _aim(self, private, model, measurements, sigma, selection_rho, estimator, total):
+        """AIM's rounds: choose the worst-fitted marginal (exponential mechanism), count it, re-fit."""
+        mbi = _import_mbi()
+        names = list(self.domain_.attributes)
+        workload = list(itertools.combinations(names, self.degree))
+        candidates = {}
+        for size in range(1, self.degree + 1):
+            for clique in itertools.combinations(names, size):
+                # AIM's weight: how much of the workload the marginal covers.
+                candidates[clique] = float(sum(len(set(clique) & set(w)) for w in workload))
+        answers = {clique: self._counts(private, clique) for clique in candidates}
+        for round_index in range(self.rounds_):
+            size_limit = self.max_model_size * (round_index + 1) / self.rounds_
+            covered = {sub for clique in model.cliques for k in range(1, len(clique) + 1)
+                       for sub in itertools.combinations(clique, k)}
+            size = _ModelSize(mbi, self.domain_, model.cliques)
+            allowed = [clique for clique in candidates if clique in covered or size.after(clique) <= size_limit]
+            qualities = []
+            estimates = _model_counts(model, allowed)
+            for clique in allowed:
+                estimate = estimates[clique]
+                bias = _EXPECTED_ABS_NORMAL * sigma * estimate.size
+                qualities.append(candidates[clique] * (np.abs(answers[clique] - estimate).sum() - bias))
+            sensitivity = max(candidates[clique] for clique in allowed)
+            clique = allowed[self._select(qualities, sensitivity, selection_rho, "the next marginal to count")]
+            measurements.append(
+                mbi.LinearMeasurement(self._measure(answers[clique], clique, sigma), clique, stddev=sigma)
+            )
+            model = estimator.estimate(
+                self.domain_, measurements, total, iters=max(50, self.iterations // 4), warm_start=model
+            )
+        return model, measurements
+
+    # ----------------------------------------------------------------------------------------------
+
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            raise RuntimeError("call fit before sampling from the synthesizer")
+
+    def sample(self, n, *, conditions=None):
+        """Draws `n` synthetic rows, optionally conditioned on column values.
+
+        Args:
+            n: number of rows, an integer >= 0.
+            conditions: optional dict column name -> value (a category, a number within the schema's
+                bounds, or None for missing): every row takes these values and the other columns are
+                drawn from the model's conditional distribution given them.
+
+        Returns:
+            A DataFrame with the schema's columns, order and dtypes.
+
+        Raises:
+            RuntimeError: before `fit`.
+            ValueError: if `n` is negative.
+            SchemaError: if a condition names an unknown column or a value outside the schema.
+        """
+        self._check_fitted()
+        n = check_count(n, name="n", minimum=0)
+        conditions = check_conditions(conditions, self.schema)
+        codes = {name: self.discretizer.code(name, value) for name, value in conditions.items()}
+        evidence = {name: int(self.groups_[name][code]) for name, code in codes.items()}
+        mbi = _import_mbi()
+        grouped = _draw(mbi, self.model_, n, evidence, self._sampling)
+        fine = {}
+        for name in self.schema.names:
+            if name in codes:
+                fine[name] = np.full(n, codes[name], dtype=np.int64)
+                continue
+            fine[name] = np.zeros(n, dtype=np.int64)
+            for group, (members, weights) in self.within_group_[name].items():
+                rows = np.flatnonzero(grouped[name] == group)
+                fine[name][rows] = members[self._sampling.choice(members.size, size=rows.size, p=weights)]
+        return self.discretizer.decode(fine, self._sampling, fixed=conditions)
+
+    def privacy_statement(self):
+        """The privacy statement of this synthesizer's samples, as a JSON-serialisable dict.
+
+        Raises:
+            RuntimeError: before `fit`.
+        """
+        from privgan import __version__
+
+        self._check_fitted()
+        names = {"aim": "AIM (McKenna et al. 2022)", "mst": "MST (McKenna et al. 2021)"}
+        statement = {
+            "method": self.method,
+            "epsilon": self.epsilon_,
+            "target_epsilon": self.target_epsilon_,
+            "delta": self.delta_,
+            "accountant": ACCOUNTANT,
+            "zcdp_rho": self.rho_,
+            "measurements": len(self.measurements_log_),
+            "marginals": self.measurements_log_,
+            "selections": sum(1 for p in self.ledger_.phases if isinstance(p.event, dp_accounting.ZCDpEvent)),
+            "settings": {
+                "rounds": self.rounds_ if self.method == "aim" else None,
+                "degree": self.degree if self.method == "aim" else 2,
+                "max_bins": self.max_bins,
+                "bins": self.bins,
+                "max_model_size": self.max_model_size,
+                "selection_fraction": self.selection_fraction if self.method == "aim" else 1 / 3,
+                "iterations": self.iterations,
+            },
+            "noise": "reproducible (noise_seed was given): NOT for release" if self.reproducible_noise_
+            else "secret (128 bits of OS entropy)",
+            "reproducible_noise": self.reproducible_noise_,
+            "ledger": self.ledger_.to_dict(),
+            "schema": self.schema.to_dict(),
+            "schema_source": self.schema.source,
+            "privgan_version": __version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "guarantee": (
+                "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency (a row). "
+                f"{names[self.method]} on Private-PGM: the private table was read only through the "
+                "Gaussian noisy marginal counts (L2 sensitivity 1) and exponential-mechanism selections "
+                "listed in the ledger, each a dp-accounting event (GaussianDpEvent, ZCDpEvent), composed by "
+                "dp-accounting's RDP accountant. Their noise scales were fixed before any private data was "
+                "read. Merging rare codes, the graphical model and its samples are post-processing. The "
+                "schema (column types, numeric bounds, category sets) and the settings are taken to be public."
+            ),
+        }
+        if self.reproducible_noise_:
+            statement["warning"] = (
+                "The DP noise was drawn from a fixed noise_seed: anyone who knows the seed can remove it, so "
+                "this table has NO privacy guarantee. Use noise_seed=None for any release."
+            )
+        if self.schema.source != "public":
+            statement["warning"] = " ".join(filter(None, (statement.get("warning"), INFERRED_SCHEMA_WARNING)))
+        return statement
+
+    def save(self, csv_path, *, rows, conditions=None):
+        """Writes `rows` synthetic rows to a CSV and the privacy statement to a JSON file beside it.
+
+        See `privgan.tabular.statement.write_synthetic`; `conditions` as in `sample`.
+        """
+        self._check_fitted()
+        return write_synthetic(self, csv_path, rows=rows, conditions=conditions)
+
+
+class _ModelSize:
+    """The size (MB) of a model's junction tree with one more clique, as mbi's `hypothetical_model_size`.
+
+    A clique whose columns lie in separate connected parts of the model closes no cycle: the junction
+    tree keeps its cliques (less the one-column ones it absorbs) and gains this one, so the size is
+    added up without building a junction tree. Other cliques are sized by mbi. Only public quantities
+    (the model's structure) are involved.
+    """
+
+    def __init__(self, mbi, domain, cliques):
+        self.mbi, self.domain, self.cliques = mbi, domain, list(cliques)
+        self.size = mbi.junction_tree.hypothetical_model_size(domain, self.cliques)
+        self.component = {}
+        for clique in self.cliques:
+            for name in clique:
+                self.component.setdefault(name, name)
+            for name in clique[1:]:
+                self.component[self._root(name)] = self._root(clique[0])
+        self.alone = {clique[0] for clique in self.cliques if len(clique) == 1}
+        self.alone -= {name for clique in self.cliques if len(clique) > 1 for name in clique}
+
+    def _root(self, name):
+        while self.component.setdefault(name, name) != name:
+            name = self.component[name]
+        return name
+
+    def after(self, clique):
+        if len({self._root(name) for name in clique}) < len(clique):
+            return self.mbi.junction_tree.hypothetical_model_size(self.domain, self.cliques + [clique])
+        absorbed = sum(self.domain.size([name]) for name in clique if name in self.alone)
+        return self.size + (self.domain.size(clique) - absorbed) * 8 / 2**20
+
+
+def _factors(model):
+    """The model's log-potentials as numpy `LogFactor`s."""
+    return [inference.LogFactor(clique, np.asarray(model.potentials[clique].values)) for clique in model.cliques]
+
+
+def _model_counts(model, cliques):
+    """The model's counts on each clique, flattened in the clique's order (numpy; see `inference`)."""
+    sizes = dict(zip(model.domain.attributes, model.domain.shape))
+    factors, total = _factors(model), float(model.total)
+    return {clique: inference.marginal(factors, sizes, clique).ravel() * total for clique in cliques}
+
+
+def _draw(mbi, model, n, evidence, rng):
+    """`n` rows of group codes from the model given `evidence` (column -> code), column by column."""
+    sizes = dict(zip(model.domain.attributes, model.domain.shape))
+    jtree, elimination_order = mbi.junction_tree.make_junction_tree(model.domain, [tuple(c) for c in model.cliques])
+    neighbours = {name: set() for name in sizes}
+    for clique in jtree.nodes:
+        for name in clique:
+            neighbours[name].update(clique)
+    return inference.sample(_factors(model), sizes, list(reversed(elimination_order)), neighbours, n, rng, evidence)

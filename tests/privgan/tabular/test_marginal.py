@@ -1,0 +1,129 @@
+import dp_accounting
+import numpy as np
+import pytest
+
+from privgan.accounting import PrivacyLedger, epsilon_of_event
+from privgan.tabular import MarginalDPSynthesizer, SchemaError, validate_frame
+from tests.privgan.tabular.tables import SCHEMA, make_table
+
+pytest.importorskip("mbi")
+
+ROWS, EPSILON, DELTA = 400, 4.0, 1e-5
+FAST = {"iterations": 60, "bins": 16, "max_bins": 6}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return make_table(ROWS)
+
+
+@pytest.fixture(scope="module")
+def mst(table):
+    return MarginalDPSynthesizer(SCHEMA, method="mst", seed=0, **FAST).fit(table, epsilon=EPSILON, delta=DELTA)
+
+
+@pytest.fixture(scope="module")
+def aim(table):
+    return MarginalDPSynthesizer(SCHEMA, method="aim", rounds=2, seed=0, **FAST).fit(
+        table, epsilon=EPSILON, delta=DELTA
+    )
+
+
+def _events(synthesizer):
+    return [phase.event for phase in synthesizer.ledger_.phases]
+
+
+def test_mst_ledger_is_the_planned_dp_accounting_events(mst):
+    columns = len(SCHEMA.columns)
+    rho = mst.rho_
+    one_way = dp_accounting.GaussianDpEvent(np.sqrt(columns / (2 * rho / 3)))
+    edge = dp_accounting.ZCDpEvent(rho / 3 / (columns - 1))
+    pair = dp_accounting.GaussianDpEvent(np.sqrt((columns - 1) / (2 * rho / 3)))
+    expected = [one_way] * columns + [edge, pair] * (columns - 1)  # choose an edge, count its pair
+    assert _events(mst) == pytest.approx(expected) or _events(mst) == expected
+    statement = mst.privacy_statement()
+    spent = epsilon_of_event(dp_accounting.ComposedDpEvent(expected), delta=DELTA, accountant="rdp")
+    assert statement["epsilon"] == pytest.approx(spent, rel=1e-9)
+    assert 0.99 * EPSILON <= statement["epsilon"] <= EPSILON  # calibrated to spend the budget, never more
+    assert statement["accountant"] == "rdp" and statement["method"] == "mst"
+    assert statement["measurements"] == 2 * columns - 1 and statement["selections"] == columns - 1
+    assert PrivacyLedger.from_dict(statement["ledger"]) == mst.ledger_
+    # Only the noisy counts' sigmas are charged: every marginal's sigma is a Gaussian event of the ledger.
+    sigmas = sorted(m["sigma"] for m in statement["marginals"])
+    assert sigmas == sorted(e.noise_multiplier for e in _events(mst) if isinstance(e, dp_accounting.GaussianDpEvent))
+
+
+def test_aim_ledger_is_one_way_counts_then_rounds(aim):
+    columns, rounds = len(SCHEMA.columns), 2
+    events = _events(aim)
+    sigma = events[0].noise_multiplier
+    assert events[:columns] == [dp_accounting.GaussianDpEvent(sigma)] * columns
+    assert events[columns:] == [dp_accounting.ZCDpEvent(0.1 * aim.rho_ / rounds), dp_accounting.GaussianDpEvent(sigma)] * rounds
+    assert aim.privacy_statement()["epsilon"] == pytest.approx(
+        epsilon_of_event(dp_accounting.ComposedDpEvent(events), delta=DELTA, accountant="rdp"), rel=1e-9
+    )
+    assert aim.privacy_statement()["epsilon"] <= EPSILON
+
+
+def test_samples_fit_the_schema_and_keep_the_association(mst, table):
+    synthetic = mst.sample(3000)
+    validate_frame(synthetic, SCHEMA)
+    assert list(synthetic.columns) == list(SCHEMA.names) and synthetic["age"].dtype == np.int64
+    assert synthetic["colour"].isna().any() and synthetic["score"].isna().any()  # nullable columns keep missing
+
+
+def test_noise_is_secret_by_default_and_reproducible_only_on_request(table):
+    import keras
+
+    small = SCHEMA.without("age", "income", "score", "grade")  # two columns: a cheap model
+    rows = table[list(small.names)]
+
+    def fit(**kwargs):
+        keras.utils.set_random_seed(0)  # a global seed must not fix the DP noise
+        return MarginalDPSynthesizer(small, method="mst", seed=0, **FAST, **kwargs).fit(rows, epsilon=EPSILON, delta=DELTA)
+
+    fits = [fit(), fit()]
+    one_way = [np.asarray(f.model_.project(("colour",)).datavector()) for f in fits]
+    assert not np.allclose(one_way[0], one_way[1])
+    assert fits[0].privacy_statement()["reproducible_noise"] is False
+    assert "secret" in fits[0].privacy_statement()["noise"] and "warning" not in fits[0].privacy_statement()
+    seeded = [fit(noise_seed=7), fit(noise_seed=7)]
+    np.testing.assert_allclose(*[np.asarray(f.model_.project(("colour",)).datavector()) for f in seeded], rtol=1e-9)
+    statement = seeded[0].privacy_statement()
+    assert statement["reproducible_noise"] is True and "NO privacy guarantee" in statement["warning"]
+
+
+def test_conditional_sampling_draws_from_the_models_conditional(aim):
+    synthetic = aim.sample(4000, conditions={"label": "yes"})
+    assert (synthetic["label"] == "yes").all()
+    # The other columns follow the model's conditional distribution given the condition (exact
+    # conditioning in the graphical model), not its marginal.
+    joint = np.asarray(aim.model_.project(("colour", "label")).datavector(flatten=False))
+    yes = SCHEMA["label"].categories.index("yes")
+    conditional = joint[:, yes] / joint[:, yes].sum()
+    groups = aim.groups_["colour"]
+    observed = np.bincount(groups[aim.discretizer.encode(synthetic)["colour"]], minlength=len(conditional)) / 4000
+    np.testing.assert_allclose(observed, conditional, atol=0.04)
+    numeric = aim.sample(50, conditions={"age": 90, "colour": None})
+    assert (numeric["age"] == 90).all() and numeric["colour"].isna().all()
+
+
+def test_conditions_are_checked_against_the_schema(mst):
+    with pytest.raises(SchemaError, match="condition colour='purple': not a category of 'colour'"):
+        mst.sample(5, conditions={"colour": "purple"})
+    with pytest.raises(SchemaError, match=r"condition age=120: outside the schema bounds \[18, 90\]"):
+        mst.sample(5, conditions={"age": 120})
+    with pytest.raises(SchemaError, match="condition on unknown column 'height'"):
+        mst.sample(5, conditions={"height": 3})
+    with pytest.raises(SchemaError, match="does not allow missing values in 'grade'"):
+        mst.sample(5, conditions={"grade": None})
+
+
+def test_rare_codes_are_merged_from_the_noisy_counts_only():
+    synthesizer = MarginalDPSynthesizer(SCHEMA, method="mst", max_bins=4)
+    categories = synthesizer._groups("colour", np.array([100.0, 2.0, 50.0, -3.0]), 5.0, 150.0)
+    np.testing.assert_array_equal(categories, [0, 2, 1, 2])  # codes below 3 sigma share one group
+    bins = synthesizer._groups("age", np.array([40.0, 1.0, 1.0, 50.0, 0.0, 10.0, 20.0, 3.0] + [0.0] * 8), 1.0, 125.0)
+    # contiguous groups of at least total / max_bins = 31.25 noisy rows; the thin tail joins the last group
+    np.testing.assert_array_equal(bins[:8], [0, 1, 1, 1, 2, 2, 2, 2])
+    assert bins.max() == 2
