@@ -25,6 +25,7 @@ _API = {
     "PrivacyLedger": "privgan.accounting",
     "DPGAN": "privgan.models.dpgan",
     "PrivGAN": "privgan.models.privgan",
+    "SemiSupervisedGAN": "privgan.models.ssgan",
     "TabularDPSynthesizer": "privgan.tabular",
     "TableSchema": "privgan.tabular",
     "load_schema": "privgan.tabular",
