@@ -346,6 +346,28 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         features, logits = self._features(images, training=True)
         return real_losses(logits), features
 
+    def unlabelled_clipped_sum(self, images):
+        """The unlabelled stream's release before noise: D's gradients and the features, clipped per example.
+
+        Each example's gradient is clipped to sqrt(C^2 - Cf^2) and its features to Cf, so the pair moves
+        the sum by at most C: the sensitivity the stream's noise is calibrated to.
+
+        Returns:
+            `(sums, losses)`: the clipped gradient sums of D's trainable variables followed by the
+            clipped feature sum (a list), and the per-example losses.
+        """
+
+        def with_aux(batch):
+            losses, features = self.unlabelled_losses(batch)
+            return losses, (losses, features)
+
+        gradient_sum, _, (losses, features) = clipped_gradient_sum(
+            with_aux, self.discriminator.trainable_variables, images, l2_norm_clip=self.gradient_l2_norm_clip,
+            has_aux=True,
+        )
+        feature_sum = tf.reduce_sum(_clipped_rows(features, self.feature_l2_norm_clip), axis=0)
+        return gradient_sum + [feature_sum], losses
+
     def _fake_images(self):
         latent = keras.random.normal((self.fake_batch_size, self.latent_dim), seed=self.seed_generator)
         return tf.stop_gradient(self.generator(latent, training=True))
@@ -377,18 +399,9 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         )
         refuse_data_dependent_losses(self.discriminator, role="discriminator")
 
-        # Release 2: the unlabelled stream, gradient and features together: each example's pair is
-        # clipped to sqrt(Cg^2 + Cf^2) = C, and one noise draw of std sigma_U C covers both.
-        def unlabelled_with_aux(images):
-            losses, features = self.unlabelled_losses(images)
-            return losses, (losses, features)
-
-        gradient_sum, _, (unlabelled_values, features) = clipped_gradient_sum(
-            unlabelled_with_aux, variables, unlabelled_images, l2_norm_clip=self.gradient_l2_norm_clip, has_aux=True,
-        )
-        feature_sum = tf.reduce_sum(_clipped_rows(features, self.feature_l2_norm_clip), axis=0)
-        released = gradient_sum + [feature_sum]
-        dtype = feature_sum.dtype
+        # Release 2: the unlabelled stream, gradient and features together (one noise draw for both).
+        released, unlabelled_values = self.unlabelled_clipped_sum(unlabelled_images)
+        dtype = released[-1].dtype
         stddev = tf.cast(unlabelled.noise_multiplier, dtype) * tf.cast(unlabelled.l2_norm_clip, dtype)
         noise = gaussian_noise_like(released, stddev=stddev, seed=self.noise_stream.next_seed())
         divisor = unlabelled.expected_batch_size
