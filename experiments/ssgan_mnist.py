@@ -29,7 +29,8 @@ flags.DEFINE_integer("label_seed", 0, "Seed of the first label draw; draw d uses
 flags.DEFINE_integer("labels_per_class", 10, "Labelled examples per class.")
 flags.DEFINE_integer("validation_size", 5000, "Training images held out (with labels) to choose settings on.")
 flags.DEFINE_integer("validation_seed", 12345, "Seed of the validation split.")
-flags.DEFINE_list("runs", ["supervised", "augmented", "pseudo_label", "ssgan", "dp"], "Which runs.")
+flags.DEFINE_list("runs", ["supervised", "augmented", "pseudo_label", "ssgan", "dp"],
+                  "Which runs, in order: supervised, augmented, pseudo_label, ssgan, dp (every --epsilons) or dp_eps<e>.")
 flags.DEFINE_list("epsilons", ["1", "3", "10"], "Target epsilons of the DP runs.")
 flags.DEFINE_float("delta", 1e-5, "delta of the DP runs.")
 flags.DEFINE_integer("baseline_steps", 1500, "Optimiser steps of the supervised CNNs on the labelled images.")
@@ -53,6 +54,10 @@ flags.DEFINE_integer("dp_labelled_batch_size", 100, "Expected labelled batch siz
 flags.DEFINE_list("dp_d_hidden", ["500", "250", "250"], "Hidden widths of the DP SSGAN's D.")
 flags.DEFINE_float("dp_input_noise", 0.3, "Std of the noise on the DP D's input.")
 flags.DEFINE_float("dp_hidden_noise", 0.5, "Std of the noise on the DP D's hidden layers.")
+flags.DEFINE_enum("labelled_gradient", "all", ["all", "head"], "Variables of D the labelled loss trains (non-private).")
+flags.DEFINE_enum("dp_labelled_gradient", "head", ["all", "head"],
+                  "Variables of D the labelled loss trains under DP: the head's few dimensions need far less noise.")
+flags.DEFINE_float("dp_unsupervised_weight", 1.0, "Weight of the DP D's GAN losses relative to the labelled loss.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C of both private streams.")
 flags.DEFINE_float("feature_l2_norm_clip", 0.3, "Part of an unlabelled example's C spent on its features.")
 flags.DEFINE_float("dp_learning_rate", 1e-3, "Adam learning rate of the DP SSGAN (beta_1 = 0.5).")
@@ -91,7 +96,9 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
     gan = SemiSupervisedGAN(
         generator, discriminator, num_labelled=len(x_labelled), num_unlabelled=len(x_unlabelled),
         labelled_batch_size=labelled_batch, unlabelled_batch_size=batch,
-        unsupervised_weight=FLAGS.unsupervised_weight, private=private, seed=seed, **privacy,
+        unsupervised_weight=FLAGS.dp_unsupervised_weight if private else FLAGS.unsupervised_weight,
+        labelled_gradient=FLAGS.dp_labelled_gradient if private else FLAGS.labelled_gradient,
+        private=private, seed=seed, **privacy,
     )
     epochs = FLAGS.dp_epochs if private else FLAGS.epochs
     rate = FLAGS.dp_learning_rate if private else FLAGS.learning_rate
@@ -175,9 +182,10 @@ def main(argv):
     validation, pool = order[: FLAGS.validation_size], order[FLAGS.validation_size :]
     x_validation, y_validation = x_train[validation], y_train[validation]
     x_pool, y_pool = x_train[pool], y_train[pool]
-    names = [n for n in FLAGS.runs if n != "dp"]
-    if "dp" in FLAGS.runs:
-        names += [f"dp_eps{float(e):g}" for e in FLAGS.epsilons]
+    # "dp" stands for one DP run per epsilon of --epsilons; "dp_eps<e>" names one directly.
+    names = []
+    for run in FLAGS.runs:
+        names += [f"dp_eps{float(e):g}" for e in FLAGS.epsilons] if run == "dp" else [run]
     results = {"runs": {}, "labels": FLAGS.labels_per_class * _NUM_CLASSES, "validation_size": FLAGS.validation_size,
                "unlabelled": len(x_pool) - FLAGS.labels_per_class * _NUM_CLASSES, "delta": FLAGS.delta,
                "flags": {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])}}

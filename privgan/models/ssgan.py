@@ -88,6 +88,7 @@ from privgan.dp.validation import check_private_model
 UNLABELLED_STREAM = 0
 LABELLED_STREAM = 1
 FEATURES_LAYER = "features"
+LABELLED_GRADIENTS = ("all", "head")
 
 
 def supervised_losses(logits, labels):
@@ -134,6 +135,11 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         feature_layer: name of D's layer whose output G matches; None: the layer named "features" if D
             has one, else the input of D's last layer.
         unsupervised_weight: weight of the GAN losses of D relative to the labelled loss, >= 0.
+        labelled_gradient: which of D's variables the labelled loss trains: "all", or "head" (the last
+            layer's only: the features are then learnt from the unlabelled GAN losses alone). Under DP
+            the labelled release then has the head's few dimensions instead of all of D's, so the same
+            noise multiplier costs far less signal: with ~100 labelled examples, the noise of a release
+            over all of D's weights swamps their gradients.
         private: train D with DP-SGD (the default). False trains without clipping or noise, and without
             a privacy guarantee; the clipping and noise arguments must then be left None.
         l2_norm_clip: C > 0, each private example's sensitivity in its stream's release (private only).
@@ -164,6 +170,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         unlabelled_batch_size,
         feature_layer=None,
         unsupervised_weight=1.0,
+        labelled_gradient="all",
         private=True,
         l2_norm_clip=None,
         feature_l2_norm_clip=None,
@@ -210,6 +217,9 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         self.labelled_config = config(labelled_noise_multiplier, num_labelled, labelled_batch_size, "labelled")
         self.feature_l2_norm_clip = feature_clip
         self.gradient_l2_norm_clip = math.sqrt(clip * clip - feature_clip * feature_clip)
+        if labelled_gradient not in LABELLED_GRADIENTS:
+            raise ValueError(f"labelled_gradient must be one of {LABELLED_GRADIENTS}, got {labelled_gradient!r}")
+        self.labelled_gradient = labelled_gradient
         if not unsupervised_weight >= 0:
             raise ValueError(f"unsupervised_weight must be >= 0, got {unsupervised_weight}")
         self.unsupervised_weight = float(unsupervised_weight)
@@ -231,6 +241,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         self.feature_layer = feature_layer
         # Not an attribute Keras tracks: it shares D's layers, whose weights D already saves.
         object.__setattr__(self, "_features_and_logits", _with_features(discriminator, feature_layer))
+        object.__setattr__(self, "_head_input", keras.Model(discriminator.inputs, discriminator.layers[-1].input))
         self.num_features = int(self._features_and_logits.outputs[0].shape[-1])
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.fake_batch_size = max(1, round(self.dp_config.expected_batch_size))
@@ -337,14 +348,27 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         return {m.name: m.result() for m in self.metrics[:4]}
 
     def labelled_losses(self, batch):
-        """Per-example labelled losses of `(images, labels)` (D in training mode)."""
+        """Per-example labelled losses of `(images, labels)` (D in training mode).
+
+        With `labelled_gradient="head"` the features feeding D's last layer are held fixed
+        (stop_gradient), so the losses reach the last layer's variables only.
+        """
         images, labels = batch
-        return supervised_losses(self.discriminator(images, training=True), labels)
+        if self.labelled_gradient == "all":
+            return supervised_losses(self.discriminator(images, training=True), labels)
+        head = self.discriminator.layers[-1]
+        features = tf.stop_gradient(self._head_input(images, training=True))
+        return supervised_losses(head(features), labels)
 
     def unlabelled_losses(self, images):
         """Per-example losses of real unlabelled images, and their features: `(losses, features)`."""
         features, logits = self._features(images, training=True)
         return real_losses(logits), features
+
+    def _labelled_variables(self):
+        if self.labelled_gradient == "head":
+            return list(self.discriminator.layers[-1].trainable_variables)
+        return list(self.discriminator.trainable_variables)
 
     def unlabelled_clipped_sum(self, images):
         """The unlabelled stream's release before noise: D's gradients and the features, clipped per example.
@@ -391,12 +415,15 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             losses = self.labelled_losses(batch)
             return losses, losses
 
-        # Release 1: the labelled stream (its own noise draw).
-        labelled_gradients, labelled_values = private_gradients(
-            labelled_with_aux, variables, (labelled_images, labels), l2_norm_clip=labelled.l2_norm_clip,
+        # Release 1: the labelled stream (its own noise draw), of the variables the labelled loss trains.
+        trained = self._labelled_variables()
+        released, labelled_values = private_gradients(
+            labelled_with_aux, trained, (labelled_images, labels), l2_norm_clip=labelled.l2_norm_clip,
             noise_multiplier=labelled.noise_multiplier, expected_batch_size=labelled.expected_batch_size,
             noise=self.noise_stream, has_aux=True,
         )
+        by_variable = {id(v): g for v, g in zip(trained, released)}
+        labelled_gradients = [by_variable.get(id(v), tf.zeros_like(v)) for v in variables]
         refuse_data_dependent_losses(self.discriminator, role="discriminator")
 
         # Release 2: the unlabelled stream, gradient and features together (one noise draw for both).
@@ -662,6 +689,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             "unlabelled_batch_size": self.dp_config.expected_batch_size,
             "feature_layer": self.feature_layer,
             "unsupervised_weight": self.unsupervised_weight,
+            "labelled_gradient": self.labelled_gradient,
             "private": self.private,
             "seed": self.seed,
             "noise_seed": self.noise_seed,

@@ -237,3 +237,16 @@ def test_bad_fit_arguments_give_clear_errors():
         gan.fit(x_labelled, y_labelled, x_unlabelled, batch_size=4)
     with pytest.raises(ValueError, match="has no privacy budget"):
         make_gan(private=False).fit(x_labelled, y_labelled, x_unlabelled, target_epsilon=1.0, delta=DELTA)
+
+
+def test_a_head_only_labelled_release_changes_only_the_last_layer():
+    gan = make_gan(labelled_gradient="head", unsupervised_weight=0.0, noise_multiplier=0.0,
+                   labelled_noise_multiplier=5.0)
+    gan.d_optimizer.build(gan.discriminator.trainable_variables)
+    x_labelled, y_labelled, x_unlabelled = data()
+    before = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
+    gan._private_discriminator_step(tf.constant(x_labelled), tf.constant(y_labelled, tf.int32), tf.constant(x_unlabelled))
+    head = {id(v) for v in gan.discriminator.layers[-1].trainable_variables}
+    for old, variable in zip(before, gan.discriminator.trainable_variables):
+        assert np.array_equal(old, variable.numpy()) != (id(variable) in head), variable.path
+    assert int(gan.noise_stream._draws.numpy()) == 2
