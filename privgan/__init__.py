@@ -1,6 +1,7 @@
 """privgan: differentially private GANs and DP-SGD for Keras 3 on TensorFlow.
 
-The public API is loaded lazily so that `import privgan` stays cheap beyond Keras itself.
+The public API is loaded lazily so that `import privgan` stays cheap beyond Keras itself; only the
+modules of classes that `keras.models.load_model` must find are imported at once.
 """
 
 import importlib
@@ -33,6 +34,12 @@ _API = {
 }
 
 __all__ = sorted(_API) + ["__version__"]
+
+# Keras finds a saved custom class only if it was registered before `load_model` reads the file, and a
+# class registers when its module is imported: these modules define the classes privgan can save.
+SAVEABLE_MODULES = ("privgan.dp.training", "privgan.models.dpgan", "privgan.models.ssgan", "privgan.tabular.networks")
+for _module in SAVEABLE_MODULES:
+    importlib.import_module(_module)
 
 
 def __getattr__(name):

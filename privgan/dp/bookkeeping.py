@@ -6,14 +6,22 @@ checkpoint continues from its saved step counter. That global step is the positi
 Poisson sample and of its noise draw, so neither ever repeats an earlier one.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from privgan.accounting import PrivacyCallback, PrivacyLedger, max_steps
+from privgan.accounting import PrivacyCallback, PrivacyLedger, calibrate_noise_multiplier, max_steps
 from privgan.dp.mechanism import replicas_in_sync
 from privgan.dp.noise import NoiseStream
 from privgan.dp.sampling import poisson_batches
+
+
+def default_delta(num_examples):
+    """The delta at which epsilon is reported when `fit` is given none: 1 / N^1.1, below 1 / N."""
+    return float(num_examples) ** -1.1
 
 
 def float32_at_least(value):
@@ -35,8 +43,9 @@ class DPStepBookkeeping:
     bound and sampling probability the counted steps were taken with (all saved with the weights, so
     checkpoints carry the accountant's state, and a checkpoint loaded into a model with other privacy
     parameters is refused rather than charged at the wrong ones), builds the `PrivacyLedger` from them,
-    and owns the model's `NoiseStream`. The host class sets `dp_config` (a `DPSGDConfig`) and
-    `prior_ledger`, and calls `_add_privacy_variables(noise_seed)` in its `__init__`.
+    and owns the model's `NoiseStream`. The host class sets `dp_config` (a `DPSGDConfig`, with noise
+    multiplier 0 while `noise_multiplier_calibrated` is False) and `prior_ledger`, and calls
+    `_add_privacy_variables(noise_seed)` in its `__init__`.
     `privgan.dp.DPModel` and `privgan.models.dpgan.DPGAN` share it.
     """
 
@@ -189,11 +198,34 @@ class DPStepBookkeeping:
         """The DP steps `fit(epochs=epochs)` takes when no budget stops it earlier."""
         return epochs * self.train_steps_per_epoch * self.dp_steps_per_train_step
 
+    def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
+        """Sets sigma so that the DP steps `fit(epochs=epochs)` plans spend exactly `target_epsilon`.
+
+        Raises:
+            ValueError: without a budget, or after earlier DP steps (the ledger would mix sigmas).
+        """
+        if target_epsilon is None:
+            raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
+        if self.prior_ledger.total_steps or self._steps_taken():
+            raise ValueError("noise_multiplier can only be calibrated before any DP step (no prior ledger)")
+        sigma = calibrate_noise_multiplier(
+            target_epsilon=target_epsilon,
+            delta=delta,
+            sampling_probability=self.dp_config.sampling_probability,
+            steps=self.planned_dp_steps(epochs),
+            accountant=accountant,
+        )
+        self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
+        self.noise_multiplier_calibrated = True
+        self.train_function = None  # a step traced before holds the old sigma
+
     def _fit_on_poisson_batches(
         self, data, *, epochs, target_epsilon, delta, accountant, sampling_seed, callbacks, optimizers,
         group_batches, **kwargs,
     ):
-        """What `fit` does once the arguments are checked: budget, privacy callback, sampler, Keras fit.
+        """What `fit` does once the arguments are checked: sigma, budget, callbacks, sampler, Keras fit.
+
+        Without `delta`, epsilon is logged at `default_delta(N)`, and a warning says so.
 
         Args:
             data: the private arrays, checked.
@@ -218,11 +250,23 @@ class DPStepBookkeeping:
                 f"DP training under {type(strategy).__name__} is not supported: use "
                 "tf.distribute.MirroredStrategy (one machine, several devices) or a single device"
             )
-        remaining = self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         _refuse_non_finite(data)
+        if target_epsilon is not None and delta is None:
+            raise ValueError("target_epsilon needs delta")
+        if not self.noise_multiplier_calibrated:
+            self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
+        # A host training without DP on request (`private=False`) has nothing to log or budget.
+        accounted = getattr(self, "private", True)
+        if delta is None and accounted:
+            delta = default_delta(self.dp_config.num_examples)
+            logging.warning("fit was given no delta: every DP step is charged, and epsilon is logged at "
+                            "delta = 1 / N^1.1 = %.3g; pass delta= to choose it.", delta)
+        remaining = self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         callbacks = list(callbacks or [])
-        if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
+        if accounted and not any(isinstance(c, PrivacyCallback) for c in callbacks):
             callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
+        if accounted and kwargs.get("verbose", "auto") != 0:
+            print(self._training_plan(epochs, remaining, target_epsilon, delta))
         self.dp_step_parameters.assign(list(self._step_parameters().values()))
         self.noise_stream.rekey()
         self.sampling_seed_fixed = sampling_seed is not None
@@ -270,6 +314,20 @@ class DPStepBookkeeping:
             accountant=accountant,
             ledger=self.privacy_ledger,
         )
+
+    def _training_plan(self, epochs, remaining, target_epsilon, delta):
+        """One line saying what `fit` will do: the steps planned, and what the budget allows."""
+        planned = self.planned_dp_steps(epochs)
+        per_epoch = self.train_steps_per_epoch * self.dp_steps_per_train_step
+        start = (f"DP training: {planned} DP steps planned ({epochs} epochs of {per_epoch}), noise_multiplier "
+                 f"{self.dp_config.noise_multiplier:.4g}")
+        if remaining is None:
+            return f"{start}; no budget set, epsilon is logged at delta={delta:g} after every epoch."
+        budget = f"the budget epsilon={target_epsilon:g} at delta={delta:g} allows {remaining} more"
+        if remaining >= planned:
+            return f"{start}; {budget}: all planned steps will run."
+        return (f"{start}; {budget}: training will stop after {remaining} DP steps, in epoch "
+                f"{-(-remaining // per_epoch)} of {epochs}.")
 
     @property
     def dp_steps_remaining(self):

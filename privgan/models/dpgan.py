@@ -33,7 +33,6 @@ only and is not covered by the privacy guarantee. `d_loss_fake`, `g_loss` and `e
 of the private models only.
 """
 
-import dataclasses
 import datetime
 import functools
 import json
@@ -43,7 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
+from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clipped_gradient_sum
@@ -313,9 +312,9 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             y: integer labels in [0, num_classes) for a conditional GAN; None otherwise.
             epochs: number of epochs, >= 1.
             target_epsilon: optional budget, > 0; needs `delta`.
-            delta: the delta of the reported epsilon, in (0, 1).
+            delta: the delta of the reported epsilon, in (0, 1); None logs epsilon at 1 / N^1.1.
             accountant: "pld" or "rdp".
-            sampling_seed: seed of the Poisson sampling (None: random).
+            sampling_seed: seed of the Poisson sampling (None: secret).
             callbacks: Keras callbacks.
             **kwargs: passed to `keras.Model.fit` (e.g. `verbose`); arguments that would change the
                 sampling (`batch_size`, `shuffle`, `steps_per_epoch`, ...) are refused.
@@ -338,8 +337,6 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             if delta is None:
                 raise ValueError("target_epsilon needs delta")
         data = self._check_data(x, y)
-        if not self.noise_multiplier_calibrated:
-            self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         return self._fit_on_poisson_batches(
             data, epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
             sampling_seed=sampling_seed, callbacks=callbacks,
@@ -372,22 +369,6 @@ class DPGAN(DPStepBookkeeping, keras.Model):
         if rows and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(f"labels must be in [0, num_classes={self.num_classes}), got [{labels.min()}, {labels.max()}]")
         return labels.astype(np.int32)
-
-    def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
-        if target_epsilon is None:
-            raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
-        if self.prior_ledger.total_steps or self._steps_taken():
-            raise ValueError("noise_multiplier can only be calibrated before any DP step (no prior ledger)")
-        sigma = calibrate_noise_multiplier(
-            target_epsilon=target_epsilon,
-            delta=delta,
-            sampling_probability=self.dp_config.sampling_probability,
-            steps=self.planned_dp_steps(epochs),
-            accountant=accountant,
-        )
-        self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
-        self.noise_multiplier_calibrated = True
-        self.train_function = None  # a step traced before holds the old sigma
 
     def generate(self, n, labels=None):
         """Draws `n` samples from the generator (in inference mode; its moving average with `ema_decay`).

@@ -559,8 +559,6 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             raise ValueError("a non-private SemiSupervisedGAN (private=False) has no privacy budget: "
                              "leave target_epsilon and delta None")
         data = self._check_data(x_labelled, y_labelled, x_unlabelled)
-        if not self.noise_multiplier_calibrated:
-            self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         return self._fit_on_poisson_batches(
             data, epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
             sampling_seed=sampling_seed, callbacks=callbacks,
