@@ -60,7 +60,8 @@ flags.DEFINE_enum("dp_labelled_gradient", "head", ["all", "head"],
 flags.DEFINE_float("dp_unsupervised_weight", 1.0, "Weight of the DP D's GAN losses relative to the labelled loss.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C of both private streams.")
 flags.DEFINE_float("feature_l2_norm_clip", 0.3, "Part of an unlabelled example's C spent on its features.")
-flags.DEFINE_float("dp_learning_rate", 1e-3, "Adam learning rate of the DP SSGAN (beta_1 = 0.5).")
+flags.DEFINE_float("dp_learning_rate", 1e-3, "Adam learning rate of the DP SSGAN.")
+flags.DEFINE_float("dp_beta_1", 0.5, "Adam beta_1 of the DP SSGAN (more momentum averages more noise).")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant.")
 FLAGS = flags.FLAGS
 
@@ -104,8 +105,9 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
     rate = FLAGS.dp_learning_rate if private else FLAGS.learning_rate
     # Linear decay to 0 over the planned steps (a public schedule: no data read).
     schedule = keras.optimizers.schedules.PolynomialDecay(rate, gan.planned_dp_steps(epochs), 0.0)
-    gan.compile(d_optimizer=keras.optimizers.Adam(schedule, beta_1=0.5),
-                g_optimizer=keras.optimizers.Adam(schedule, beta_1=0.5))
+    beta_1 = FLAGS.dp_beta_1 if private else 0.5
+    gan.compile(d_optimizer=keras.optimizers.Adam(schedule, beta_1=beta_1),
+                g_optimizer=keras.optimizers.Adam(schedule, beta_1=beta_1))
     gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=epochs, sampling_seed=seed, verbose=2,
             **(dict(target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant) if private else {}))
     extra = {"steps": int(gan.dp_steps.numpy())}
