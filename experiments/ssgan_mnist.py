@@ -48,7 +48,7 @@ flags.DEFINE_float("hidden_noise", 0.5, "Std of the Gaussian noise on D's hidden
 flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate of D and G (beta_1 = 0.5), decayed linearly to 0.")
 flags.DEFINE_float("unsupervised_weight", 1.0, "Weight of D's GAN losses relative to the labelled loss.")
 # Its DP version.
-flags.DEFINE_integer("dp_epochs", 10, "Epochs of the DP SSGAN (the noise is calibrated for them).")
+flags.DEFINE_integer("dp_epochs", 5, "Epochs of the DP SSGAN (the noise is calibrated for them).")
 flags.DEFINE_integer("dp_batch_size", 250, "Expected unlabelled batch size of the DP SSGAN.")
 flags.DEFINE_integer("dp_labelled_batch_size", 100, "Expected labelled batch size of the DP SSGAN.")
 flags.DEFINE_list("dp_d_hidden", ["500", "250", "250"], "Hidden widths of the DP SSGAN's D.")
@@ -57,11 +57,12 @@ flags.DEFINE_float("dp_hidden_noise", 0.5, "Std of the noise on the DP D's hidde
 flags.DEFINE_enum("labelled_gradient", "all", ["all", "head"], "Variables of D the labelled loss trains (non-private).")
 flags.DEFINE_enum("dp_labelled_gradient", "head", ["all", "head"],
                   "Variables of D the labelled loss trains under DP: the head's few dimensions need far less noise.")
-flags.DEFINE_float("dp_unsupervised_weight", 1.0, "Weight of the DP D's GAN losses relative to the labelled loss.")
+flags.DEFINE_float("dp_unsupervised_weight", 0.02,
+                   "Weight of the DP D's GAN losses relative to the labelled loss (Adam makes it matter for the head only).")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C of both private streams.")
 flags.DEFINE_float("feature_l2_norm_clip", 0.3, "Part of an unlabelled example's C spent on its features.")
 flags.DEFINE_float("dp_learning_rate", 1e-3, "Adam learning rate of the DP SSGAN.")
-flags.DEFINE_float("dp_beta_1", 0.5, "Adam beta_1 of the DP SSGAN (more momentum averages more noise).")
+flags.DEFINE_float("dp_beta_1", 0.9, "Adam beta_1 of the DP SSGAN (more momentum averages more noise).")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant.")
 FLAGS = flags.FLAGS
 
