@@ -315,6 +315,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             parts[name] = ledger
         return ParallelLedger(parts, prior=self.prior_ledger)
 
+    def _training_plan(self, epochs, remaining, target_epsilon, delta):
+        plan = super()._training_plan(epochs, remaining, target_epsilon, delta)
+        return plan.replace("noise_multiplier", "noise_multiplier (unlabelled stream)", 1) + (
+            f" Labelled stream: noise_multiplier {self.labelled_config.noise_multiplier:.4g}, sampling probability "
+            f"{self.labelled_config.sampling_probability:.4g}; epsilon is the worse stream's.")
+
     def _max_further_steps(self, *, target_epsilon, delta, accountant):
         ledger = self.privacy_ledger
         return min(
