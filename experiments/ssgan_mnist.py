@@ -54,8 +54,8 @@ flags.DEFINE_integer("dp_labelled_batch_size", 100, "Expected labelled batch siz
 flags.DEFINE_list("dp_d_hidden", ["500", "250", "250"], "Hidden widths of the DP SSGAN's D.")
 flags.DEFINE_float("dp_input_noise", 0.3, "Std of the noise on the DP D's input.")
 flags.DEFINE_float("dp_hidden_noise", 0.5, "Std of the noise on the DP D's hidden layers.")
-flags.DEFINE_enum("labelled_gradient", "all", ["all", "head"], "Variables of D the labelled loss trains (non-private).")
-flags.DEFINE_enum("dp_labelled_gradient", "head", ["all", "head"],
+flags.DEFINE_enum("labelled_gradient", "all", ["all", "head", "split"], "Variables of D the labelled loss trains (non-private).")
+flags.DEFINE_enum("dp_labelled_gradient", "head", ["all", "head", "split"],
                   "Variables of D the labelled loss trains under DP: the head's few dimensions need far less noise.")
 flags.DEFINE_float("dp_unsupervised_weight", 0.02,
                    "Weight of the DP D's GAN losses relative to the labelled loss (Adam makes it matter for the head only).")

@@ -88,7 +88,7 @@ from privgan.dp.validation import check_private_model
 UNLABELLED_STREAM = 0
 LABELLED_STREAM = 1
 FEATURES_LAYER = "features"
-LABELLED_GRADIENTS = ("all", "head")
+LABELLED_GRADIENTS = ("all", "head", "split")
 
 
 def supervised_losses(logits, labels):
@@ -135,11 +135,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         feature_layer: name of D's layer whose output G matches; None: the layer named "features" if D
             has one, else the input of D's last layer.
         unsupervised_weight: weight of the GAN losses of D relative to the labelled loss, >= 0.
-        labelled_gradient: which of D's variables the labelled loss trains: "all", or "head" (the last
-            layer's only: the features are then learnt from the unlabelled GAN losses alone). Under DP
-            the labelled release then has the head's few dimensions instead of all of D's, so the same
-            noise multiplier costs far less signal: with ~100 labelled examples, the noise of a release
-            over all of D's weights swamps their gradients.
+        labelled_gradient: which of D's variables the labelled loss trains: "all"; "head" (the last
+            layer's only: the features are then learnt from the unlabelled GAN losses alone); or "split"
+            (as "head", and the GAN losses train every layer but the last, which then learns from the
+            labels alone). Under DP the labelled release then has the head's few dimensions instead of
+            all of D's, so the same noise multiplier costs far less signal: with ~100 labelled examples,
+            the noise of a release over all of D's weights swamps their gradients.
         private: train D with DP-SGD (the default). False trains without clipping or noise, and without
             a privacy guarantee; the clipping and noise arguments must then be left None.
         l2_norm_clip: C > 0, each private example's sensitivity in its stream's release (private only).
@@ -403,8 +404,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         return tf.stop_gradient(self.generator(latent, training=True))
 
     def _combine(self, labelled, unlabelled, fake):
+        """D's gradient from the three losses' (lists over D's trainable variables)."""
         half = self.unsupervised_weight / 2
-        return [a + half * (b + c) for a, b, c in zip(labelled, unlabelled, fake)]
+        head = {id(v) for v in self.discriminator.layers[-1].trainable_variables}
+        split = self.labelled_gradient == "split"
+        return [a if split and id(v) in head else a + half * (b + c)
+                for v, a, b, c in zip(self.discriminator.trainable_variables, labelled, unlabelled, fake)]
 
     def _apply_discriminator_gradients(self, gradients, variables):
         penalty = weight_penalty_gradients(self.discriminator, variables)
@@ -460,15 +465,17 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         fakes = self._fake_images()
         # Sums over the Poisson batches divided by their expected sizes, as in the private step (and
         # defined for an empty batch).
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=True) as tape:
             labelled_values = self.labelled_losses((labelled_images, labels))
             unlabelled_values, features = self.unlabelled_losses(unlabelled_images)
             fake_values = fake_losses(self.discriminator(fakes, training=True))
             losses = [tf.reduce_sum(labelled_values) / self.labelled_config.expected_batch_size,
                       tf.reduce_sum(unlabelled_values) / self.dp_config.expected_batch_size,
                       tf.reduce_mean(fake_values)]
-            loss = losses[0] + self.unsupervised_weight / 2 * (losses[1] + losses[2])
-        self._apply_discriminator_gradients(tape.gradient(loss, variables), variables)
+        gradients = [tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                     for loss in losses]
+        del tape
+        self._apply_discriminator_gradients(self._combine(*gradients), variables)
         feature_mean = tf.reduce_sum(features, axis=0) / self.dp_config.expected_batch_size
         self.feature_target.assign(tf.cast(tf.stop_gradient(feature_mean), self.feature_target.dtype))
         self.d_loss_labelled_tracker.update_state(labelled_values)

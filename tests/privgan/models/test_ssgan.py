@@ -250,3 +250,15 @@ def test_a_head_only_labelled_release_changes_only_the_last_layer():
     for old, variable in zip(before, gan.discriminator.trainable_variables):
         assert np.array_equal(old, variable.numpy()) != (id(variable) in head), variable.path
     assert int(gan.noise_stream._draws.numpy()) == 2
+
+
+def test_split_trains_the_head_from_the_labelled_release_alone():
+    gan = make_gan(labelled_gradient="split", labelled_noise_multiplier=0.0, noise_multiplier=0.0)
+    x_labelled, y_labelled, x_unlabelled = data()
+    kernel = gan.discriminator.layers[-1].kernel
+    gan.d_optimizer = keras.optimizers.SGD(1.0)
+    gan.d_optimizer.build(gan.discriminator.trainable_variables)
+    before = kernel.numpy().copy()
+    gan._private_discriminator_step(tf.constant(x_labelled[:0]), tf.constant(y_labelled[:0], tf.int32),
+                                    tf.constant(x_unlabelled))
+    np.testing.assert_array_equal(kernel.numpy(), before)  # no labelled example: the head stays
