@@ -351,7 +351,9 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         labels = tf.cast(labels, tf.int32)
         step = self._private_discriminator_step if self.private else self._discriminator_step
         self._take_dp_step(functools.partial(step, labelled_images, labels, unlabelled_images))
-        self._generator_step()
+        # Without DP, G matches the real batch's features under the updated D, as Salimans et al. do; a
+        # private G may only read the target released in the D step.
+        self._generator_step(None if self.private else unlabelled_images)
         return {m.name: m.result() for m in self.metrics[:4]}
 
     def labelled_losses(self, batch):
@@ -482,8 +484,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         self.d_loss_unlabelled_tracker.update_state(unlabelled_values)
         self.d_loss_fake_tracker.update_state(fake_values)
 
-    def _generator_step(self):
+    def _generator_step(self, real_images=None):
+        """One feature-matching step of G, towards `feature_target` or, given, `real_images`' mean features."""
         variables = self.generator.trainable_variables
+        if real_images is not None:
+            real_features, _ = self._features(real_images, training=True)
+            self.feature_target.assign(tf.stop_gradient(tf.reduce_mean(real_features, axis=0)))
         latent = keras.random.normal((self.fake_batch_size, self.latent_dim), seed=self.seed_generator)
         with tf.GradientTape() as tape:
             fakes = self.generator(latent, training=True)
