@@ -88,7 +88,7 @@ from privgan.dp.validation import check_private_model
 UNLABELLED_STREAM = 0
 LABELLED_STREAM = 1
 FEATURES_LAYER = "features"
-LABELLED_GRADIENTS = ("all", "head", "split")
+LABELLED_GRADIENTS = ("all", "head", "split", "none")
 
 
 def supervised_losses(logits, labels):
@@ -138,9 +138,11 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         labelled_gradient: which of D's variables the labelled loss trains: "all"; "head" (the last
             layer's only: the features are then learnt from the unlabelled GAN losses alone); or "split"
             (as "head", and the GAN losses train every layer but the last, which then learns from the
-            labels alone). Under DP the labelled release then has the head's few dimensions instead of
-            all of D's, so the same noise multiplier costs far less signal: with ~100 labelled examples,
-            the noise of a release over all of D's weights swamps their gradients.
+            labels alone); or "none" (`fit` does not read the labels: no labelled release, nothing
+            charged to the labelled stream; train the head afterwards with `fit_head`). Under DP the
+            labelled release then has the head's few dimensions instead of all of D's, so the same noise
+            multiplier costs far less signal: with ~100 labelled examples, the noise of a release over
+            all of D's weights swamps their gradients.
         private: train D with DP-SGD (the default). False trains without clipping or noise, and without
             a privacy guarantee; the clipping and noise arguments must then be left None.
         l2_norm_clip: C > 0, each private example's sensitivity in its stream's release (private only).
@@ -153,6 +155,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         noise_seed: None (secret DP noise) or an integer that makes it reproducible, for research only.
         ledger: a `PrivacyLedger` of earlier DP training on the whole dataset, composed before both
             streams (for a `ParallelLedger`, pass its `composed()`).
+        head_ledger: the `PrivacyLedger` of earlier `fit_head` training (restored from a saved model).
         **kwargs: passed to `keras.Model`.
 
     Raises:
@@ -180,6 +183,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         seed=None,
         noise_seed=None,
         ledger=None,
+        head_ledger=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -192,6 +196,11 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                 feature_l2_norm_clip, "feature_l2_norm_clip")
             if not feature_clip < clip:
                 raise ValueError(f"feature_l2_norm_clip must be in (0, l2_norm_clip={clip}), got {feature_clip}")
+            if labelled_gradient == "none":
+                if labelled_noise_multiplier is not None:
+                    raise ValueError("labelled_gradient='none' makes no labelled release in fit: leave "
+                                     "labelled_noise_multiplier None")
+                labelled_noise_multiplier = 0.0 if noise_multiplier is not None else None
             if (noise_multiplier is None) != (labelled_noise_multiplier is None):
                 raise ValueError("noise_multiplier and labelled_noise_multiplier are both given or both None "
                                  "(calibrated in fit)")
@@ -242,7 +251,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         self.feature_layer = feature_layer
         # Not an attribute Keras tracks: it shares D's layers, whose weights D already saves.
         object.__setattr__(self, "_features_and_logits", _with_features(discriminator, feature_layer))
-        object.__setattr__(self, "_head_input", keras.Model(discriminator.inputs, discriminator.layers[-1].input))
+        object.__setattr__(self, "_head_input", keras.Model(discriminator.inputs[0], discriminator.layers[-1].input))
         self.num_features = int(self._features_and_logits.outputs[0].shape[-1])
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.fake_batch_size = max(1, round(self.dp_config.expected_batch_size))
@@ -251,6 +260,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         if not isinstance(self.prior_ledger, PrivacyLedger):
             raise TypeError(f"ledger must be a PrivacyLedger (for a ParallelLedger pass .composed()), got {ledger!r}")
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.head_ledger = PrivacyLedger() if head_ledger is None else head_ledger
         self._add_privacy_variables(noise_seed)
         # G's feature-matching target: the (noisy, when private) mean features of the last real batch.
         self.feature_target = self.add_weight(shape=(self.num_features,), initializer="zeros", trainable=False,
@@ -311,9 +321,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         parts = {}
         for name, config in self._streams().items():
             ledger = PrivacyLedger()
-            ledger.record(noise_multiplier=config.noise_multiplier,
-                          sampling_probability=config.sampling_probability, steps=steps)
+            if name == "unlabelled" or self.labelled_gradient != "none":
+                ledger.record(noise_multiplier=config.noise_multiplier,
+                              sampling_probability=config.sampling_probability, steps=steps)
             parts[name] = ledger
+        # The head's own training (`fit_head`) read the labelled examples only.
+        parts["labelled"] = PrivacyLedger(parts["labelled"].phases + self.head_ledger.phases)
         return ParallelLedger(parts, prior=self.prior_ledger)
 
     def _training_plan(self, epochs, remaining, target_epsilon, delta):
@@ -329,6 +342,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                       sampling_probability=config.sampling_probability, accountant=accountant,
                       ledger=ledger.part_ledger(name))
             for name, config in self._streams().items()
+            if name == "unlabelled" or self.labelled_gradient != "none"
         )
 
     def _sampled_dataset(self, data, *, steps, seed, first_step, group_size):
@@ -410,6 +424,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         half = self.unsupervised_weight / 2
         head = {id(v) for v in self.discriminator.layers[-1].trainable_variables}
         split = self.labelled_gradient == "split"
+        if self.labelled_gradient == "none":
+            labelled = [tf.zeros_like(a) for a in labelled]
         return [a if split and id(v) in head else a + half * (b + c)
                 for v, a, b, c in zip(self.discriminator.trainable_variables, labelled, unlabelled, fake)]
 
@@ -429,14 +445,18 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             return losses, losses
 
         # Release 1: the labelled stream (its own noise draw), of the variables the labelled loss trains.
-        trained = self._labelled_variables()
-        released, labelled_values = private_gradients(
-            labelled_with_aux, trained, (labelled_images, labels), l2_norm_clip=labelled.l2_norm_clip,
-            noise_multiplier=labelled.noise_multiplier, expected_batch_size=labelled.expected_batch_size,
-            noise=self.noise_stream, has_aux=True,
-        )
-        by_variable = {id(v): g for v, g in zip(trained, released)}
-        labelled_gradients = [by_variable.get(id(v), tf.zeros_like(v)) for v in variables]
+        if self.labelled_gradient == "none":  # no release: the labels are not read
+            labelled_gradients = [tf.zeros_like(v) for v in variables]
+        else:
+            trained = self._labelled_variables()
+            released, labelled_values = private_gradients(
+                labelled_with_aux, trained, (labelled_images, labels), l2_norm_clip=labelled.l2_norm_clip,
+                noise_multiplier=labelled.noise_multiplier, expected_batch_size=labelled.expected_batch_size,
+                noise=self.noise_stream, has_aux=True,
+            )
+            by_variable = {id(v): g for v, g in zip(trained, released)}
+            labelled_gradients = [by_variable.get(id(v), tf.zeros_like(v)) for v in variables]
+            self.d_loss_labelled_tracker.update_state(labelled_values)
         refuse_data_dependent_losses(self.discriminator, role="discriminator")
 
         # Release 2: the unlabelled stream, gradient and features together (one noise draw for both).
@@ -458,7 +478,6 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             self._combine(labelled_gradients, unlabelled_gradients, fake_gradients), variables
         )
         self.feature_target.assign(tf.cast(feature_mean, self.feature_target.dtype))
-        self.d_loss_labelled_tracker.update_state(labelled_values)
         self.d_loss_unlabelled_tracker.update_state(unlabelled_values)
         self.d_loss_fake_tracker.update_state(fake_values)
 
@@ -587,15 +606,19 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         )
 
     def _check_data(self, x_labelled, y_labelled, x_unlabelled):
+        return self._check_labelled(x_labelled, y_labelled), self._check_images(x_unlabelled, "x_unlabelled",
+                                                                                self.dp_config)
+
+    def _check_images(self, x, name, config):
         shape = tuple(self.discriminator.inputs[0].shape[1:])
-        arrays = {}
-        for name, x, config in (("x_labelled", x_labelled, self.labelled_config),
-                                ("x_unlabelled", x_unlabelled, self.dp_config)):
-            x = np.asarray(x, dtype=np.float32)
-            if x.shape[1:] != shape or len(x) != config.num_examples:
-                raise ValueError(f"{name} must have shape ({config.num_examples}, {', '.join(map(str, shape))}) "
-                                 f"as the model was made for, got {x.shape}; the sampling probability would be wrong")
-            arrays[name] = x
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != shape or len(x) != config.num_examples:
+            raise ValueError(f"{name} must have shape ({config.num_examples}, {', '.join(map(str, shape))}) "
+                             f"as the model was made for, got {x.shape}; the sampling probability would be wrong")
+        return x
+
+    def _check_labelled(self, x_labelled, y_labelled):
+        x_labelled = self._check_images(x_labelled, "x_labelled", self.labelled_config)
         labels = np.asarray(y_labelled)
         rows = self.labelled_config.num_examples
         if labels.shape != (rows,) or not np.issubdtype(labels.dtype, np.integer):
@@ -603,7 +626,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                              f"{labels.shape}")
         if labels.min() < 0 or labels.max() >= self.num_classes:
             raise ValueError(f"y_labelled must be in [0, K={self.num_classes}), got [{labels.min()}, {labels.max()}]")
-        return (arrays["x_labelled"], labels.astype(np.int32)), arrays["x_unlabelled"]
+        return x_labelled, labels.astype(np.int32)
 
     def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
         if target_epsilon is None:
@@ -620,9 +643,66 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
         # Parallel composition: each stream may spend the whole budget.
         self.dp_config = calibrated(self.dp_config)
-        self.labelled_config = calibrated(self.labelled_config)
+        if self.labelled_gradient != "none":
+            self.labelled_config = calibrated(self.labelled_config)
         self.noise_multiplier_calibrated = True
         self.train_function = None  # a step traced before holds the old sigmas
+
+    def fit_head(self, x_labelled, y_labelled, *, epochs, expected_batch_size, l2_norm_clip=None,
+                 noise_multiplier=None, target_epsilon=None, delta=None, accountant="pld", optimizer="adam",
+                 sampling_seed=None, noise_seed=None, **kwargs):
+        """Trains D's last layer on the labelled examples with the features frozen (DP-SGD when private).
+
+        The features of the labelled images come from the trained D (in inference mode), which is a
+        function of the earlier releases only; each (features, label) pair is one private example,
+        clipped per example. The head's steps read the labelled stream only, so they go to its part of
+        the `ParallelLedger` (`head_ledger`): with `labelled_gradient="none"` in `fit`, the GAN phase
+        reads no labels, and this is the labelled stream's whole cost. On a fixed, convex problem the
+        labels' budget is not spent chasing features that keep moving.
+
+        Args:
+            x_labelled, y_labelled: the N_L labelled images and their labels, as in `fit`.
+            epochs: epochs of Poisson-sampled steps over the labelled examples, >= 1.
+            expected_batch_size: expected Poisson batch size, in (0, N_L].
+            l2_norm_clip: C of the head's per-example gradients (private only; default: the model's C).
+            noise_multiplier: sigma, or None to calibrate it to `target_epsilon` (private only).
+            target_epsilon, delta, accountant: the labelled stream's budget (see `DPModel.fit`).
+            optimizer: a Keras optimizer for the head.
+            sampling_seed: seed of the Poisson sampling (None: secret).
+            noise_seed: None (secret noise) or a seed, for research only.
+            **kwargs: passed to the head's `fit` (e.g. `verbose`).
+
+        Returns:
+            The `History` of the head's training.
+
+        Raises:
+            ValueError: for data or arguments out of range, as `fit` and `DPModel.fit` check them.
+        """
+        from privgan.dp.training import make_private
+
+        x_labelled, labels = self._check_labelled(x_labelled, y_labelled)
+        features = np.concatenate([
+            keras.ops.convert_to_numpy(self._head_input(x_labelled[i : i + 1024], training=False))
+            for i in range(0, len(x_labelled), 1024)])
+        head = self.discriminator.layers[-1]
+        model = keras.Sequential([keras.Input(features.shape[1:]), head])
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if not self.private:
+            model.compile(optimizer=optimizer, loss=loss)
+            return model.fit(features, labels, epochs=epochs, batch_size=max(1, round(expected_batch_size)), **kwargs)
+        private = make_private(
+            model, l2_norm_clip=self.dp_config.l2_norm_clip if l2_norm_clip is None else l2_norm_clip,
+            noise_multiplier=noise_multiplier, num_examples=len(features), expected_batch_size=expected_batch_size,
+            noise_seed=noise_seed, ledger=self.privacy_ledger.part_ledger("labelled"),
+        )
+        private.compile(optimizer=optimizer, loss=loss)
+        history = private.fit(features, labels, epochs=epochs, target_epsilon=target_epsilon, delta=delta,
+                              accountant=accountant, sampling_seed=sampling_seed, **kwargs)
+        head_ledger = self.head_ledger.copy()
+        head_ledger.record(noise_multiplier=private.dp_config.noise_multiplier,
+                           sampling_probability=private.dp_config.sampling_probability, steps=private._steps_taken())
+        self.head_ledger = head_ledger
+        return history
 
     # --- statement and persistence ---------------------------------------------------------------
 
@@ -711,13 +791,15 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             "seed": self.seed,
             "noise_seed": self.noise_seed,
             "ledger": self.prior_ledger.to_dict(),
+            "head_ledger": self.head_ledger.to_dict(),
         }
         if self.private:
             config.update(
                 l2_norm_clip=self.dp_config.l2_norm_clip,
                 feature_l2_norm_clip=self.feature_l2_norm_clip,
                 noise_multiplier=self.dp_config.noise_multiplier if calibrated else None,
-                labelled_noise_multiplier=self.labelled_config.noise_multiplier if calibrated else None,
+                labelled_noise_multiplier=(self.labelled_config.noise_multiplier
+                                           if calibrated and self.labelled_gradient != "none" else None),
             )
         return config
 
@@ -727,6 +809,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         config["ledger"] = PrivacyLedger.from_dict(config["ledger"])
+        config["head_ledger"] = PrivacyLedger.from_dict(config.get("head_ledger", {"phases": []}))
         return cls(**config)
 
 
@@ -745,4 +828,4 @@ def _with_features(discriminator, feature_layer):
             raise ValueError(f"feature_layer {feature_layer!r} is not a layer of the discriminator") from error
     if isinstance(features, (list, tuple)) or len(features.shape) != 2:
         raise ValueError(f"the feature layer must output one (batch, F) tensor, got {features}; flatten it first")
-    return keras.Model(discriminator.inputs, [features, discriminator.outputs[0]])
+    return keras.Model(discriminator.inputs[0], [features, discriminator.outputs[0]])

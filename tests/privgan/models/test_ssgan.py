@@ -264,3 +264,25 @@ def test_split_trains_the_head_from_the_labelled_release_alone():
     gan._private_discriminator_step(tf.constant(x_labelled[:0]), tf.constant(y_labelled[:0], tf.int32),
                                     tf.constant(x_unlabelled))
     np.testing.assert_array_equal(kernel.numpy(), before)  # no labelled example: the head stays
+
+
+def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tmp_path):
+    x_labelled, y_labelled, x_unlabelled = data()
+    keras.utils.set_random_seed(0)
+    gan = make_gan(labelled_gradient="none", labelled_noise_multiplier=None, noise_multiplier=2.0)
+    gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=1, delta=DELTA, accountant="rdp", verbose=0)
+    ledger = gan.privacy_ledger
+    assert ledger.parts["labelled"].total_steps == 0 and ledger.parts["unlabelled"].total_steps == 6
+    assert int(gan.noise_stream._draws.numpy()) == 6  # one draw per step: no labelled release
+    head_before = [v.numpy().copy() for v in gan.discriminator.layers[-1].trainable_variables]
+    body_before = [v.numpy().copy() for v in gan.discriminator.layers[1].trainable_variables]
+    gan.fit_head(x_labelled, y_labelled, epochs=5, expected_batch_size=15, noise_multiplier=3.0,
+                 optimizer=keras.optimizers.SGD(0.1), verbose=0)
+    assert not np.array_equal(head_before[0], gan.discriminator.layers[-1].kernel.numpy())
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(body_before, gan.discriminator.layers[1].trainable_variables))
+    ledger = gan.privacy_ledger
+    assert ledger.parts["labelled"].dp_event() == dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(0.5, dp_accounting.GaussianDpEvent(3.0)), 10)
+    assert ledger.parts["unlabelled"].total_steps == 6
+    gan.save(tmp_path / "ssgan.keras")
+    assert keras.models.load_model(tmp_path / "ssgan.keras").privacy_ledger == ledger
