@@ -57,8 +57,12 @@ flags.DEFINE_list("dp_d_hidden", ["500", "250", "250"], "Hidden widths of the DP
 flags.DEFINE_float("dp_input_noise", 0.3, "Std of the noise on the DP D's input.")
 flags.DEFINE_float("dp_hidden_noise", 0.5, "Std of the noise on the DP D's hidden layers.")
 flags.DEFINE_enum("labelled_gradient", "all", ["all", "head", "split"], "Variables of D the labelled loss trains (non-private).")
-flags.DEFINE_enum("dp_labelled_gradient", "head", ["all", "head", "split"],
-                  "Variables of D the labelled loss trains under DP: the head's few dimensions need far less noise.")
+flags.DEFINE_enum("dp_labelled_gradient", "none", ["all", "head", "split", "none"],
+                  "Variables of D the labelled loss trains under DP; none: the GAN phase reads no labels and the "
+                  "head is then trained on frozen features (fit_head).")
+flags.DEFINE_integer("head_epochs", 100, "Epochs of the DP head phase (labelled_gradient none).")
+flags.DEFINE_integer("head_batch_size", 50, "Expected Poisson batch size of the DP head phase.")
+flags.DEFINE_float("head_learning_rate", 0.01, "Adam learning rate of the DP head phase.")
 flags.DEFINE_float("dp_unsupervised_weight", 0.02,
                    "Weight of the DP D's GAN losses relative to the labelled loss (Adam makes it matter for the head only).")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C of both private streams.")
@@ -113,6 +117,10 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
                 g_optimizer=keras.optimizers.Adam(schedule, beta_1=beta_1))
     gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=epochs, sampling_seed=seed, verbose=2,
             **(dict(target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant) if private else {}))
+    if private and FLAGS.dp_labelled_gradient == "none":
+        gan.fit_head(x_labelled, y_labelled, epochs=FLAGS.head_epochs, expected_batch_size=FLAGS.head_batch_size,
+                     target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant, sampling_seed=seed,
+                     optimizer=keras.optimizers.Adam(FLAGS.head_learning_rate), verbose=0)
     extra = {"steps": int(gan.dp_steps.numpy()), "feature_probe_test_accuracy": _feature_probe(gan, x_labelled, y_labelled)}
     if private:
         report = gan.privacy_report(delta=FLAGS.delta, accountant=FLAGS.accountant)
