@@ -26,6 +26,7 @@ _API = {
     "PrivacyLedger": "privgan.accounting",
     "DPGAN": "privgan.models.dpgan",
     "PrivGAN": "privgan.models.privgan",
+    "MeanEmbeddingGenerator": "privgan.models.mean_embedding",
     "SemiSupervisedGAN": "privgan.models.ssgan",
     "TabularDPSynthesizer": "privgan.tabular",
     "TableSchema": "privgan.tabular",
@@ -37,7 +38,16 @@ __all__ = sorted(_API) + ["__version__"]
 
 # Keras finds a saved custom class only if it was registered before `load_model` reads the file, and a
 # class registers when its module is imported: these modules define the classes privgan can save.
-SAVEABLE_MODULES = ("privgan.dp.training", "privgan.models.dpgan", "privgan.models.ssgan", "privgan.tabular.networks")
+SAVEABLE_MODULES = (
+    "privgan.dp.training",
+    "privgan.models.dpgan",
+    "privgan.models.mean_embedding",
+    "privgan.models.ssgan",
+    "privgan.robustness.private",
+    "privgan.robustness.smoothing",
+    "privgan.robustness.training",
+    "privgan.tabular.networks",
+)  # tests/privgan/test_newcomer.py checks that every registered class is in one of them
 for _module in SAVEABLE_MODULES:
     importlib.import_module(_module)
 

@@ -201,19 +201,24 @@ class DPStepBookkeeping:
     def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
         """Sets sigma so that the DP steps `fit(epochs=epochs)` plans spend exactly `target_epsilon`.
 
+        After a prior ledger (earlier phases, e.g. a DP-MERF release that warm-started a generator), sigma
+        spends what those phases left of `target_epsilon`.
+
         Raises:
-            ValueError: without a budget, or after earlier DP steps (the ledger would mix sigmas).
+            ValueError: without a budget, after this model's own first DP step, or when the prior ledger
+                leaves no budget.
         """
         if target_epsilon is None:
             raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
-        if self.prior_ledger.total_steps or self._steps_taken():
-            raise ValueError("noise_multiplier can only be calibrated before any DP step (no prior ledger)")
+        if self._steps_taken():
+            raise ValueError("noise_multiplier can only be calibrated before this model's first DP step")
         sigma = calibrate_noise_multiplier(
             target_epsilon=target_epsilon,
             delta=delta,
             sampling_probability=self.dp_config.sampling_probability,
             steps=self.planned_dp_steps(epochs),
             accountant=accountant,
+            ledger=self.prior_ledger,
         )
         self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
         self.noise_multiplier_calibrated = True
