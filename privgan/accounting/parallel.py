@@ -13,8 +13,13 @@ dataset), and the guarantee of the run is the worst part's (McSherry 2009, paral
 
 Every epsilon here still comes from dp-accounting's accountants applied to each part's events; only
 the maximum over parts is taken outside them. It is tight: the worst part's epsilon is attained by an
-example of that part. It is example-level: someone whose record appears in two parts (the same image
-labelled and unlabelled) is protected as a group of two examples, as with any duplicated record.
+example of that part.
+
+It is valid only if the parts are disjoint: each person's record is in exactly one part, and which
+part is decided by the record itself (not chosen by reading the other records). A record in two parts
+(the same image labelled and unlabelled) goes through both parts' mechanisms and loses their
+composition, which `composed()` bounds; the maximum would understate it. Callers must refuse such
+overlaps or use `composed()`.
 """
 
 from privgan.accounting.events import check_accountant, check_delta
@@ -23,6 +28,8 @@ from privgan.accounting.ledger import PrivacyLedger
 
 class ParallelLedger:
     """The privacy record of training on disjoint parts of one private dataset (parallel composition).
+
+    Valid only when each person's record is in one part (see the module docstring).
 
     Args:
         parts: a mapping from each part's name to the `PrivacyLedger` of the mechanisms that read that

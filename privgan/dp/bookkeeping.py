@@ -84,9 +84,17 @@ class DPStepBookkeeping:
         self.noise_stream = NoiseStream(seed=noise_seed, position=self._global_dp_step)
         self.sampling_seed_fixed = None  # set by `fit`: whether its Poisson batches are reproducible
 
+    def _first_position(self):
+        """The global position of this model's first DP step: after the prior ledger's steps and releases.
+
+        Hosts whose positions are also used by other mechanisms of theirs (another phase they run
+        themselves) override it to start after those too.
+        """
+        return self.prior_ledger.mechanism_runs
+
     def _global_dp_step(self):
         """The position of the next DP step: earlier phases' steps and releases, then this model's."""
-        return tf.convert_to_tensor(self.dp_steps) + self.prior_ledger.mechanism_runs
+        return tf.convert_to_tensor(self.dp_steps) + self._first_position()
 
     def _steps_taken(self):
         """DP steps this model has taken (its counter, not earlier phases in `prior_ledger`)."""
@@ -287,7 +295,7 @@ class DPStepBookkeeping:
         # The sampler yields no batch beyond the budget: with several replicas this is the limit (the
         # in-step guard cannot wrap the optimizer's cross-replica sum), on one device a second one.
         dataset = self._sampled_dataset(
-            data, steps=remaining, seed=sampling_seed, first_step=self.prior_ledger.mechanism_runs + self._steps_taken(),
+            data, steps=remaining, seed=sampling_seed, first_step=self._first_position() + self._steps_taken(),
             group_size=self.dp_steps_per_train_step if group_batches else None,
         )
         return super().fit(  # keras.Model.fit, next in the host class's MRO

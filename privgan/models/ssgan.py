@@ -19,7 +19,12 @@ step, then one G step on `round(unlabelled_batch_size)` fresh latent vectors. An
 round(num_unlabelled / unlabelled_batch_size) steps.
 
 Private training (`private=True`, the default). The private dataset is the disjoint union of the
-labelled examples L (an example is an (image, label) pair) and the unlabelled examples U (an image).
+labelled examples L (an example is an (image, label) pair) and the unlabelled examples U (an image):
+each person's record is in exactly one of them, and which one is a property of the record (whether
+it carries a label), not something chosen by looking at the other records. `fit` refuses sets that
+share an image (the paper's setting, where the labelled images are among the unlabelled ones, is such
+an overlap: leave the labelled images out of `x_unlabelled`). It cannot see a person whose two
+records are different images; that the sets hold different people's records is the user's to ensure.
 Each D step makes two Gaussian releases, each from its own Poisson sample and its own noise draw:
 
     labelled:   (sum_{i in B_L} clip_C(grad l_i) + N(0, (sigma_L C)^2)) / (q_L N_L)
@@ -45,6 +50,8 @@ steps of `PoissonSampledDpEvent(q_U, GaussianDpEvent(sigma_U))`. The run is (eps
 
 each computed by dp-accounting from its stream's events, recorded in a `ParallelLedger` with one
 `PrivacyLedger` per stream. It is tight: the worse stream's epsilon is what one of its examples loses.
+It holds only for disjoint streams: a record read by both (the same image labelled and unlabelled)
+would lose the composition of both streams' events, more than either.
 Composing the two streams instead (charging every step with both events) would also be correct but
 would cost up to sqrt(2) in noise for the same epsilon; charging one combined noisy sum at the larger
 q would force the few labelled examples to be sampled at the unlabelled rate (or every unlabelled
@@ -55,7 +62,10 @@ each so that its stream spends exactly the target epsilon in the planned steps.
 The sampling of the two streams uses one seed but different sampling streams (`privgan.dp.noise`), so
 their Poisson samples never share a Philox input; both are positioned at the global DP step, so a
 resumed run continues both sequences. The noise comes from the model's secret `NoiseStream`: two draws
-per step, told apart by its draw counter.
+per step, told apart by its draw counter. `fit_head`'s steps (a DP-SGD phase of the labelled stream,
+with its own noise stream) take the global positions after the GAN steps before them, and later GAN
+steps the positions after those: with fixed sampling and noise seeds too, no phase repeats another's
+Poisson sample or noise draw.
 
 Monitoring metrics `d_loss_labelled`, `d_loss_unlabelled` are noiseless means over private batches:
 not covered by the guarantee. `evaluate` on private data is outside the guarantee too.
@@ -65,11 +75,13 @@ One device only (a single CPU or GPU): under a distribution strategy with severa
 
 import datetime
 import functools
+import hashlib
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from privgan.accounting import ParallelLedger, PrivacyLedger, calibrate_noise_multiplier, max_steps
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
@@ -81,6 +93,7 @@ from privgan.dp.mechanism import private_gradients
 from privgan.dp.noise import gaussian_noise_like
 from privgan.dp.regularization import refuse_data_dependent_losses, weight_penalty_gradients
 from privgan.dp.sampling import poisson_batches
+from privgan.dp.training import DPModel
 from privgan.dp.validation import check_private_model
 
 # Sampling streams (`privgan.dp.noise`): the unlabelled examples use the default stream, as a single
@@ -110,6 +123,12 @@ def _clipped_rows(values, l2_norm_clip):
     """Each row of `values` scaled to L2 norm <= `l2_norm_clip` (rows that are not finite become 0)."""
     factors = clip_factors(tf.norm(values, axis=-1), l2_norm_clip=l2_norm_clip)
     return keep_rows(values, factors) * factors[:, None]
+
+
+def _image_digests(images):
+    """One 128-bit digest per image (its exact float32 bytes), to find images present in two sets."""
+    rows = np.ascontiguousarray(images, dtype=np.float32).reshape(len(images), -1)
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
 
 
 def _check_positive_number(value, name):
@@ -300,6 +319,10 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
     def _streams(self):
         return {"labelled": self.labelled_config, "unlabelled": self.dp_config}
+
+    def _first_position(self):
+        # `fit_head`'s steps took the positions after the GAN steps before them (see the module docstring).
+        return self.prior_ledger.mechanism_runs + self.head_ledger.mechanism_runs
 
     def _step_parameters(self):
         return {
@@ -597,6 +620,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             raise ValueError("a non-private SemiSupervisedGAN (private=False) has no privacy budget: "
                              "leave target_epsilon and delta None")
         data = self._check_data(x_labelled, y_labelled, x_unlabelled)
+        if self.private:
+            self._refuse_overlap(data[0][0], data[1])
         return self._fit_on_poisson_batches(
             data, epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
             sampling_seed=sampling_seed, callbacks=callbacks,
@@ -604,6 +629,23 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                         (self.g_optimizer, self.generator.trainable_variables)],
             group_batches=False, **kwargs,
         )
+
+    def _refuse_overlap(self, x_labelled, x_unlabelled):
+        """Refuses labelled images that are also unlabelled ones: the streams must be disjoint.
+
+        Parallel composition charges each example its own stream only; an image in both sets would be
+        read by both streams and lose more than the stated epsilon. The unlabelled images' digests are
+        kept (in memory, never saved) so that `fit_head` can check its labelled images too.
+        """
+        unlabelled = set(_image_digests(x_unlabelled))
+        shared = [i for i, digest in enumerate(_image_digests(x_labelled)) if digest in unlabelled]
+        if shared:
+            raise ValueError(
+                f"{len(shared)} of the {len(x_labelled)} images of x_labelled (first at index {shared[0]}) are also in "
+                "x_unlabelled: the privacy accounting (parallel composition, epsilon = the worse stream's) needs "
+                "each record in one stream only. Leave the labelled images out of x_unlabelled."
+            )
+        object.__setattr__(self, "_unlabelled_digests", unlabelled)
 
     def _check_data(self, x_labelled, y_labelled, x_unlabelled):
         return self._check_labelled(x_labelled, y_labelled), self._check_images(x_unlabelled, "x_unlabelled",
@@ -631,34 +673,41 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
     def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
         if target_epsilon is None:
             raise ValueError("noise multipliers of None are calibrated in fit, which then needs target_epsilon and delta")
-        if self.prior_ledger.total_steps or self._steps_taken():
-            raise ValueError("noise multipliers can only be calibrated before any DP step (no prior ledger)")
+        if self._steps_taken():
+            raise ValueError("noise multipliers can only be calibrated before this model's first DP step")
         steps = self.planned_dp_steps(epochs)
+        ledger = self.privacy_ledger
 
-        def calibrated(config):
+        def calibrated(name, config):
+            # After what the stream's examples went through already (a prior ledger, `fit_head`'s steps).
             sigma = calibrate_noise_multiplier(target_epsilon=target_epsilon, delta=delta, steps=steps,
-                                               sampling_probability=config.sampling_probability, accountant=accountant)
+                                               sampling_probability=config.sampling_probability, accountant=accountant,
+                                               ledger=ledger.part_ledger(name))
             return DPSGDConfig(l2_norm_clip=config.l2_norm_clip, noise_multiplier=float32_at_least(sigma),
                                num_examples=config.num_examples, expected_batch_size=config.expected_batch_size)
 
         # Parallel composition: each stream may spend the whole budget.
-        self.dp_config = calibrated(self.dp_config)
+        self.dp_config = calibrated("unlabelled", self.dp_config)
         if self.labelled_gradient != "none":
-            self.labelled_config = calibrated(self.labelled_config)
+            self.labelled_config = calibrated("labelled", self.labelled_config)
         self.noise_multiplier_calibrated = True
         self.train_function = None  # a step traced before holds the old sigmas
 
     def fit_head(self, x_labelled, y_labelled, *, epochs, expected_batch_size, l2_norm_clip=None,
                  noise_multiplier=None, target_epsilon=None, delta=None, accountant="pld", optimizer="adam",
-                 sampling_seed=None, noise_seed=None, **kwargs):
+                 sampling_seed=None, **kwargs):
         """Trains D's last layer on the labelled examples with the features frozen (DP-SGD when private).
 
         The features of the labelled images come from the trained D (in inference mode), which is a
         function of the earlier releases only; each (features, label) pair is one private example,
         clipped per example. The head's steps read the labelled stream only, so they go to its part of
-        the `ParallelLedger` (`head_ledger`): with `labelled_gradient="none"` in `fit`, the GAN phase
-        reads no labels, and this is the labelled stream's whole cost. On a fixed, convex problem the
-        labels' budget is not spent chasing features that keep moving.
+        the `ParallelLedger` (`head_ledger`), composed after that stream's earlier events (its GAN
+        releases, earlier `fit_head` phases, the prior ledger): with `labelled_gradient="none"` in `fit`,
+        the GAN phase reads no labels, and this is the labelled stream's whole cost. On a fixed, convex
+        problem the labels' budget is not spent chasing features that keep moving. `x_labelled` must
+        share no image with the unlabelled set `fit` trained on (checked when `fit` ran in this process).
+        The phase's Poisson samples and noise draws take the global positions after this model's steps
+        so far, so they repeat none of the GAN phase's, whatever seeds are given.
 
         Args:
             x_labelled, y_labelled: the N_L labelled images and their labels, as in `fit`.
@@ -669,18 +718,21 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             target_epsilon, delta, accountant: the labelled stream's budget (see `DPModel.fit`).
             optimizer: a Keras optimizer for the head.
             sampling_seed: seed of the Poisson sampling (None: secret).
-            noise_seed: None (secret noise) or a seed, for research only.
             **kwargs: passed to the head's `fit` (e.g. `verbose`).
+
+        The noise is seeded as the model's (its `noise_seed`: secret unless the model was given one),
+        so that the statement's `noise_seeding` covers this phase too.
 
         Returns:
             The `History` of the head's training.
 
         Raises:
-            ValueError: for data or arguments out of range, as `fit` and `DPModel.fit` check them.
+            ValueError: for data or arguments out of range, as `fit` and `DPModel.fit` check them, or
+                labelled images that are also unlabelled ones.
         """
-        from privgan.dp.training import make_private
-
         x_labelled, labels = self._check_labelled(x_labelled, y_labelled)
+        if self.private:
+            self._check_head_images(x_labelled)
         features = np.concatenate([
             keras.ops.convert_to_numpy(self._head_input(x_labelled[i : i + 1024], training=False))
             for i in range(0, len(x_labelled), 1024)])
@@ -690,10 +742,11 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         if not self.private:
             model.compile(optimizer=optimizer, loss=loss)
             return model.fit(features, labels, epochs=epochs, batch_size=max(1, round(expected_batch_size)), **kwargs)
-        private = make_private(
-            model, l2_norm_clip=self.dp_config.l2_norm_clip if l2_norm_clip is None else l2_norm_clip,
+        private = _HeadPhase(
+            model, first_position=self._first_position() + self._steps_taken(),
+            l2_norm_clip=self.dp_config.l2_norm_clip if l2_norm_clip is None else l2_norm_clip,
             noise_multiplier=noise_multiplier, num_examples=len(features), expected_batch_size=expected_batch_size,
-            noise_seed=noise_seed, ledger=self.privacy_ledger.part_ledger("labelled"),
+            noise_seed=self.noise_seed, ledger=self.privacy_ledger.part_ledger("labelled"),
         )
         private.compile(optimizer=optimizer, loss=loss)
         history = private.fit(features, labels, epochs=epochs, target_epsilon=target_epsilon, delta=delta,
@@ -702,7 +755,19 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         head_ledger.record(noise_multiplier=private.dp_config.noise_multiplier,
                            sampling_probability=private.dp_config.sampling_probability, steps=private._steps_taken())
         self.head_ledger = head_ledger
+        self.train_function = None  # a traced GAN step holds the positions from before these steps
+        self.sampling_seed_fixed = bool(self.sampling_seed_fixed) or sampling_seed is not None
         return history
+
+    def _check_head_images(self, x_labelled):
+        unlabelled = getattr(self, "_unlabelled_digests", None)
+        if unlabelled is None:
+            logging.warning("fit_head cannot check that x_labelled shares no image with the unlabelled set (fit did "
+                            "not run in this process): the stated epsilon assumes it does not.")
+            return
+        if any(digest in unlabelled for digest in _image_digests(x_labelled)):
+            raise ValueError("x_labelled shares images with the unlabelled set fit trained on: the privacy "
+                             "accounting (parallel composition) needs each record in one stream only")
 
     # --- statement and persistence ---------------------------------------------------------------
 
@@ -740,6 +805,9 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             }
             for name, config in self._streams().items()
         }
+        if self.labelled_gradient == "none":  # the GAN steps made no labelled release
+            streams["labelled"].update(noise_multiplier=None, sampling_probability=None, expected_batch_size=None)
+        streams["labelled"]["head_phases"] = self.head_ledger.to_dict()["phases"]
         return {
             "epsilon": max(epsilons.values()),
             "delta": delta,
@@ -756,18 +824,21 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                 "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency, for the classifier (the "
                 "discriminator) and everything derived from it, the generator included. The private data are "
                 "the labelled examples, each an (image, label) pair, and the unlabelled images: both labels "
-                "and images are covered. Each discriminator step made two Gaussian releases, one per stream, "
-                "each from its own Poisson sample: the labelled examples' gradients clipped to l2_norm_clip, "
-                "and the unlabelled examples' (gradient, features) pairs clipped to l2_norm_clip together "
-                "(features to feature_l2_norm_clip; the noisy mean features are the generator's "
-                "feature-matching target), each noised with std noise_multiplier * l2_norm_clip of its "
-                "stream. An added or removed example is in one stream only, so its privacy loss is its "
-                "stream's d_steps PoissonSampledDpEvent(sampling_probability, GaussianDpEvent(noise_multiplier)) "
-                "composed with dp-accounting (after any prior ledger), and epsilon is the larger of the two "
-                "streams' (parallel composition). Someone with records in both streams is protected as a "
-                "group of two. The generator read only the discriminator and the released target, so its "
-                "steps cost nothing. The numbers of examples are treated as public. It assumes nothing else "
-                "derived from the private data (hyper-parameters tuned on it, evaluations on it, "
+                "and images are covered. Each discriminator step made a Gaussian release per stream read "
+                "(the labelled one only if the labelled stream's noise_multiplier is not null), each from its "
+                "own Poisson sample: the labelled examples' gradients clipped to l2_norm_clip, and the "
+                "unlabelled examples' (gradient, features) pairs clipped to l2_norm_clip together (features to "
+                "feature_l2_norm_clip; the noisy mean features are the generator's feature-matching target), "
+                "each noised with std noise_multiplier * l2_norm_clip of its stream. The labelled stream's "
+                "head_phases are DP-SGD phases of the last layer on frozen features (fit_head). Each stream's "
+                "epsilon composes, with dp-accounting, its d_steps PoissonSampledDpEvent(sampling_probability, "
+                "GaussianDpEvent(noise_multiplier)), its head phases and any prior ledger; epsilon is the "
+                "larger of the two streams' (parallel composition). That assumes each person's record is in "
+                "one stream only (labelled or unlabelled, decided by the record itself): training refused "
+                "identical images in both sets, but a person with two different records in the two sets "
+                "would lose more than epsilon. The generator read only the discriminator and the released "
+                "target, so its steps cost nothing. The numbers of examples are treated as public. It assumes "
+                "nothing else derived from the private data (hyper-parameters tuned on it, evaluations on it, "
                 "data-derived normalisation) was used or released, that nobody knows the noise (see "
                 "noise_seeding) or the batches (see sampling_seeding), and it ignores floating-point "
                 "effects: the noise's tails are cut at 11.6 standard deviations (privgan.dp.noise)."
@@ -811,6 +882,22 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         config["ledger"] = PrivacyLedger.from_dict(config["ledger"])
         config["head_ledger"] = PrivacyLedger.from_dict(config.get("head_ledger", {"phases": []}))
         return cls(**config)
+
+
+class _HeadPhase(DPModel):
+    """The `DPModel` of `fit_head`: charged after the labelled stream's ledger, at positions after the GAN's.
+
+    Its `ledger` is the labelled stream's (what its examples went through); its Poisson samples and noise
+    draws start at `first_position`, the host's next global position, not at that ledger's end (which,
+    when the GAN phase read no labels, would be the GAN phase's own first positions).
+    """
+
+    def __init__(self, model, *, first_position, **kwargs):
+        super().__init__(model, **kwargs)
+        self._head_first_position = int(first_position)
+
+    def _first_position(self):
+        return self._head_first_position
 
 
 def _with_features(discriminator, feature_layer):

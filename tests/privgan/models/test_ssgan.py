@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import privgan.dp.bookkeeping
+import privgan.models.ssgan
 from privgan.accounting import ParallelLedger, epsilon_of_event, max_steps
 from privgan.dp import NonPrivateLayerError, check_sensitivity, poisson_batches
 from privgan.models import SemiSupervisedGAN
@@ -241,6 +243,19 @@ def test_bad_fit_arguments_give_clear_errors():
         make_gan(private=False).fit(x_labelled, y_labelled, x_unlabelled, target_epsilon=1.0, delta=DELTA)
 
 
+@pytest.mark.parametrize("labelled_gradient", ["all", "none"])
+def test_labelled_images_among_the_unlabelled_ones_are_refused(labelled_gradient):
+    # Parallel composition charges each example one stream; an image in both sets would lose both streams'
+    # composition (more than the stated epsilon), also when the GAN phase reads no labels ("none").
+    x_labelled, y_labelled, x_unlabelled = data()
+    overlapping = np.concatenate([x_unlabelled[:-3], x_labelled[[4, 7, 9]]])
+    gan = make_gan(labelled_gradient=labelled_gradient,
+                   **({"labelled_noise_multiplier": None} if labelled_gradient == "none" else {}))
+    with pytest.raises(ValueError, match=r"3 of the 30 images of x_labelled \(first at index 4\) are also in x_unlabelled"):
+        gan.fit(x_labelled, y_labelled, overlapping, epochs=1, verbose=0)
+    assert int(gan.dp_steps.numpy()) == 0
+
+
 def test_a_head_only_labelled_release_changes_only_the_last_layer():
     gan = make_gan(labelled_gradient="head", unsupervised_weight=0.0, noise_multiplier=0.0,
                    labelled_noise_multiplier=5.0)
@@ -266,8 +281,19 @@ def test_split_trains_the_head_from_the_labelled_release_alone():
     np.testing.assert_array_equal(kernel.numpy(), before)  # no labelled example: the head stays
 
 
-def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tmp_path):
+def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tmp_path, monkeypatch):
     x_labelled, y_labelled, x_unlabelled = data()
+    # Where each phase's Poisson sampling starts (its global position): fit_head's must follow the GAN
+    # steps before it, not restart at the labelled ledger's end (0 here, as the GAN steps read no labels).
+    first_steps = []
+    for module in (privgan.models.ssgan, privgan.dp.bookkeeping):
+        original = module.poisson_batches
+
+        def spy(data, *, original=original, **kwargs):
+            first_steps.append(kwargs["first_step"])
+            return original(data, **kwargs)
+
+        monkeypatch.setattr(module, "poisson_batches", spy)
     keras.utils.set_random_seed(0)
     gan = make_gan(labelled_gradient="none", labelled_noise_multiplier=None, noise_multiplier=2.0)
     gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=1, delta=DELTA, accountant="rdp", verbose=0)
@@ -276,13 +302,24 @@ def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tm
     assert int(gan.noise_stream._draws.numpy()) == 6  # one draw per step: no labelled release
     head_before = [v.numpy().copy() for v in gan.discriminator.layers[-1].trainable_variables]
     body_before = [v.numpy().copy() for v in gan.discriminator.layers[1].trainable_variables]
+    with pytest.raises(ValueError, match="shares images with the unlabelled set"):
+        gan.fit_head(x_unlabelled[:NUM_LABELLED], y_labelled, epochs=1, expected_batch_size=15, noise_multiplier=3.0)
     gan.fit_head(x_labelled, y_labelled, epochs=5, expected_batch_size=15, noise_multiplier=3.0,
-                 optimizer=keras.optimizers.SGD(0.1), verbose=0)
+                 optimizer=keras.optimizers.SGD(0.1), sampling_seed=0, verbose=0)
     assert not np.array_equal(head_before[0], gan.discriminator.layers[-1].kernel.numpy())
     assert all(np.array_equal(b, v.numpy()) for b, v in zip(body_before, gan.discriminator.layers[1].trainable_variables))
     ledger = gan.privacy_ledger
     assert ledger.parts["labelled"].dp_event() == dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(0.5, dp_accounting.GaussianDpEvent(3.0)), 10)
     assert ledger.parts["unlabelled"].total_steps == 6
+    streams = gan.privacy_report(delta=DELTA, accountant="rdp")["streams"]
+    assert streams["labelled"]["noise_multiplier"] is None  # the GAN steps made no labelled release
+    assert streams["labelled"]["head_phases"] == [{"noise_multiplier": 3.0, "sampling_probability": 0.5, "steps": 10}]
+    # Positions: GAN steps 0-5, head steps 6-15, then the GAN continues at 16 (sampling and noise alike).
+    assert int(gan._global_dp_step()) == 16
+    gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=1, delta=DELTA, accountant="rdp", verbose=0)
+    assert first_steps == [0, 0, 6, 16, 16]
+    assert gan.privacy_ledger.parts["unlabelled"].total_steps == 12
+    ledger = gan.privacy_ledger
     gan.save(tmp_path / "ssgan.keras")
     assert keras.models.load_model(tmp_path / "ssgan.keras").privacy_ledger == ledger
