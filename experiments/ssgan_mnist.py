@@ -121,7 +121,8 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
         gan.fit_head(x_labelled, y_labelled, epochs=FLAGS.head_epochs, expected_batch_size=FLAGS.head_batch_size,
                      target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant, sampling_seed=seed,
                      optimizer=keras.optimizers.Adam(FLAGS.head_learning_rate), verbose=0)
-    extra = {"steps": int(gan.dp_steps.numpy()), "feature_probe_test_accuracy": _feature_probe(gan, x_labelled, y_labelled)}
+    extra = {"steps": int(gan.dp_steps.numpy()), "head_steps": gan.head_ledger.total_steps,
+             "feature_probe_test_accuracy": _feature_probe(gan, x_labelled, y_labelled)}
     if private:
         report = gan.privacy_report(delta=FLAGS.delta, accountant=FLAGS.accountant)
         extra.update(epsilon=report["epsilon"], streams=report["streams"])
