@@ -2,7 +2,9 @@
 
 Every epsilon in privgan comes from `dp_accounting`'s RDP or PLD accountant applied to
 `PoissonSampledDpEvent(q, GaussianDpEvent(sigma))` self-composed over the steps taken, composed with
-the events of any other release of the private data recorded in the same `PrivacyLedger`.
+the events of any other release of the private data recorded in the same `PrivacyLedger`. Training
+that reads disjoint parts of the data through separate mechanisms is a `ParallelLedger` of one
+`PrivacyLedger` per part (parallel composition: the worst part's epsilon).
 """
 
 from privgan.accounting.calibration import calibrate_noise_multiplier, max_steps
@@ -10,12 +12,14 @@ from privgan.accounting.callbacks import PrivacyCallback
 from privgan.accounting.events import dp_sgd_event, epsilon, epsilon_of_event
 from privgan.accounting.ledger import DpSgdPhase, PrivacyLedger, ReleasePhase
 from privgan.accounting.logs import install_rdp_convergence_filter
+from privgan.accounting.parallel import ParallelLedger
 from privgan.accounting.statement import privacy_statement
 
 install_rdp_convergence_filter()
 
 __all__ = [
     "DpSgdPhase",
+    "ParallelLedger",
     "PrivacyCallback",
     "PrivacyLedger",
     "ReleasePhase",

@@ -74,17 +74,27 @@ class DPStepBookkeeping:
             shape=(), dtype="int64", initializer=keras.initializers.Constant(-1), trainable=False,
             name="dp_step_limit",
         )
-        # (noise_multiplier, l2_norm_clip, sampling_probability) of the counted steps.
+        # The parameters the counted steps were taken with (`_step_parameters`: noise_multiplier,
+        # l2_norm_clip, sampling_probability, and more for hosts with several private streams).
         self.dp_step_parameters = self.add_weight(
-            shape=(3,), dtype="float64", initializer="zeros", trainable=False, name="dp_step_parameters",
+            shape=(len(self._step_parameters()),), dtype="float64", initializer="zeros", trainable=False,
+            name="dp_step_parameters",
         )
         self.noise_seed = noise_seed
         self.noise_stream = NoiseStream(seed=noise_seed, position=self._global_dp_step)
         self.sampling_seed_fixed = None  # set by `fit`: whether its Poisson batches are reproducible
 
+    def _first_position(self):
+        """The global position of this model's first DP step: after the prior ledger's steps and releases.
+
+        Hosts whose positions are also used by other mechanisms of theirs (another phase they run
+        themselves) override it to start after those too.
+        """
+        return self.prior_ledger.mechanism_runs
+
     def _global_dp_step(self):
         """The position of the next DP step: earlier phases' steps and releases, then this model's."""
-        return tf.convert_to_tensor(self.dp_steps) + self.prior_ledger.mechanism_runs
+        return tf.convert_to_tensor(self.dp_steps) + self._first_position()
 
     def _steps_taken(self):
         """DP steps this model has taken (its counter, not earlier phases in `prior_ledger`)."""
@@ -108,8 +118,13 @@ class DPStepBookkeeping:
         return {"noise_seeding": self.noise_stream.describe(), "sampling_seeding": sampling}
 
     def _step_parameters(self):
+        """The privacy parameters of this model's steps, by name (in a fixed order), as saved with it."""
         config = self.dp_config
-        return np.array([config.noise_multiplier, config.l2_norm_clip, config.sampling_probability])
+        return {
+            "noise_multiplier": config.noise_multiplier,
+            "l2_norm_clip": config.l2_norm_clip,
+            "sampling_probability": config.sampling_probability,
+        }
 
     def load_own_variables(self, store):
         """Loads the saved privacy state, refusing one whose steps were taken with other parameters.
@@ -121,16 +136,17 @@ class DPStepBookkeeping:
         super().load_own_variables(store)
         steps = self._steps_taken()
         saved = keras.ops.convert_to_numpy(self.dp_step_parameters)
-        if steps and not np.allclose(saved, self._step_parameters(), rtol=1e-12, atol=0.0):
-            sigma, clip, q = (float(v) for v in saved)
-            config = self.dp_config
+        current = self._step_parameters()
+        if steps and not np.allclose(saved, list(current.values()), rtol=1e-12, atol=0.0):
+
+            def listed(values):
+                return ", ".join(f"{name}={float(value):.9g}" for name, value in zip(current, values))
+
             raise ValueError(
-                f"the loaded weights record {steps} DP steps taken with noise_multiplier={sigma:.9g}, "
-                f"l2_norm_clip={clip:.9g}, sampling_probability={q:.9g}, but this model has "
-                f"noise_multiplier={config.noise_multiplier:.9g}, l2_norm_clip={config.l2_norm_clip:.9g}, "
-                f"sampling_probability={config.sampling_probability:.9g}: its ledger would charge those "
-                "steps at the wrong values. Build the model with the checkpoint's parameters, or train a "
-                "new phase with ledger=<the checkpoint's ledger>."
+                f"the loaded weights record {steps} DP steps taken with {listed(saved)}, but this model has "
+                f"{listed(current.values())}: its ledger would charge those steps at the wrong values. "
+                "Build the model with the checkpoint's parameters, or train a new phase with "
+                "ledger=<the checkpoint's ledger>."
             )
 
     def _within_budget(self):
@@ -252,17 +268,19 @@ class DPStepBookkeeping:
             raise ValueError("target_epsilon needs delta")
         if not self.noise_multiplier_calibrated:
             self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
-        if delta is None:
+        # A host training without DP on request (`private=False`) has nothing to log or budget.
+        accounted = getattr(self, "private", True)
+        if delta is None and accounted:
             delta = default_delta(self.dp_config.num_examples)
             logging.warning("fit was given no delta: every DP step is charged, and epsilon is logged at "
                             "delta = 1 / N^1.1 = %.3g; pass delta= to choose it.", delta)
         remaining = self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         callbacks = list(callbacks or [])
-        if not any(isinstance(c, PrivacyCallback) for c in callbacks):
+        if accounted and not any(isinstance(c, PrivacyCallback) for c in callbacks):
             callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
-        if kwargs.get("verbose", "auto") != 0:
+        if accounted and kwargs.get("verbose", "auto") != 0:
             print(self._training_plan(epochs, remaining, target_epsilon, delta))
-        self.dp_step_parameters.assign(self._step_parameters())
+        self.dp_step_parameters.assign(list(self._step_parameters().values()))
         self.noise_stream.rekey()
         self.sampling_seed_fixed = sampling_seed is not None
         with strategy.scope():
@@ -276,9 +294,8 @@ class DPStepBookkeeping:
             epochs = min(epochs, -(-train_steps // self.train_steps_per_epoch))  # rounded up
         # The sampler yields no batch beyond the budget: with several replicas this is the limit (the
         # in-step guard cannot wrap the optimizer's cross-replica sum), on one device a second one.
-        dataset = poisson_batches(
-            data, sampling_probability=self.dp_config.sampling_probability, steps=remaining, seed=sampling_seed,
-            first_step=self.prior_ledger.mechanism_runs + self._steps_taken(),
+        dataset = self._sampled_dataset(
+            data, steps=remaining, seed=sampling_seed, first_step=self._first_position() + self._steps_taken(),
             group_size=self.dp_steps_per_train_step if group_batches else None,
         )
         return super().fit(  # keras.Model.fit, next in the host class's MRO
@@ -288,6 +305,27 @@ class DPStepBookkeeping:
             callbacks=callbacks,
             shuffle=False,  # batches are Poisson samples already
             **kwargs,
+        )
+
+    def _sampled_dataset(self, data, *, steps, seed, first_step, group_size):
+        """The Poisson batches a `fit` trains on (see `privgan.dp.poisson_batches`).
+
+        Hosts that sample several private sets per step override it, giving each its own stream.
+        """
+        return poisson_batches(
+            data, sampling_probability=self.dp_config.sampling_probability, steps=steps, seed=seed,
+            first_step=first_step, group_size=group_size,
+        )
+
+    def _max_further_steps(self, *, target_epsilon, delta, accountant):
+        """How many more DP steps keep the whole ledger within `target_epsilon` (see `max_steps`)."""
+        return max_steps(
+            target_epsilon=target_epsilon,
+            delta=delta,
+            noise_multiplier=self.dp_config.noise_multiplier,
+            sampling_probability=self.dp_config.sampling_probability,
+            accountant=accountant,
+            ledger=self.privacy_ledger,
         )
 
     def _training_plan(self, epochs, remaining, target_epsilon, delta):
@@ -328,14 +366,7 @@ class DPStepBookkeeping:
         if target_epsilon is None:
             self.dp_step_limit.assign(-1)
             return None
-        remaining = max_steps(
-            target_epsilon=target_epsilon,
-            delta=delta,
-            noise_multiplier=self.dp_config.noise_multiplier,
-            sampling_probability=self.dp_config.sampling_probability,
-            accountant=accountant,
-            ledger=self.privacy_ledger,
-        )
+        remaining = self._max_further_steps(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         # The sampler yields whole train steps only; a limit between two would never be reached, and
         # `PrivacyCallback`, which stops `fit` at the limit, would let Keras restart the exhausted
         # sampler, i.e. repeat its batches.

@@ -5,10 +5,14 @@ counter's top bits name the stream, so the Poisson sampling, the DP noise and Ke
 `SeedGenerator`s (initialisation, latents) can never feed the same input to the generator, whatever
 seeds a user passes (the same number for all of them included):
 
-    counter = SAMPLING_DOMAIN | step                                       Poisson sampling of a step
+    counter = SAMPLING_DOMAIN | stream << STREAM_SHIFT | step             Poisson sampling of a step
     counter = NOISE_DOMAIN | position << DRAW_BITS | draw mod 2**DRAW_BITS DP noise (`NoiseStream`)
     the same | EXTENSION_BIT                                               the noise's rare tail words
     counter < 2**61                                                        Keras SeedGenerators
+
+`stream` tells apart the samplers of a model that samples several private sets in one step (such as
+the labelled and the unlabelled examples of a semi-supervised GAN): with the same seed and step they
+still draw from different Philox inputs, so their samples are independent.
 
 A `NoiseStream`'s key is 64 bits from the operating system's entropy (`secrets`) unless a seed is
 given explicitly: no global seed (`keras.utils.set_random_seed`, numpy, Python's `random`) reaches it,
@@ -34,6 +38,10 @@ import secrets
 import tensorflow as tf
 
 SAMPLING_DOMAIN = 1 << 61
+# Sampling streams sit above the step in the sampling counter: steps below 2^48, streams below 2^13.
+STREAM_SHIFT = 48
+MAX_SAMPLING_STEP = (1 << STREAM_SHIFT) - 1
+MAX_SAMPLING_STREAM = (1 << (61 - STREAM_SHIFT)) - 1
 NOISE_DOMAIN = 1 << 62
 # Set (with NOISE_DOMAIN) in the counter of the rare extra words of a noise draw's tails.
 EXTENSION_BIT = 1 << 61
@@ -74,9 +82,24 @@ def _check_seed(seed, name):
     return seed - (1 << 64) if seed >= (1 << 63) else seed
 
 
-def sampling_seed_pair(seed, step):
-    """The stateless seed of step `step`'s Poisson sample (an int64 tensor of shape (2,))."""
-    return tf.stack([tf.constant(seed, tf.int64), tf.bitwise.bitwise_or(tf.cast(step, tf.int64), SAMPLING_DOMAIN)])
+def check_sampling_stream(stream):
+    """Returns `stream` if it is an integer in [0, 2^13); raises a ValueError otherwise."""
+    if isinstance(stream, bool) or not isinstance(stream, int) or not 0 <= stream <= MAX_SAMPLING_STREAM:
+        raise ValueError(f"stream must be an integer in [0, {MAX_SAMPLING_STREAM}], got {stream!r}")
+    return stream
+
+
+def sampling_seed_pair(seed, step, stream=0):
+    """The stateless seed of step `step`'s Poisson sample in sampling stream `stream` (int64, shape (2,)).
+
+    `step` must be below 2^48 and `stream` (a Python int) in [0, 2^13): the three fields of the counter
+    then never overlap.
+    """
+    stream = check_sampling_stream(stream)
+    step = tf.cast(step, tf.int64)
+    tf.debugging.assert_less_equal(step, tf.constant(MAX_SAMPLING_STEP, tf.int64), message="sampling step out of range")
+    counter = tf.bitwise.bitwise_or(step, SAMPLING_DOMAIN | (stream << STREAM_SHIFT))
+    return tf.stack([tf.constant(seed, tf.int64), counter])
 
 
 class NoiseStream:

@@ -7,7 +7,7 @@ be 0); the DP mechanism divides by the expected size q * N, never by the realise
 import numpy as np
 import tensorflow as tf
 
-from privgan.dp.noise import secret_int64, sampling_seed_pair
+from privgan.dp.noise import check_sampling_stream, sampling_seed_pair, secret_int64
 
 
 def _num_examples(data):
@@ -17,11 +17,13 @@ def _num_examples(data):
     return sizes.pop()
 
 
-def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_step=0, group_size=None):
+def poisson_batches(
+    data, *, sampling_probability, steps=None, seed=None, first_step=0, group_size=None, stream=0
+):
     """A `tf.data.Dataset` of Poisson-sampled batches of `data`.
 
-    Batch t keeps example i iff u_{t,i} < q, with u drawn by a stateless generator from `(seed, t)` in
-    the sampling stream (`privgan.dp.noise`: it never shares a generator input with the DP noise or
+    Batch t keeps example i iff u_{t,i} < q, with u drawn by a stateless generator from `(seed, stream, t)` in
+    the sampling domain (`privgan.dp.noise`: it never shares a generator input with the DP noise or
     Keras' seed generators), so a seed reproduces the exact sequence of batches. The accountant's
     amplification by sampling assumes that an adversary does not know which examples were sampled:
     a published sampling seed gives that away. With `group_size` k, each element is a tuple of k
@@ -39,6 +41,9 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_
             continue from its step count: restarting at 0 would repeat earlier batches, and the
             accountant assumes every step's sample is fresh.
         group_size: None (elements are batches) or k >= 1 (elements are tuples of k batches).
+        stream: which sampling stream, an integer in [0, 2^13): samplers of different private sets used
+            in the same steps (e.g. labelled and unlabelled examples) need different streams, or with
+            one seed they would draw the same uniforms and their samples would be correlated.
 
     Returns:
         A dataset whose elements have the structure of `data` (or are tuples of `group_size` of them) with
@@ -46,7 +51,7 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_
 
     Raises:
         ValueError: if q is outside (0, 1], `steps` or `first_step` is negative, `group_size` is not an
-            integer >= 1, or the arrays' lengths differ.
+            integer >= 1, `stream` is out of range, or the arrays' lengths differ.
     """
     if not 0 < sampling_probability <= 1:
         raise ValueError(f"sampling_probability must be in (0, 1], got {sampling_probability}")
@@ -56,6 +61,7 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_
         raise ValueError(f"first_step must be >= 0, got {first_step}")
     if group_size is not None and (int(group_size) != group_size or group_size < 1):
         raise ValueError(f"group_size must be None or an integer >= 1, got {group_size}")
+    check_sampling_stream(stream)
     num_examples = _num_examples(data)
     if seed is None:
         seed = secret_int64()
@@ -63,7 +69,7 @@ def poisson_batches(data, *, sampling_probability, steps=None, seed=None, first_
     q = tf.constant(sampling_probability, tf.float64)
 
     def sample(step):
-        uniforms = tf.random.stateless_uniform([num_examples], seed=sampling_seed_pair(seed, step), dtype=tf.float64)
+        uniforms = tf.random.stateless_uniform([num_examples], seed=sampling_seed_pair(seed, step, stream), dtype=tf.float64)
         indices = tf.where(uniforms < q)[:, 0]
         return tf.nest.map_structure(lambda t: tf.gather(t, indices), tensors)
 

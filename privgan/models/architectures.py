@@ -111,7 +111,7 @@ def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, n
     return keras.Model(_outputs(inputs), images, name="dcgan_generator")
 
 
-def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=False):
+def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=False, num_logits=1):
     """A DCGAN-style discriminator (no normalisation) for 28x28xC or 32x32xC images, one logit out.
 
     Stride-2 4x4 convolutions with width, 2 x width (and 4 x width for 32x32) filters and LeakyReLU(0.2),
@@ -125,9 +125,12 @@ def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=F
         num_classes: None, or the number of classes of the labels it receives.
         width: filters of the first convolution, >= 1.
         projection: add the projection term (conditional only).
+        num_logits: outputs of the last Dense layer, >= 1: 1 for a GAN, K for the K-class discriminator
+            of a semi-supervised GAN (`privgan.models.SemiSupervisedGAN`).
 
     Returns:
-        A Keras model `images -> logits (batch, 1)` (or `[images, labels] -> logits`).
+        A Keras model `images -> logits (batch, num_logits)` (or `[images, labels] -> logits`); the
+        flattened features before the logits come from the layer named "features".
 
     Raises:
         ValueError: for an unsupported image shape or an out-of-range argument.
@@ -135,8 +138,9 @@ def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=F
     _check_conv_image_shape(image_shape)
     _check_num_classes(num_classes)
     _check_positive_int(width, name="width")
-    if projection and num_classes is None:
-        raise ValueError("projection=True needs num_classes (it projects on an embedding of the label)")
+    _check_positive_int(num_logits, name="num_logits")
+    if projection and (num_classes is None or num_logits != 1):
+        raise ValueError("projection=True needs num_classes and num_logits=1 (it projects on an embedding of the label)")
     side = image_shape[0]
     images = keras.Input(shape=tuple(image_shape), name="images")
     inputs, h = [images], images
@@ -150,8 +154,8 @@ def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=F
     for i in range(downsamplings):
         h = keras.layers.Conv2D(width * 2**i, 4, strides=2, padding="same")(h)
         h = keras.layers.LeakyReLU(0.2)(h)
-    features = keras.layers.Flatten()(h)
-    logits = keras.layers.Dense(1)(features)
+    features = keras.layers.Flatten(name="features")(h)
+    logits = keras.layers.Dense(num_logits)(features)
     if projection:
         # An Embedding (not a Dense on one-hot labels) so that per-example clipping has a closed-form rule.
         label_vector = keras.layers.Embedding(num_classes, features.shape[-1], name="label_projection")(inputs[1])
@@ -188,30 +192,50 @@ def mlp_generator(*, output_shape, latent_dim=32, num_classes=None, hidden=(128,
     return keras.Model(_outputs(inputs), keras.layers.Reshape(tuple(output_shape))(h), name="mlp_generator")
 
 
-def mlp_discriminator(*, input_shape, num_classes=None, hidden=(128, 128)):
+def mlp_discriminator(*, input_shape, num_classes=None, hidden=(128, 128), num_logits=1, input_noise=0.0,
+                      hidden_noise=0.0):
     """An MLP discriminator (LeakyReLU, no normalisation) for small or flat data, one logit out.
+
+    With `input_noise` / `hidden_noise`, Gaussian noise is added (in training only) to the input and to
+    every hidden layer's output, the regularisation of Salimans et al.'s (2016) semi-supervised MNIST
+    discriminator. The noise is drawn independently for every entry, from a seed generator and not
+    from the data, so each example's loss still depends on that example alone.
 
     Args:
         input_shape: shape of one example, e.g. (8, 8, 1) or (64,).
         num_classes: None, or the number of classes of the labels it receives (embedded and
             concatenated to the flattened example).
         hidden: widths of the hidden layers.
+        num_logits: outputs of the last Dense layer, >= 1: 1 for a GAN, K for the K-class discriminator
+            of a semi-supervised GAN (`privgan.models.SemiSupervisedGAN`).
+        input_noise: standard deviation of the Gaussian noise on the input, >= 0.
+        hidden_noise: standard deviation of the Gaussian noise on each hidden layer's output, >= 0.
 
     Returns:
-        A Keras model `examples -> logits (batch, 1)` (or `[examples, labels] -> logits`).
+        A Keras model `examples -> logits (batch, num_logits)` (or `[examples, labels] -> logits`); its
+        last hidden layer (the LeakyReLU before the logits) is named "features".
 
     Raises:
         ValueError: for an out-of-range argument.
     """
     _check_num_classes(num_classes)
+    _check_positive_int(num_logits, name="num_logits")
+    for name, value in (("input_noise", input_noise), ("hidden_noise", hidden_noise)):
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
     examples = keras.Input(shape=tuple(input_shape), name="examples")
     inputs, h = [examples], keras.layers.Flatten()(examples)
+    if input_noise:
+        h = keras.layers.GaussianNoise(input_noise)(h)
     if num_classes is not None:
         labels = _label_input()
         inputs.append(labels)
         embedded = keras.layers.Embedding(num_classes, 16, name="label_embedding")(labels)
         h = keras.layers.Concatenate()([h, embedded])
-    for units in hidden:
+    for index, units in enumerate(hidden):
         _check_positive_int(units, name="hidden units")
-        h = keras.layers.LeakyReLU(0.2)(keras.layers.Dense(units)(h))
-    return keras.Model(_outputs(inputs), keras.layers.Dense(1)(h), name="mlp_discriminator")
+        last = index == len(hidden) - 1
+        h = keras.layers.LeakyReLU(0.2, name="features" if last else None)(keras.layers.Dense(units)(h))
+        if hidden_noise:
+            h = keras.layers.GaussianNoise(hidden_noise)(h)
+    return keras.Model(_outputs(inputs), keras.layers.Dense(num_logits)(h), name="mlp_discriminator")

@@ -68,3 +68,18 @@ def test_bad_arguments(kwargs, message):
 def test_arrays_of_different_lengths_refused():
     with pytest.raises(ValueError, match="same number of rows"):
         poisson_batches((np.arange(5), np.arange(6)), sampling_probability=0.5)
+
+
+def test_sampling_streams_are_independent_and_stream_zero_is_the_default():
+    from privgan.dp.noise import sampling_seed_pair
+
+    data = np.arange(64)
+    default = [b.numpy() for b in poisson_batches(data, sampling_probability=0.5, steps=5, seed=3)]
+    zero = [b.numpy() for b in poisson_batches(data, sampling_probability=0.5, steps=5, seed=3, stream=0)]
+    other = [b.numpy() for b in poisson_batches(data, sampling_probability=0.5, steps=5, seed=3, stream=1)]
+    assert all(np.array_equal(a, b) for a, b in zip(default, zero))
+    assert not any(np.array_equal(a, b) for a, b in zip(zero, other))
+    pairs = {tuple(sampling_seed_pair(3, step, stream).numpy()) for step in range(50) for stream in (0, 1, 2)}
+    assert len(pairs) == 150
+    with pytest.raises(ValueError, match=r"stream must be an integer in \[0, 8191\], got -1"):
+        poisson_batches(data, sampling_probability=0.5, stream=-1)
