@@ -6,7 +6,8 @@ counter's top bits name the stream, so the Poisson sampling, the DP noise and Ke
 seeds a user passes (the same number for all of them included):
 
     counter = SAMPLING_DOMAIN | step                                       Poisson sampling of a step
-    counter = NOISE_DOMAIN | position << DRAW_BITS | draw mod 2**DRAW_BITS DP noise (`NoiseStream`)
+    counter = NOISE_DOMAIN | position << DRAW_BITS | draw mod 2**DRAW_BITS DP noise (`NoiseStream`; draw
+                                                                           counts the draws at a position)
     the same | EXTENSION_BIT                                               the noise's rare tail words
     counter < 2**61                                                        Keras SeedGenerators
 
@@ -82,10 +83,12 @@ def sampling_seed_pair(seed, step):
 class NoiseStream:
     """The source of one model's (or one user's) DP noise: secret by default, never drawn twice.
 
-    Each draw gets its own Philox input `[key, NOISE_DOMAIN | position << DRAW_BITS | draw]`. `draw`
-    counts this object's draws; `position` is 0, or, for a model, its global DP step (the steps and
-    releases of earlier phases in its ledger plus its own saved step counter), so that a model
-    resumed from a checkpoint or continuing another's ledger moves on to positions never used before.
+    Each draw gets its own Philox input `[key, NOISE_DOMAIN | position << DRAW_BITS | draw]`. Without
+    `position`, `draw` counts this object's draws. With it (a model's global DP step: the steps and
+    releases of earlier phases in its ledger plus its own saved step counter), `draw` counts the draws
+    at the current position (0 for a step's first), so that a model resumed from a checkpoint or
+    continuing another's ledger moves on to positions never used before, and a reproducible stream
+    gives a resumed job, in a new process, the same noise as the uninterrupted one.
 
     Args:
         seed: None (a secret key of 64 bits from the operating system, redrawn by `rekey`) or an
@@ -105,29 +108,38 @@ class NoiseStream:
         # reaches a checkpoint. init_scope lifts their creation out of any tf.function being traced.
         with tf.init_scope():
             self._key = tf.Variable(key, dtype=tf.int64, trainable=False, name="noise_key")
-            self._draws = tf.Variable(
-                0, dtype=tf.int64, trainable=False, name="noise_draws",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
+            # Under a distribution strategy every replica draws the same (only the first adds it).
+            first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+            self._draws = tf.Variable(0, dtype=tf.int64, trainable=False, name="noise_draws", aggregation=first)
+            self._last_position = tf.Variable(-1, dtype=tf.int64, trainable=False, name="noise_last_position",
+                                              aggregation=first)
 
-    def rekey(self):
-        """Draws a fresh secret key (a no-op for a reproducible stream).
+    def rekey(self, key=None):
+        """Draws a fresh secret key, or takes `key` (a no-op for a reproducible stream).
 
         Models call it at the start of every `fit`, so that even a rolled-back step counter (weights
         of an earlier checkpoint loaded into the same model) never meets an old key again.
+
+        Args:
+            key: None (64 bits of operating-system entropy), or a secret key another process drew that
+                way: the workers of a multi-worker fit all take the chief's, sent over the strategy's
+                collectives (`privgan.dp.distribution`), never through a file or a log.
         """
         if not self.reproducible:
-            self._key.assign(secret_int64())
+            self._key.assign(secret_int64() if key is None else _check_seed(key, "noise key"))
 
     def next_seed(self):
         """The stateless seed of the next draw (an int64 tensor of shape (2,)); advances the stream."""
-        draw = self._draws.assign_add(1) - 1
         if self._position is None:
-            counter = draw
+            counter = self._draws.assign_add(1) - 1
         else:
             position = tf.cast(self._position(), tf.int64)
             tf.debugging.assert_less_equal(position, tf.constant(MAX_POSITION, tf.int64),
                                            message="noise stream position out of range")
+            # The draw's index at this position: 0 at a position the stream has not drawn at just before.
+            draw = tf.where(tf.equal(position, self._last_position), self._draws + 1, tf.zeros_like(position))
+            self._last_position.assign(position)
+            self._draws.assign(draw)
             counter = tf.bitwise.bitwise_or(
                 tf.bitwise.left_shift(position, DRAW_BITS),
                 tf.bitwise.bitwise_and(draw, (1 << DRAW_BITS) - 1),
