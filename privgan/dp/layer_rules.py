@@ -71,10 +71,15 @@ def _as_sequences(tensors):
 def keep_rows(tensor, factors):
     """`tensor` with the rows of dropped examples (clip factor 0) set to 0, whatever they held.
 
-    Multiplying by the factor is not enough: 0 * NaN and 0 * inf are NaN.
+    Multiplying by the factor is not enough: 0 * NaN and 0 * inf are NaN. Only a non-finite example has
+    the factor 0, so the pass over the tensor is made only in a step that dropped one.
     """
-    kept = tf.reshape(factors > 0, [-1] + [1] * (tensor.shape.rank - 1))
-    return tf.where(kept, tensor, tf.zeros_like(tensor))
+
+    def dropped():
+        kept = tf.reshape(factors > 0, [-1] + [1] * (tensor.shape.rank - 1))
+        return tf.where(kept, tensor, tf.zeros_like(tensor))
+
+    return tf.cond(tf.reduce_all(factors > 0), lambda: tf.identity(tensor), dropped)
 
 
 def _scale(g, factors):

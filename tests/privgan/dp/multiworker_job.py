@@ -113,6 +113,7 @@ def run_fits(strategy, index, output):
     numbers["dp_steps"] = model._steps_taken()
     numbers["ledger"] = model.privacy_ledger.to_dict()
     arrays.update({f"dp_model_{i}": w for i, w in enumerate(model.model.get_weights())})
+    numbers["evaluate"] = model.evaluate(*data(), batch_size=16, verbose=0, return_dict=True)
 
     with strategy.scope():  # secret noise: the chief's fresh key on every worker
         budgeted = dp_model(noise_seed=None, steps_per_execution=3)

@@ -125,6 +125,8 @@ def test_dp_fit_on_two_workers_equals_one_process(fits):
         assert numbers["dp_steps"] == single._steps_taken() == 16
         assert numbers["ledger"] == single.privacy_ledger.to_dict()
         _assert_weights_equal(_weights(arrays, "dp_model"), single.model.get_weights())
+        evaluated = single.evaluate(*job.data(), batch_size=16, verbose=0, return_dict=True)
+        assert numbers["evaluate"] == pytest.approx(evaluated, rel=1e-4)
 
 
 def test_dpgan_on_two_workers_equals_one_process(fits):
