@@ -19,6 +19,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["privgan", "privgan.*", "fairness", "fairness.*"]),
+    # The console entry points: outside `privgan`, so that they run before TensorFlow is imported.
+    py_modules=["privgan_commands"],
     install_requires=[
         "tensorflow>=2.16,<3",
         "keras>=3.0,<4",
@@ -37,9 +39,9 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "privgan-budget=privgan.cli.budget:run",
-            "privgan-demo=privgan.cli.demo:run",
-            "privgan-synthesize=privgan.cli.synthesize:run",
+            "privgan-budget=privgan_commands:budget",
+            "privgan-demo=privgan_commands:demo",
+            "privgan-synthesize=privgan_commands:synthesize",
         ],
     },
     classifiers=[

@@ -129,3 +129,66 @@ def make_biased_toy(n_samples=2000, *, bias=1.0, merit_noise=0.8, proxy_noise=0.
         sensitive=pd.DataFrame({"group": group}),
         feature_names=("merit", "group_proxy", "noise"),
     )
+
+
+def load_csv_table(path, *, label, positive_label, sensitive, test_fraction=0.3, random_state=0, drop=()):
+    """Any CSV table as train and test `FairnessDataset`s, the sensitive column kept out of the features.
+
+    Non-numeric columns are one-hot encoded (categories from the whole file: they are public column
+    values, not statistics); numeric columns are standardised with the training split's mean and standard
+    deviation. The split is stratified by label and sensitive group.
+
+    Args:
+        path: the CSV file (first line: column names).
+        label: name of the label column.
+        positive_label: the label value that counts as positive (compared as a string).
+        sensitive: name of the sensitive column.
+        test_fraction: share of the rows in the test split, in (0, 1).
+        random_state: seed of the split.
+        drop: further columns to leave out of the features (an index column, ...).
+
+    Returns:
+        `(train, test)` FairnessDatasets whose `sensitive` has the one column `sensitive` (as strings).
+
+    Raises:
+        ValueError: if a named column is missing, the label has no row equal to `positive_label`, or
+            `test_fraction` is out of range.
+    """
+    from sklearn.model_selection import train_test_split
+
+    frame = pd.read_csv(path)
+    for name, column in (("label", label), ("sensitive", sensitive), *(("drop", column) for column in drop)):
+        if column not in frame.columns:
+            raise ValueError(f"{name} column {column!r} is not in {path}; columns: {list(frame.columns)}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    labels = frame[label].astype(str).eq(str(positive_label)).to_numpy(dtype=np.int64)
+    if not labels.any():
+        raise ValueError(f"no row of {label!r} equals positive_label {positive_label!r}")
+    groups = frame[sensitive].astype(str)
+    features = frame.drop(columns=[label, sensitive, *drop])
+    numeric = [column for column in features.columns if pd.api.types.is_numeric_dtype(features[column])]
+    categorical = [column for column in features.columns if column not in numeric]
+    encoded = pd.concat(
+        [features[numeric].astype(np.float64), pd.get_dummies(features[categorical].astype(str), prefix_sep="=")],
+        axis=1,
+    )
+    train_rows, test_rows = train_test_split(
+        np.arange(len(frame)),
+        test_size=test_fraction,
+        stratify=groups.to_numpy() + "|" + labels.astype(str),
+        random_state=random_state,
+    )
+    mean = encoded.iloc[train_rows][numeric].mean()
+    std = encoded.iloc[train_rows][numeric].std().replace(0.0, 1.0)
+    encoded[numeric] = (encoded[numeric] - mean) / std
+
+    def subset(rows):
+        return FairnessDataset(
+            features=encoded.iloc[rows].to_numpy(dtype=np.float32),
+            labels=labels[rows],
+            sensitive=pd.DataFrame({sensitive: groups.iloc[rows].to_numpy()}),
+            feature_names=tuple(encoded.columns),
+        )
+
+    return subset(train_rows), subset(test_rows)

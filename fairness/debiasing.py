@@ -7,6 +7,7 @@ against it (`fairness.adversarial.projected_gradients`).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -24,6 +25,20 @@ from fairness.adversarial import (
     validate_fit_inputs,
     validate_predict_inputs,
 )
+from fairness.tolerance import (
+    AdversaryWeightController,
+    carve_validation,
+    check_tolerance,
+    check_standardize,
+    check_validation_fraction,
+    group_rate_gap,
+    standardization,
+)
+
+
+# The adversary used with a tolerance when none is given: see AdversarialDebiasing._adversary_setting.
+TOLERANCE_ADVERSARY_HIDDEN_UNITS = (16,)
+TOLERANCE_ADVERSARY_SPEED_UP = 10.0
 
 
 class ProjectedDebiasingModel(keras.Model):
@@ -129,16 +144,36 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
     training an unconstrained model. With metadata routing enabled, `set_fit_request(sensitive_features=True)`
     lets pipelines and searches pass the sensitive features to `fit`.
 
+    **Stating the constraint instead of alpha.** With `tolerance` set, `fit` holds out `validation_fraction`
+    of the training rows (stratified by group and label), trains on the rest, and adapts alpha during
+    training so that the constraint's gap on the held-out rows (demographic-parity, equalized-odds or
+    equal-opportunity difference of the hard predictions, as fairlearn defines them) is at most
+    `tolerance`: a dual update on log alpha every quarter epoch, and the most accurate candidate that meets
+    the tolerance is kept (`fairness.tolerance`). `adversary_weight` is then only alpha's starting value, and
+    the adversary defaults to a 16-unit hidden layer trained ten times faster than the predictor, which
+    follows a changing alpha without the oscillation of the paper's linear one. The features are
+    standardised inside the estimator (`standardize`), so the same tolerance works whatever their scale.
+    Without `tolerance` the estimator trains with the fixed alpha on all rows, as before.
+
     Args:
         constraint: "demographic_parity", "equalized_odds" or "equal_opportunity" (binary labels; the
             adversary only learns from positive examples).
-        adversary_weight: alpha, the weight of the term that moves the predictor against the adversary.
+        adversary_weight: alpha, the weight of the term that moves the predictor against the adversary (with
+            `tolerance`: its starting value).
+        tolerance: None, or the largest acceptable gap of the constraint on the validation split, in (0, 1].
+        validation_fraction: share of the training rows held out when `tolerance` is set, in [0.05, 0.5].
+        standardize: whether to standardise the features with the mean and standard deviation of the rows
+            trained on; None means "only when `tolerance` is set".
         debias: False trains the predictor alone (sensitive features ignored).
         hidden_units: hidden layer sizes of the predictor.
-        adversary_hidden_units: hidden layer sizes of the adversary (() is the paper's linear adversary).
+        adversary_hidden_units: hidden layer sizes of the adversary (() is the paper's linear adversary);
+            None: `()` without `tolerance`, `TOLERANCE_ADVERSARY_HIDDEN_UNITS` with it.
         epochs: passes over the training data.
         batch_size: examples per step.
-        learning_rate: Adam learning rate of the predictor and of the adversary.
+        learning_rate: Adam learning rate of the predictor (and of the adversary, unless
+            `adversary_learning_rate` is given).
+        adversary_learning_rate: Adam learning rate of the adversary; None: `learning_rate` without
+            `tolerance`, `TOLERANCE_ADVERSARY_SPEED_UP * learning_rate` with it.
         random_state: int, RandomState or None; seeds Keras (initialisation and shuffling) in `fit`.
         verbose: Keras `fit` verbosity.
         run_eagerly: train without compiling the train step (Keras `compile(run_eagerly=...)`): slower per
@@ -151,6 +186,13 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
         predictor_: the fitted Keras predictor (features -> class logits).
         adversary_: the fitted Keras adversary (debias=True only).
         history_: the Keras training history (`dict` of per-epoch losses).
+        adversary_weight_: the alpha the returned predictor was trained with (with `tolerance`: alpha when the
+            kept candidate was taken; without adversary: 0).
+        constraint_violation_: the constraint's gap of the returned predictor on the validation split
+            (None without `tolerance`: no rows were held out).
+        adaptation_history_: with `tolerance`, one dict per evaluation (step, weight, violation, score =
+            validation accuracy); otherwise empty.
+        feature_mean_, feature_scale_: the standardisation applied to X (None when `standardize` is off).
     """
 
     def __init__(
@@ -158,24 +200,32 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
         *,
         constraint="demographic_parity",
         adversary_weight=0.1,
+        tolerance=None,
+        validation_fraction=0.2,
+        standardize=None,
         debias=True,
         hidden_units=(64,),
-        adversary_hidden_units=(),
+        adversary_hidden_units=None,
         epochs=50,
         batch_size=128,
         learning_rate=1e-3,
+        adversary_learning_rate=None,
         random_state=None,
         verbose=0,
         run_eagerly=False,
     ):
         self.constraint = constraint
         self.adversary_weight = adversary_weight
+        self.tolerance = tolerance
+        self.validation_fraction = validation_fraction
+        self.standardize = standardize
         self.debias = debias
         self.hidden_units = hidden_units
         self.adversary_hidden_units = adversary_hidden_units
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.adversary_learning_rate = adversary_learning_rate
         self.random_state = random_state
         self.verbose = verbose
         self.run_eagerly = run_eagerly
@@ -203,6 +253,13 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
         )
+        if self.adversary_learning_rate is not None and not self.adversary_learning_rate > 0:
+            raise ValueError(f"adversary_learning_rate must be None or > 0, got {self.adversary_learning_rate}")
+        tolerance = check_tolerance(self.tolerance)
+        check_validation_fraction(self.validation_fraction)
+        check_standardize(self.standardize)
+        if tolerance is not None and not self.debias:
+            raise ValueError("tolerance needs debias=True: without the adversary nothing can meet it")
         X, labels = validate_fit_inputs(self, X, y)
         if self.debias and sensitive_features is None:
             raise ValueError(
@@ -212,6 +269,18 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
         for stale in ("adversary_", "groups_"):  # left by an earlier fit with debias=True
             self.__dict__.pop(stale, None)
         seed = seed_keras(self.random_state)
+        if self.debias:
+            groups, self.groups_ = encode_groups(sensitive_features, n_samples=len(X))
+        fit_rows = validation_rows = None
+        if tolerance is not None:
+            fit_rows, validation_rows = carve_validation(
+                groups, labels, fraction=self.validation_fraction, seed=seed
+            )
+        self.feature_mean_, self.feature_scale_ = standardization(
+            X, tolerance=tolerance, standardize=self.standardize, rows=fit_rows
+        )
+        if self.feature_mean_ is not None:
+            X = (X - self.feature_mean_) / self.feature_scale_
         self.predictor_ = build_mlp(
             X.shape[1],
             hidden_units=self.hidden_units,
@@ -219,8 +288,11 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
             seed=seed,
             name="predictor",
         )
+        self.adversary_weight_ = float(self.adversary_weight) if self.debias else 0.0
+        self.constraint_violation_ = None
+        self.adaptation_history_ = []
         if self.debias:
-            history = self._fit_adversarially(X, labels, sensitive_features, seed)
+            history = self._fit_adversarially(X, labels, groups, seed, fit_rows, validation_rows)
         else:
             self.predictor_.compile(
                 optimizer=keras.optimizers.Adam(self.learning_rate),
@@ -233,15 +305,14 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
         self.history_ = history.history
         return self
 
-    def _fit_adversarially(self, X, labels, sensitive_features, seed):
-        groups, self.groups_ = encode_groups(sensitive_features, n_samples=len(X))
+    def _fit_adversarially(self, X, labels, groups, seed, fit_rows, validation_rows):
         weights = adversary_sample_weights(groups, labels, constraint=self.constraint)
         n_classes = len(self.classes_)
         conditional = self.constraint != "demographic_parity"
         adversary_input_dim = n_classes * (1 + n_classes) if conditional else n_classes
         self.adversary_ = build_mlp(
             adversary_input_dim,
-            hidden_units=self.adversary_hidden_units,
+            hidden_units=self._adversary_setting("hidden_units"),
             output_dim=len(self.groups_),
             seed=seed + 1000,
             name="adversary",
@@ -249,14 +320,68 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
         model = ProjectedDebiasingModel(self.predictor_, self.adversary_, constraint=self.constraint)
         model.compile(
             predictor_optimizer=keras.optimizers.Adam(self.learning_rate),
-            adversary_optimizer=keras.optimizers.Adam(self.learning_rate),
+            adversary_optimizer=keras.optimizers.Adam(self._adversary_setting("learning_rate")),
             adversary_weight=self.adversary_weight,
             run_eagerly=self.run_eagerly,
         )
-        return model.fit(
-            X, (labels, groups, weights), epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose
+        if fit_rows is None:
+            return model.fit(
+                X, (labels, groups, weights), epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose
+            )
+        # The adversary's weights are recomputed on the rows it trains on, so every cell still counts equally.
+        fit_weights = adversary_sample_weights(groups[fit_rows], labels[fit_rows], constraint=self.constraint)
+        validation_X, validation_labels = X[validation_rows], labels[validation_rows]
+        validation_groups = groups[validation_rows]
+
+        def measure():
+            logits = self.predictor_(validation_X, training=False)
+            predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=1)
+            violation, error = group_rate_gap(
+                validation_labels,
+                predicted,
+                validation_groups,
+                constraint=self.constraint,
+                n_classes=n_classes,
+                with_error=True,
+            )
+            return violation, float(np.mean(predicted == validation_labels)), error
+
+        controller = AdversaryWeightController(
+            weight=model.adversary_weight,
+            measure=measure,
+            tolerance=self.tolerance,
+            models=[self.predictor_, self.adversary_],
+            description=f"{self.constraint} difference",
         )
+        history = model.fit(
+            X[fit_rows],
+            (labels[fit_rows], groups[fit_rows], fit_weights),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            callbacks=[controller],
+        )
+        self.adversary_weight_ = controller.selected["weight"]
+        self.constraint_violation_ = controller.selected["violation"]
+        self.adaptation_history_ = controller.history
+        return history
+
+    def _adversary_setting(self, name):
+        # An adversary weight that changes during training needs an adversary that keeps up: with the
+        # linear adversary at the predictor's pace, the game oscillated (the gap flipped sign as alpha rose)
+        # and no alpha met the tolerance on our generated table; a 16-unit adversary ten times faster
+        # followed smoothly. Fixed-alpha fits keep the paper's linear adversary.
+        adapting = self.tolerance is not None
+        if name == "hidden_units":
+            if self.adversary_hidden_units is not None:
+                return self.adversary_hidden_units
+            return TOLERANCE_ADVERSARY_HIDDEN_UNITS if adapting else ()
+        if self.adversary_learning_rate is not None:
+            return self.adversary_learning_rate
+        return self.learning_rate * (TOLERANCE_ADVERSARY_SPEED_UP if adapting else 1.0)
 
     def _logits(self, X):
         X = validate_predict_inputs(self, X)  # first: it raises NotFittedError before predictor_ is read
+        if self.feature_mean_ is not None:
+            X = (X - self.feature_mean_) / self.feature_scale_
         return self.predictor_(X, training=False)

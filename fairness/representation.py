@@ -8,6 +8,7 @@ on Z with the label over positive examples only for equal opportunity (L1 as in 
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
@@ -26,6 +27,15 @@ from fairness.adversarial import (
     validate_predict_inputs,
 )
 from fairness.layers import GradientReversal
+from fairness.metrics import leakage
+from fairness.tolerance import (
+    AdversaryWeightController,
+    carve_validation,
+    check_tolerance,
+    check_standardize,
+    check_validation_fraction,
+    standardization,
+)
 
 
 class AdversarialRepresentationModel(keras.Model):
@@ -105,10 +115,24 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
     adversary of training is not the only classifier that could look); `predict` uses the task head.
     `adversary_weight=0` trains the same networks without pressure on Z: the unconstrained baseline.
 
+    **Stating the leakage instead of lambda.** With `tolerance` set, `fit` holds out `validation_fraction` of
+    the training rows (stratified by group and label), trains on the rest, and after every epoch measures the
+    leakage of the held-out rows' Z with fresh probes (`fairness.metrics.leakage`: the best cross-validated
+    balanced accuracy of a logistic regression and an MLP predicting s). A dual update on log lambda raises
+    the reversal strength while the leakage exceeds chance + `tolerance` and lowers it while it is below,
+    and the epoch with the best validation accuracy of the task head among those within the tolerance is
+    kept (`fairness.tolerance`). The features are standardised inside the estimator (`standardize`).
+    Without `tolerance` the estimator trains with the fixed lambda on all rows, as before.
+
     Args:
         constraint: "demographic_parity" (adversary sees Z), "equalized_odds" (Z and y), or
             "equal_opportunity" (Z and y, positive examples only; binary y).
-        adversary_weight: gradient reversal strength lambda, >= 0.
+        adversary_weight: gradient reversal strength lambda, >= 0 (with `tolerance`: its starting value).
+        tolerance: None, or the largest acceptable leakage above chance on the validation split: the fresh
+            probes' balanced accuracy may be at most `1 / n_groups + tolerance`; in (0, 0.5].
+        validation_fraction: share of the training rows held out when `tolerance` is set, in [0.05, 0.5].
+        standardize: whether to standardise the features with the mean and standard deviation of the rows
+            trained on; None means "only when `tolerance` is set".
         representation_dim: size of Z.
         encoder_hidden_units: hidden layer sizes of the encoder.
         head_hidden_units: hidden layer sizes of the task head.
@@ -127,6 +151,13 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
         classes_, groups_, n_features_in_: labels, sensitive groups and number of features seen in `fit`.
         encoder_, task_head_, adversary_: the fitted Keras sub-models.
         history_: the Keras training history.
+        adversary_weight_: the lambda of the returned model (with `tolerance`: lambda when the kept epoch
+            ended).
+        constraint_violation_: with `tolerance`, the validation leakage of the returned model above chance
+            (balanced accuracy minus `1 / n_groups`); None otherwise.
+        adaptation_history_: with `tolerance`, one dict per epoch (step, weight, violation, score =
+            validation accuracy of the task head); otherwise empty.
+        feature_mean_, feature_scale_: the standardisation applied to X (None when `standardize` is off).
     """
 
     def __init__(
@@ -134,6 +165,9 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
         *,
         constraint="demographic_parity",
         adversary_weight=1.0,
+        tolerance=None,
+        validation_fraction=0.2,
+        standardize=None,
         representation_dim=8,
         encoder_hidden_units=(64,),
         head_hidden_units=(),
@@ -148,6 +182,9 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
     ):
         self.constraint = constraint
         self.adversary_weight = adversary_weight
+        self.tolerance = tolerance
+        self.validation_fraction = validation_fraction
+        self.standardize = standardize
         self.representation_dim = representation_dim
         self.encoder_hidden_units = encoder_hidden_units
         self.head_hidden_units = head_hidden_units
@@ -183,10 +220,20 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
         )
         if self.adversary_loss not in ADVERSARY_LOSSES:
             raise ValueError(f"adversary_loss must be one of {ADVERSARY_LOSSES}, got {self.adversary_loss!r}")
+        tolerance = check_tolerance(self.tolerance, upper=0.5)
+        check_validation_fraction(self.validation_fraction)
+        check_standardize(self.standardize)
         X, labels = validate_fit_inputs(self, X, y)
         groups, self.groups_ = encode_groups(sensitive_features, n_samples=len(X))
-        weights = adversary_sample_weights(groups, labels, constraint=self.constraint)
         seed = seed_keras(self.random_state)
+        fit_rows = validation_rows = None
+        if tolerance is not None:
+            fit_rows, validation_rows = carve_validation(groups, labels, fraction=self.validation_fraction, seed=seed)
+        self.feature_mean_, self.feature_scale_ = standardization(
+            X, tolerance=tolerance, standardize=self.standardize, rows=fit_rows
+        )
+        if self.feature_mean_ is not None:
+            X = (X - self.feature_mean_) / self.feature_scale_
         n_classes = len(self.classes_)
         self.encoder_ = build_mlp(
             X.shape[1],
@@ -223,11 +270,50 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
             adversary_loss_kind=self.adversary_loss,
         )
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), run_eagerly=self.run_eagerly)
+        self.adversary_weight_ = float(self.adversary_weight)
+        self.constraint_violation_ = None
+        self.adaptation_history_ = []
+        callbacks = []
+        if fit_rows is None:
+            fit_rows = np.arange(len(X))
+        else:
+            controller = self._controller(model, X[validation_rows], labels[validation_rows], groups[validation_rows])
+            callbacks.append(controller)
+        weights = adversary_sample_weights(groups[fit_rows], labels[fit_rows], constraint=self.constraint)
         history = model.fit(
-            X, (labels, groups, weights), epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose
+            X[fit_rows],
+            (labels[fit_rows], groups[fit_rows], weights),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            callbacks=callbacks,
         )
+        if callbacks:
+            self.adversary_weight_ = controller.selected["weight"]
+            self.constraint_violation_ = controller.selected["violation"]
+            self.adaptation_history_ = controller.history
         self.history_ = history.history
         return self
+
+    def _controller(self, model, validation_X, validation_labels, validation_groups):
+        chance = 1.0 / len(self.groups_)
+
+        def measure():
+            representation = self.encoder_(validation_X, training=False)
+            logits = self.task_head_(representation, training=False)
+            accuracy = float(np.mean(np.argmax(keras.ops.convert_to_numpy(logits), axis=1) == validation_labels))
+            leaked = leakage(keras.ops.convert_to_numpy(representation), validation_groups, random_state=0)
+            return leaked.max_balanced_accuracy - chance, accuracy
+
+        return AdversaryWeightController(
+            weight=model.gradient_reversal.strength,
+            measure=measure,
+            tolerance=self.tolerance,
+            models=[self.encoder_, self.task_head_, self.adversary_],
+            evaluations_per_epoch=1,
+            step_size=0.2,  # one evaluation an epoch: the per-epoch pace of AdversarialDebiasing's four
+            description="leakage above chance",
+        )
 
     def transform(self, X):
         """The representation Z.
@@ -239,6 +325,8 @@ class FairRepresentation(SoftmaxClassifierMixin, TransformerMixin, ClassifierMix
             float32 array `(n_samples, representation_dim)`.
         """
         X = validate_predict_inputs(self, X)
+        if self.feature_mean_ is not None:
+            X = (X - self.feature_mean_) / self.feature_scale_
         return keras.ops.convert_to_numpy(self.encoder_(X, training=False))
 
     def _logits(self, X):

@@ -1,4 +1,11 @@
-"""Accuracy-fairness trade-off curves over an adversary's weight: a plot and a Markdown table."""
+"""Accuracy-fairness trade-off curves: over one model's adversary weight, or one curve per method.
+
+`plot_trade_off` and `trade_off_table` show one model's points (one per adversary weight);
+`plot_method_curves` and `method_table` show the summaries of `fairness.comparison.summarize`: every method's
+curve (its swept tolerance, bound or alpha), mean over seeds with the standard deviation as error bars.
+"""
+
+import math
 
 
 def plot_trade_off(rows, baseline, *, title):
@@ -58,4 +65,86 @@ def trade_off_table(rows, baseline, *, extra_columns=()):
         f"| {row['adversary_weight']:g} | " + " | ".join(f"{row[column]:.4f}" for column in columns) + " |"
         for row in rows
     ]
+    return "\n".join(lines)
+
+
+PANELS = (
+    ("equalized_odds_difference", "equalized-odds difference"),
+    ("demographic_parity_difference", "demographic-parity difference"),
+)
+
+
+def plot_method_curves(summary, *, title, score="accuracy", score_label="test accuracy", panels=PANELS):
+    """Every method's trade-off curve: score against each unfairness measure, mean ± std over seeds.
+
+    Args:
+        summary: dicts of `fairness.comparison.summarize` (method, value, `<metric>` and `<metric>_std`).
+        title: figure title.
+        score: key of the vertical axis (higher is better).
+        score_label: its axis label.
+        panels: `(key, label)` of each panel's horizontal axis (lower is fairer).
+
+    Returns:
+        A matplotlib figure with one panel per entry of `panels` and one line per method.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(entry["method"] for entry in summary))
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), sharey=True, squeeze=False)
+    for axis, (metric, label) in zip(axes[0], panels):
+        for index, method in enumerate(methods):
+            entries = sorted(
+                (entry for entry in summary if entry["method"] == method), key=lambda entry: entry[metric]
+            )
+            axis.errorbar(
+                [entry[metric] for entry in entries],
+                [entry[score] for entry in entries],
+                xerr=[entry.get(f"{metric}_std", 0.0) for entry in entries],
+                yerr=[entry.get(f"{score}_std", 0.0) for entry in entries],
+                fmt="o-" if len(entries) > 1 else "s",
+                color=plt.cm.tab10(index % 10),
+                capsize=2,
+                markersize=4,
+                label=method,
+            )
+            for entry in entries:
+                if entry["value"] is not None:
+                    axis.annotate(f"{entry['value']:g}", (entry[metric], entry[score]), fontsize=7)
+        axis.set_xlabel(f"{label} (test)")
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(score_label)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def method_table(summary, *, columns):
+    """A Markdown table of `fairness.comparison.summarize` entries: mean ± std over seeds.
+
+    Args:
+        summary: the entries.
+        columns: the metric keys to show.
+
+    Returns:
+        Markdown text, one line per (method, swept value).
+    """
+    lines = [
+        "| method | parameter | seeds | " + " | ".join(columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
+    ]
+    for entry in summary:
+        value = "" if entry["value"] is None else f"{entry['parameter']} = {entry['value']:g}"
+        cells = []
+        for column in columns:
+            mean = entry.get(column)
+            if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+                cells.append("")
+            else:
+                digits = 1 if column.endswith("seconds") else 4
+                cells.append(f"{mean:.{digits}f} ± {entry.get(column + '_std', 0.0):.{digits}f}")
+        lines.append(f"| {entry['method']} | {value} | {entry['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """privgan: differentially private GANs and DP-SGD for Keras 3 on TensorFlow.
 
-The public API is loaded lazily so that `import privgan` stays cheap beyond Keras itself.
+The public API is loaded lazily so that `import privgan` stays cheap beyond Keras itself; only the
+modules of classes that `keras.models.load_model` must find are imported at once.
 """
 
 import importlib
@@ -26,6 +27,7 @@ _API = {
     "PrivacyLedger": "privgan.accounting",
     "DPGAN": "privgan.models.dpgan",
     "PrivGAN": "privgan.models.privgan",
+    "MeanEmbeddingGenerator": "privgan.models.mean_embedding",
     "TabularDPSynthesizer": "privgan.tabular",
     "TableSchema": "privgan.tabular",
     "load_schema": "privgan.tabular",
@@ -33,6 +35,20 @@ _API = {
 }
 
 __all__ = sorted(_API) + ["__version__"]
+
+# Keras finds a saved custom class only if it was registered before `load_model` reads the file, and a
+# class registers when its module is imported: these modules define the classes privgan can save.
+SAVEABLE_MODULES = (
+    "privgan.dp.training",
+    "privgan.models.dpgan",
+    "privgan.models.mean_embedding",
+    "privgan.robustness.private",
+    "privgan.robustness.smoothing",
+    "privgan.robustness.training",
+    "privgan.tabular.networks",
+)  # tests/privgan/test_newcomer.py checks that every registered class is in one of them
+for _module in SAVEABLE_MODULES:
+    importlib.import_module(_module)
 
 
 def __getattr__(name):

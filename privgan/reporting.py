@@ -42,3 +42,26 @@ def write_experiment(output_dir, *, name, results, summary, figures=(), command=
     report = output_dir / "report.md"
     write_text(report, "\n".join(lines) + "\n")
     return report
+
+
+def mean_and_std(per_seed, keys):
+    """The mean and sample standard deviation over seeds of the numeric `keys` of per-seed result dicts.
+
+    Args:
+        per_seed: a list of dicts, one per seed.
+        keys: the keys to summarise (each must be a number in every dict).
+
+    Returns:
+        A dict key -> {"mean": ..., "std": ..., "values": [...]} (std 0.0 for a single seed).
+    """
+    import statistics
+
+    summary = {}
+    for key in keys:
+        values = [float(result[key]) for result in per_seed]
+        summary[key] = {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values,
+        }
+    return summary

@@ -32,12 +32,21 @@ _RATIO_AROUND_RDP_GUESS = 1.1
 
 
 def calibrate_noise_multiplier(
-    *, target_epsilon, delta, sampling_probability, steps, accountant: str = "pld"
+    *,
+    target_epsilon,
+    delta,
+    sampling_probability,
+    steps,
+    accountant: str = "pld",
+    ledger: PrivacyLedger | None = None,
 ) -> float:
     """The smallest noise multiplier whose DP-SGD epsilon is at most `target_epsilon`.
 
-    Poisson-sampled DP-SGD as in `privgan.accounting.dp_sgd_event`. The result `sigma` satisfies
-    `epsilon(sigma) <= target_epsilon < epsilon(sigma * (1 - 1e-3))`.
+    Poisson-sampled DP-SGD as in `privgan.accounting.dp_sgd_event`, after `ledger`'s phases when given
+    (a second phase calibrated for what the first one left). The result `sigma` satisfies
+    `epsilon(sigma) <= target_epsilon < epsilon(sigma * (1 - 1e-3))`. With `sampling_probability=1` and
+    `steps=1` it is the noise multiplier of one Gaussian release of sensitivity 1
+    (`dp_accounting.GaussianDpEvent(sigma)`).
 
     Args:
         target_epsilon: the privacy budget, > 0.
@@ -45,13 +54,15 @@ def calibrate_noise_multiplier(
         sampling_probability: Poisson sampling probability, in (0, 1].
         steps: number of DP-SGD steps, an integer >= 0 (0 steps need no noise: returns 0.0).
         accountant: "pld" or "rdp".
+        ledger: earlier uses of the same data (not modified), composed before these steps; None for
+            a fresh start.
 
     Returns:
         The noise multiplier.
 
     Raises:
         ValueError: if an argument is out of range, or if no noise multiplier up to 1e6 reaches
-            `target_epsilon`.
+            `target_epsilon` (e.g. because the ledger alone already spends it).
     """
     target_epsilon = check_positive(target_epsilon, name="target_epsilon")
     delta = check_delta(delta)
@@ -68,26 +79,36 @@ def calibrate_noise_multiplier(
                 f"noise_multiplier up to {_MAX_NOISE_MULTIPLIER:g} (delta={delta}, steps={steps}, "
                 f"sampling_probability={sampling_probability})"
             )
-        value = epsilon(
-            noise_multiplier=noise_multiplier,
-            sampling_probability=sampling_probability,
-            steps=steps,
-            delta=delta,
-            accountant=accountant,
-        )
+        if ledger is None:
+            value = epsilon(
+                noise_multiplier=noise_multiplier,
+                sampling_probability=sampling_probability,
+                steps=steps,
+                delta=delta,
+                accountant=accountant,
+            )
+        else:
+            extended = ledger.copy()
+            extended.record(
+                noise_multiplier=noise_multiplier, sampling_probability=sampling_probability, steps=steps
+            )
+            value = extended.epsilon(delta=delta, accountant=accountant)
         return _log_ratio(value, target_epsilon)
 
-    if accountant == "rdp":
-        guess, ratio = 1.0, _RATIO_WITHOUT_GUESS
-    else:
-        guess = calibrate_noise_multiplier(
-            target_epsilon=target_epsilon,
-            delta=delta,
-            sampling_probability=sampling_probability,
-            steps=steps,
-            accountant="rdp",
-        )
-        ratio = _RATIO_AROUND_RDP_GUESS
+    guess, ratio = 1.0, _RATIO_WITHOUT_GUESS
+    if accountant == "pld":
+        try:
+            guess = calibrate_noise_multiplier(
+                target_epsilon=target_epsilon,
+                delta=delta,
+                sampling_probability=sampling_probability,
+                steps=steps,
+                accountant="rdp",
+                ledger=ledger,
+            )
+            ratio = _RATIO_AROUND_RDP_GUESS
+        except ValueError:
+            pass  # RDP's looser bound of the ledger alone can exceed a budget that PLD still reaches
     inside, outside = _bracket_noise_multiplier(excess, guess, ratio)
     return _refine(excess, inside, outside, integer=False)
 

@@ -34,17 +34,22 @@ class PrivacyCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._budget_reported = False
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         remaining = self.model.dp_steps_remaining
         if remaining is None or remaining > 0:
             return
         self.model.stop_training = True
-        if not self._budget_reported:
+        last_batch = (self._epoch == self.params.get("epochs", 0) - 1 and batch == self.params.get("steps", 0) - 1)
+        if not self._budget_reported and not last_batch:  # at the last batch nothing is cut short
             self._budget_reported = True
             ledger = self.model.privacy_ledger
             # A warning, not info: absl hides info outside absl apps, and the user asked for more
-            # epochs than are being run.
+            # steps than are being run.
             logging.warning(
                 "Privacy budget reached after %d DP steps at epsilon=%.4g (delta=%g, %s accountant); "
                 "stopping training.",

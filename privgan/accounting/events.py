@@ -8,6 +8,7 @@ bad input with the same message.
 
 import math
 import numbers
+import warnings
 
 import dp_accounting
 
@@ -33,6 +34,34 @@ def check_delta(delta) -> float:
     if not _is_real(delta) or not 0 < delta < 1:
         raise ValueError(f"delta must be in (0, 1), got {delta!r}")
     return float(delta)
+
+
+def warn_if_delta_too_large(delta, *, num_examples) -> bool:
+    """Warns (UserWarning) when delta >= 1 / num_examples, where an (epsilon, delta) guarantee says little.
+
+    A mechanism that publishes each example verbatim with probability delta is (0, delta)-DP; with
+    delta >= 1/N it publishes about delta * N >= 1 examples in the clear. delta should be well below 1/N.
+
+    Args:
+        delta: the delta of the guarantee, in (0, 1).
+        num_examples: the number of private examples N, >= 1.
+
+    Returns:
+        Whether it warned.
+    """
+    delta = check_delta(delta)
+    num_examples = check_count(num_examples, name="num_examples", minimum=1)
+    if delta * num_examples < 1:
+        return False
+    suggestion = 10.0 ** math.floor(math.log10(0.01 / num_examples))  # a power of ten below 1 / (100 N)
+    warnings.warn(
+        f"delta = {delta:g} is not below 1/N = {1 / num_examples:.3g} (N = {num_examples} examples): a mechanism "
+        f"that publishes each example in the clear with probability delta meets such an (epsilon, delta); "
+        f"choose delta well below 1/N, e.g. {suggestion:g}",
+        UserWarning,
+        stacklevel=2,
+    )
+    return True
 
 
 def check_noise_multiplier(noise_multiplier) -> float:

@@ -168,3 +168,43 @@ def _dp_accounting_version() -> str:
         return metadata.version("dp-accounting")
     except metadata.PackageNotFoundError:
         return "(unknown version)"
+
+
+# Keys whose value, rounded, must not make the guarantee look stronger than it is: a larger epsilon or
+# sampling probability, a smaller noise multiplier.
+_ROUND_UP = ("epsilon", "sampling_probability")
+_ROUND_DOWN = ("noise_multiplier",)
+
+
+def rounded_statement(statement, *, significant=6):
+    """A JSON statement with its floats rounded to `significant` digits, never in the guarantee's favour.
+
+    A statement reads `epsilon: 0.999315`, not `0.9993153965631083` or a float32's `1.600147008895874`.
+    Values under the keys "epsilon" and "sampling_probability" are rounded up and "noise_multiplier" down
+    (at any depth, the ledger's phases included), so that the stated numbers never promise more privacy than
+    the exact ones; all other floats are rounded to nearest. Integers, strings and the rest are unchanged.
+
+    Args:
+        statement: a JSON-serialisable dict (nested dicts and lists are rounded too).
+        significant: significant digits kept, >= 1.
+
+    Returns:
+        A new dict.
+    """
+
+    def rounded(value, key):
+        if isinstance(value, dict):
+            return {k: rounded(v, k) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [rounded(v, key) for v in value]
+        if not isinstance(value, float) or not math.isfinite(value) or value == 0:
+            return value
+        nearest = float(f"{value:.{significant}g}")
+        scale = 10.0 ** (math.floor(math.log10(abs(value))) - significant + 1)
+        if key in _ROUND_UP and nearest < value:
+            return float(f"{nearest + scale:.{significant}g}")
+        if key in _ROUND_DOWN and nearest > value:
+            return float(f"{nearest - scale:.{significant}g}")
+        return nearest
+
+    return rounded(dict(statement), None)

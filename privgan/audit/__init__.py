@@ -11,6 +11,7 @@ from privgan.audit.bounds import (
 )
 from privgan.audit.canaries import (
     CanaryAuditResult,
+    independent_trials_bound,
     mislabelled_canaries,
     one_run_bound,
     run_canary_audit,
@@ -31,11 +32,13 @@ from privgan.audit.generative_attacks import (
     distance_to_closest_synthetic_attack,
 )
 from privgan.audit.metrics import AttackResult, evaluate_attack, plot_epsilon_bounds, plot_roc
+from privgan.audit.whitebox import WhiteboxAuditResult, run_whitebox_audit
 
 __all__ = [
     "AttackResult",
     "CanaryAuditResult",
     "ShadowScores",
+    "WhiteboxAuditResult",
     "confidence_threshold_attack",
     "cross_entropy",
     "discriminator_ranking_attack",
@@ -44,6 +47,7 @@ __all__ = [
     "epsilon_lower_bound_clopper_pearson",
     "epsilon_lower_bound_one_run",
     "evaluate_attack",
+    "independent_trials_bound",
     "lira_attack",
     "logit_confidence",
     "loss_threshold_attack",
@@ -53,6 +57,7 @@ __all__ = [
     "plot_epsilon_bounds",
     "plot_roc",
     "run_canary_audit",
+    "run_whitebox_audit",
     "subset_with_mislabelled_canaries",
     "train_shadow_models",
 ]

@@ -10,12 +10,19 @@ import dataclasses
 
 import numpy as np
 
-from privgan.audit.bounds import epsilon_lower_bound_one_run
+from privgan.audit.bounds import epsilon_lower_bound_clopper_pearson, epsilon_lower_bound_one_run
 from privgan.audit.metrics import AttackResult, evaluate_attack
 
 # Candidate numbers of guesses, as fractions of the canaries; the best is kept with a Bonferroni
 # correction (alpha divided by the number of candidates), so the choice costs confidence, not validity.
 DEFAULT_GUESS_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+# Candidate fractions of the canaries to flag as included when they are independent trials. The
+# largest is 0.4, not 0.5: with perfect scores, flagging more canaries than the about m/2 +- sqrt(m)/2
+# that were included would only add false positives.
+DEFAULT_FLAG_FRACTIONS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.4)
+# Candidate fractions of the canaries guessed "included" (top) and "excluded" (bottom) when planning a
+# one-run audit on simulated scores (`plan_one_run_guesses`); every pair is tried, bottom 0 included.
+PLAN_GUESS_FRACTIONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5)
 
 
 def mislabelled_canaries(x, y, *, num_canaries: int, num_classes: int, seed=None):
@@ -138,6 +145,121 @@ def one_run_bound(scores, is_included, *, delta, alpha=0.05, guess_fractions=DEF
         candidates.append((bound, num_guesses, num_correct))
     # max keeps the first (fewest guesses) among equal bounds.
     return (*max(candidates, key=lambda candidate: candidate[0]), attack)
+
+
+def one_run_guess_outcome(scores, is_included, *, num_top: int, num_bottom: int):
+    """Guesses "included" for the `num_top` highest scores and "excluded" for the `num_bottom` lowest.
+
+    Args:
+        scores: one score per canary, higher = more likely included; shape (m,).
+        is_included: whether each canary was in the training data; shape (m,).
+        num_top: guesses "included", >= 0.
+        num_bottom: guesses "excluded", >= 0, with num_top + num_bottom <= m.
+
+    Returns:
+        `(num_guesses, num_correct)`.
+
+    Raises:
+        ValueError: if the counts are out of range or the shapes differ.
+    """
+    scores, is_included = np.asarray(scores, dtype=np.float64), np.asarray(is_included, dtype=bool)
+    if scores.ndim != 1 or scores.shape != is_included.shape:
+        raise ValueError(f"scores and is_included must be 1-D of equal length, got {scores.shape} and "
+                         f"{is_included.shape}")
+    if not (0 <= num_top and 0 <= num_bottom and num_top + num_bottom <= scores.size):
+        raise ValueError(f"num_top and num_bottom must be >= 0 with a sum <= {scores.size}, got {num_top} and "
+                         f"{num_bottom}")
+    ranked_included = is_included[np.argsort(-scores, kind="stable")]
+    correct = int(ranked_included[:num_top].sum()) + num_bottom - int(ranked_included[scores.size - num_bottom :].sum())
+    return num_top + num_bottom, correct
+
+
+def plan_one_run_guesses(scores, is_included, *, delta, alpha=0.05, fractions=PLAN_GUESS_FRACTIONS):
+    """The numbers of top and bottom guesses that give the best one-run bound on `scores`.
+
+    Meant for scores simulated from the claimed mechanism before the audit: guesses planned from public
+    parameters only cost the real audit nothing, whereas choosing them on the audit's own scores needs
+    a multiple-testing correction (as `one_run_bound` applies).
+
+    Args:
+        scores: simulated scores, shape (m,) with m the number of canaries of the real audit.
+        is_included: the simulated inclusion, shape (m,).
+        delta: the delta of the claim under test, in [0, 1).
+        alpha: the significance the real audit will use, in (0, 1).
+        fractions: candidate fractions of m in (0, 1] for either end; each pair (and no bottom guess)
+            is tried.
+
+    Returns:
+        `(num_top, num_bottom)`.
+
+    Raises:
+        ValueError: for bad shapes, a fraction outside (0, 1], or delta/alpha out of range.
+    """
+    num_canaries = np.asarray(scores).size
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise ValueError(f"fractions must be non-empty fractions in (0, 1], got {fractions}")
+    counts = sorted({max(1, round(f * num_canaries)) for f in fractions})
+    best = None
+    for num_top in counts:
+        for num_bottom in [0, *counts]:
+            if num_top + num_bottom > num_canaries:
+                continue
+            guesses, correct = one_run_guess_outcome(scores, is_included, num_top=num_top, num_bottom=num_bottom)
+            bound = epsilon_lower_bound_one_run(
+                num_canaries=num_canaries, num_guesses=guesses, num_correct=correct, delta=delta, alpha=alpha
+            )
+            if best is None or bound > best[0]:
+                best = (bound, num_top, num_bottom)
+    return best[1], best[2]
+
+
+def independent_trials_bound(scores, is_included, *, delta, alpha=0.05, flag_fractions=DEFAULT_FLAG_FRACTIONS):
+    """The best Clopper-Pearson epsilon lower bound over several thresholds, canaries as independent trials.
+
+    Each canary is one trial of "trained with it" (included) against "trained without it": the k
+    highest scores are flagged, and their true and false positives give the bound of
+    `epsilon_lower_bound_clopper_pearson` (Jagielski et al. 2020; Nasr et al. 2023 run one training
+    per trial). Unlike `one_run_bound`, this assumes the canaries' outcomes are independent given their
+    inclusion, which holds for canaries in separate runs, or for gradient-space canaries on disjoint
+    coordinates of a mechanism that adds independent noise per coordinate and samples examples
+    independently (DP-SGD as specified); a bound above the accountant's epsilon then refutes the
+    implementation's claim to be that mechanism at that epsilon. Each threshold is tested at
+    alpha / (number of thresholds), so the maximum is still a valid bound at significance alpha.
+
+    Args:
+        scores: one score per canary, higher = more likely included; shape (m,).
+        is_included: whether each canary was in the training data; shape (m,), both values present.
+        delta: the delta of the claim under test, in [0, 1).
+        alpha: overall significance, in (0, 1).
+        flag_fractions: fractions of m in (0, 1] to flag (k = fraction * m, rounded, at least 1).
+
+    Returns:
+        `(epsilon_lower_bound, num_flagged, true_positives)` for the best threshold.
+
+    Raises:
+        ValueError: for bad shapes, canaries all included or all excluded (see `evaluate_attack`), a
+            fraction outside (0, 1], or delta/alpha out of range.
+    """
+    attack = evaluate_attack(scores, is_included, attack="canary score")
+    num_canaries = attack.scores.size
+    if not flag_fractions or not all(0 < f <= 1 for f in flag_fractions):
+        raise ValueError(f"flag_fractions must be non-empty fractions in (0, 1], got {flag_fractions}")
+    num_positives = attack.num_members
+    flag_counts = sorted({max(1, round(f * num_canaries)) for f in flag_fractions})
+    ranked_included = attack.is_member[np.argsort(-attack.scores, kind="stable")]
+    candidates = []
+    for num_flagged in flag_counts:
+        true_positives = int(ranked_included[:num_flagged].sum())
+        bound = epsilon_lower_bound_clopper_pearson(
+            true_positives=true_positives,
+            false_positives=num_flagged - true_positives,
+            num_positives=num_positives,
+            num_negatives=num_canaries - num_positives,
+            delta=delta,
+            alpha=alpha / len(flag_counts),
+        )
+        candidates.append((bound, num_flagged, true_positives))
+    return max(candidates, key=lambda candidate: candidate[0])
 
 
 def subset_with_mislabelled_canaries(train, test, *, num_train: int, num_canaries: int, num_classes: int, seed=None):

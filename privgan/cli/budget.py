@@ -14,13 +14,13 @@ Also runs as `python -m privgan.cli.budget`.
 """
 
 import math
-import sys
 
-from absl import app, flags
+from absl import flags
 
 from privgan.accounting.calibration import calibrate_noise_multiplier
-from privgan.accounting.events import epsilon
+from privgan.accounting.events import epsilon, warn_if_delta_too_large
 from privgan.accounting.statement import poisson_sampling_schedule, privacy_statement
+from privgan.cli import command
 
 _PROGRAM = "privgan-budget"
 _DECIMALS = 4
@@ -47,6 +47,7 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        warn_if_delta_too_large(FLAGS.delta, num_examples=FLAGS.num_examples)
         if FLAGS.target_epsilon is None:
             if FLAGS.noise_multiplier is None:
                 _fail("--noise_multiplier is required unless --target_epsilon is given")
@@ -96,21 +97,13 @@ def _calibration_report() -> str:
     )
 
 
-def _parse_flags(argv):
-    # absl's default reports flag errors on two lines plus a hint; one line is enough here.
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        _fail(str(error))
-
-
 def _fail(message: str):
-    sys.exit(f"{_PROGRAM}: error: {message}")
+    command.fail(_PROGRAM, message)
 
 
 def run():
-    """Console entry point (`privgan-budget`)."""
-    app.run(main, flags_parser=_parse_flags)
+    """Runs the command (`privgan-budget`, or `python -m privgan.cli.budget`)."""
+    command.run(main, program=_PROGRAM, module=__name__)
 
 
 if __name__ == "__main__":

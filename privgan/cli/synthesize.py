@@ -10,37 +10,74 @@ schema) to the same path with suffix .json. The schema (JSON, see `privgan.tabul
 gives the column types, numeric bounds and category sets; it must be written from public knowledge, not
 read from the private file. Empty cells are missing values.
 
-Bad input (missing or extra columns, a value outside the schema, an unknown category, a missing value
-where the schema does not allow one, epsilon <= 0, ...) stops with one error message naming the column and
-value, before any training, and no output file is written. Also runs as `python -m privgan.cli.synthesize`.
+To try it, `privgan-synthesize --write_example=example` writes example/breast_cancer.csv (scikit-learn's
+breast-cancer table, 569 rows) and example/breast_cancer.schema.json, and prints the command to run on them.
+
+A schema with a numeric, an integer and a categorical column (bounds and categories from a codebook, never
+from the data; "transform": "log1p" suits heavy-tailed columns such as incomes; "nullable": true allows
+empty cells):
+
+  {"columns": [
+    {"type": "numeric", "name": "mean radius", "lower": 0, "upper": 60},
+    {"type": "numeric", "name": "age", "lower": 18, "upper": 100, "integer": true, "nullable": true},
+    {"type": "categorical", "name": "diagnosis", "categories": ["malignant", "benign"]}]}
+
+Beside the release, a fidelity report for the data owner (<output>.fidelity.md with two PNG figures)
+compares the synthetic table with the private one: marginals, pairwise associations, and a TSTR estimate
+for --label. It is computed on the PRIVATE data, so it is NOT covered by the guarantee: keep it, do not
+publish it (--nofidelity_report skips it).
+
+Everything is checked before training: bad input (missing or misspelled columns, a value outside the
+schema, an unknown category, a missing value where the schema does not allow one, epsilon <= 0, an output
+that cannot be written or would replace an earlier release without --overwrite) stops with one error
+message naming the column, value and line, and no file is written. A second run on the same private data
+spends a second privacy budget. Also runs as `python -m privgan.cli.synthesize`.
 """
 
 import json
 import pathlib
-import sys
+import warnings
 
-from absl import app, flags
+from absl import flags
+
+from privgan.cli import command
 
 _PROGRAM = "privgan-synthesize"
+_REQUIRED = ("csv", "schema", "epsilon", "delta", "rows", "output")  # unless --write_example
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("csv", None, "The private table (CSV with a header row).", required=True)
-flags.DEFINE_string("schema", None, "The public schema of the table (JSON).", required=True)
-flags.DEFINE_float("epsilon", None, "Privacy budget epsilon of the whole training, > 0.", required=True)
-flags.DEFINE_float("delta", None, "delta of the budget; keep it well below 1 / number of rows.", required=True)
-flags.DEFINE_integer("rows", None, "Number of synthetic rows to write.", required=True)
-flags.DEFINE_string("output", None, "The synthetic CSV to write; the statement goes beside it (.json).", required=True)
+flags.DEFINE_string("csv", None, "The private table (CSV with a header row).")
+flags.DEFINE_string("schema", None, "The public schema of the table (JSON).")
+flags.DEFINE_float("epsilon", None, "Privacy budget epsilon of the whole training, > 0.")
+flags.DEFINE_float("delta", None, "delta of the budget; keep it well below 1 / number of rows.")
+flags.DEFINE_integer("rows", None, "Number of synthetic rows to write.")
+flags.DEFINE_string("output", None, "The synthetic CSV to write; the statement goes beside it (.json).")
 flags.DEFINE_integer("epochs", 20, "Training epochs (each round(rows / batch_size) Poisson-sampled D steps).")
 flags.DEFINE_integer("batch_size", 256, "Expected Poisson batch size of a discriminator step.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "Clipping norm of each row's discriminator gradient.")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Privacy accountant.")
 flags.DEFINE_integer("seed", None, "Seed of initialisation, sampling and generation (default random; the DP noise is always secret).")
+flags.DEFINE_bool("overwrite", False, "Replace an earlier release at --output (a second run spends a second budget).")
+flags.DEFINE_bool(
+    "fidelity_report", True, "Write <output>.fidelity.md and PNGs, computed on the private data (not for publication)."
+)
+flags.DEFINE_string(
+    "write_example", None, "Write an example table and its public schema (scikit-learn's breast cancer) to this folder."
+)
+flags.DEFINE_string(
+    "label", None, "Categorical column the fidelity report's TSTR predicts (default: the schema's last categorical one)."
+)
 
 
 def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    from privgan.accounting.events import check_count, check_delta, check_positive
+    if FLAGS.write_example is not None:
+        _write_example(pathlib.Path(FLAGS.write_example))
+        return
+    command.require_flags(_PROGRAM, _REQUIRED)
+    from privgan.accounting.events import check_count, check_delta, check_positive, warn_if_delta_too_large
+    from privgan.cli.release import SECOND_BUDGET, check_release_destination
     from privgan.tabular import SchemaError, TabularDPSynthesizer, load_schema, read_csv
 
     output = pathlib.Path(FLAGS.output)
@@ -49,10 +86,14 @@ def main(argv):
         epsilon = check_positive(FLAGS.epsilon, name="--epsilon")
         delta = check_delta(FLAGS.delta)
         rows = check_count(FLAGS.rows, name="--rows", minimum=1)
-        if output.suffix.lower() != ".csv":
-            raise ValueError(f"--output must end in .csv, got {str(output)!r}")
+        replaced = check_release_destination(output, overwrite=FLAGS.overwrite)
         schema = load_schema(FLAGS.schema)
+        if FLAGS.label is not None:
+            _check_label(schema, FLAGS.label)
         table = read_csv(FLAGS.csv, schema)
+        warn_if_delta_too_large(delta, num_examples=len(table))
+        if replaced:
+            warnings.warn(f"{output} holds an earlier release, replaced when this run is done; note that {SECOND_BUDGET}")
         synthesizer = TabularDPSynthesizer(
             schema,
             epochs=FLAGS.epochs,
@@ -71,22 +112,61 @@ def main(argv):
         f"epsilon = {statement['epsilon']:.4f} at delta = {delta:g} ({FLAGS.accountant.upper()}), "
         f"{statement['d_steps']} discriminator steps, noise multiplier {statement['noise_multiplier']:.4f}"
     )
+    _fidelity_report(table, csv_path, schema=schema, statement=statement, replaced=replaced)
 
 
-def _parse_flags(argv):
+def _write_example(folder):
+    from privgan.data.examples import write_table_example
+
     try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        _fail(str(error))
+        csv_path, schema_path = write_table_example(folder)
+    except (OSError, ValueError) as error:
+        _fail(f"--write_example: {error}")
+    print(f"wrote an example private table to {csv_path} (569 rows) and its public schema to {schema_path}; try\n"
+          f"  {_PROGRAM} --csv={csv_path} --schema={schema_path} --epsilon=3 --delta=1e-5 --rows=569 "
+          f"--output={folder / 'release' / 'synthetic.csv'}")
+
+
+def _check_label(schema, label):
+    from privgan.tabular import CategoricalColumn, SchemaError
+
+    categorical = [column.name for column in schema.columns if isinstance(column, CategoricalColumn)]
+    if label not in categorical:
+        raise SchemaError(f"--label must be a categorical column of the schema, one of {categorical}; got {label!r}")
+
+
+def _fidelity_report(table, csv_path, *, schema, statement, replaced):
+    """Writes the fidelity report (or removes a replaced release's stale one) and says what may be published."""
+    from privgan.cli.release import release_paths
+    from privgan.evaluation.tabular_report import write_fidelity_report
+    from privgan.tabular import SchemaError, read_csv
+
+    if not FLAGS.fidelity_report:
+        for stale in set(replaced) - set(release_paths(csv_path)[:2]):
+            stale.unlink(missing_ok=True)  # it described the replaced release
+        return
+    try:
+        report, paths = write_fidelity_report(
+            table, read_csv(csv_path, schema), schema=schema, synthetic_path=csv_path, epsilon=statement["epsilon"],
+            delta=statement["delta"], label=FLAGS.label, seed=0 if FLAGS.seed is None else FLAGS.seed,
+        )
+    except (SchemaError, ValueError) as error:
+        _fail(f"the release was written, but not its fidelity report: {error}")
+    print(report.summary())
+    print(
+        f"fidelity report: {paths['markdown']} (+ {', '.join(p.name for k, p in paths.items() if k != 'markdown')}); "
+        f"it is computed on the private data: keep it, do not publish it. Publish {csv_path.name} and "
+        f"{csv_path.with_suffix('.json').name} only."
+    )
 
 
 def _fail(message):
-    sys.exit(f"{_PROGRAM}: error: {message}")
+    command.fail(_PROGRAM, message)
 
 
 def run():
-    """Console entry point (`privgan-synthesize`)."""
-    app.run(main, flags_parser=_parse_flags)
+    """Runs the command (`privgan-synthesize`, or `python -m privgan.cli.synthesize`)."""
+    command.run(main, program=_PROGRAM, module=__name__, required=_REQUIRED)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,31 @@ def load_mnist_unit_range(data_dir=None, *, flatten=False):
         return (images.astype(np.float32) / 255.0).reshape(shape)
 
     return (scale(x_train), y_train), (scale(x_test), y_test)
+
+
+def load_mnist_with_validation(data_dir=None, *, validation_size=5000, seed=0):
+    """MNIST in [0, 1] with a stratified validation split carved from the training split.
+
+    Settings chosen on the validation split leave the test split untouched for the final numbers.
+
+    Args:
+        data_dir: see `load_mnist`.
+        validation_size: examples moved from the training split to the validation split, in [1, 59999].
+        seed: seed of the split.
+
+    Returns:
+        `((x_train, y_train), (x_validation, y_validation), (x_test, y_test))`, images (N, 28, 28, 1).
+
+    Raises:
+        ValueError: if `validation_size` is out of range.
+        FileNotFoundError: if `data_dir` lacks one of the files.
+    """
+    from privgan.data.splits import carve_validation_split
+
+    if int(validation_size) != validation_size or not 1 <= validation_size < 60000:
+        raise ValueError(f"validation_size must be an integer in [1, 59999], got {validation_size!r}")
+    (x_all, y_all), test = load_mnist_unit_range(data_dir)
+    train, validation = carve_validation_split(
+        x_all, y_all, validation_fraction=validation_size / len(x_all), seed=seed, stratify=True
+    )
+    return train, validation, test

@@ -6,16 +6,24 @@ checkpoint continues from its saved step counter. That global step is the positi
 Poisson sample and of its noise draw, so neither ever repeats an earlier one.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from privgan.accounting import PrivacyCallback, PrivacyLedger, max_steps
+from privgan.accounting import PrivacyCallback, PrivacyLedger, calibrate_noise_multiplier, max_steps
 from privgan.dp.backup import DPBackupAndRestore
 from privgan.dp.distribution import agree_across_workers, check_strategy, fingerprint, is_multi_worker, replica_shares
 from privgan.dp.mechanism import replicas_in_sync
 from privgan.dp.noise import NoiseStream, secret_int64
 from privgan.dp.sampling import poisson_batches
+
+
+def default_delta(num_examples):
+    """The delta at which epsilon is reported when `fit` is given none: 1 / N^1.1, below 1 / N."""
+    return float(num_examples) ** -1.1
 
 
 def float32_at_least(value):
@@ -37,8 +45,9 @@ class DPStepBookkeeping:
     bound and sampling probability the counted steps were taken with (all saved with the weights, so
     checkpoints carry the accountant's state, and a checkpoint loaded into a model with other privacy
     parameters is refused rather than charged at the wrong ones), builds the `PrivacyLedger` from them,
-    and owns the model's `NoiseStream`. The host class sets `dp_config` (a `DPSGDConfig`) and
-    `prior_ledger`, and calls `_add_privacy_variables(noise_seed)` in its `__init__`.
+    and owns the model's `NoiseStream`. The host class sets `dp_config` (a `DPSGDConfig`, with noise
+    multiplier 0 while `noise_multiplier_calibrated` is False) and `prior_ledger`, and calls
+    `_add_privacy_variables(noise_seed)` in its `__init__`.
     `privgan.dp.DPModel` and `privgan.models.dpgan.DPGAN` share it.
     """
 
@@ -226,11 +235,39 @@ class DPStepBookkeeping:
         """The DP steps `fit(epochs=epochs)` takes when no budget stops it earlier."""
         return epochs * self.train_steps_per_epoch * self.dp_steps_per_train_step
 
+    def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
+        """Sets sigma so that the DP steps `fit(epochs=epochs)` plans spend exactly `target_epsilon`.
+
+        After a prior ledger (earlier phases, e.g. a DP-MERF release that warm-started a generator), sigma
+        spends what those phases left of `target_epsilon`.
+
+        Raises:
+            ValueError: without a budget, after this model's own first DP step, or when the prior ledger
+                leaves no budget.
+        """
+        if target_epsilon is None:
+            raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
+        if self._steps_taken():
+            raise ValueError("noise_multiplier can only be calibrated before this model's first DP step")
+        sigma = calibrate_noise_multiplier(
+            target_epsilon=target_epsilon,
+            delta=delta,
+            sampling_probability=self.dp_config.sampling_probability,
+            steps=self.planned_dp_steps(epochs),
+            accountant=accountant,
+            ledger=self.prior_ledger,
+        )
+        self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
+        self.noise_multiplier_calibrated = True
+        self.train_function = None  # a step traced before holds the old sigma
+
     def _fit_on_poisson_batches(
         self, data, *, epochs, target_epsilon, delta, accountant, sampling_seed, callbacks, optimizers,
         group_batches, **kwargs,
     ):
-        """What `fit` does once the arguments are checked: resume, budget, agreement, sampler, Keras fit.
+        """What `fit` does once the arguments are checked: sigma, resume, budget, agreement, sampler, Keras fit.
+
+        Without `delta`, epsilon is logged at `default_delta(N)`, and a warning says so.
 
         Args:
             data: the private arrays, checked.
@@ -258,6 +295,17 @@ class DPStepBookkeeping:
                 "keras.callbacks.BackupAndRestore restores the weights after the Poisson sampler has "
                 "started, which would repeat its batches: use privgan.dp.DPBackupAndRestore"
             )
+        _refuse_non_finite(data)
+        if target_epsilon is not None and delta is None:
+            raise ValueError("target_epsilon needs delta")
+        if not self.noise_multiplier_calibrated:
+            # Before a backup is restored (its step counter would forbid it): a resumed job calibrates
+            # the same sigma as the first, which the backup's saved step parameters then confirm.
+            self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
+        if delta is None:
+            delta = default_delta(self.dp_config.num_examples)
+            logging.warning("fit was given no delta: every DP step is charged, and epsilon is logged at "
+                            "delta = 1 / N^1.1 = %.3g; pass delta= to choose it.", delta)
         with strategy.scope():
             for optimizer, variables in optimizers:
                 if not optimizer.built:
@@ -266,9 +314,10 @@ class DPStepBookkeeping:
         for backup in (c for c in callbacks if isinstance(c, DPBackupAndRestore)):
             initial_epoch = max(initial_epoch, backup.restore(self))
         remaining = self._set_budget(target_epsilon=target_epsilon, delta=delta, accountant=accountant)
-        _refuse_non_finite(data)
-        if delta is not None and not any(isinstance(c, PrivacyCallback) for c in callbacks):
+        if not any(isinstance(c, PrivacyCallback) for c in callbacks):
             callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
+        if kwargs.get("verbose", "auto") != 0:
+            print(self._training_plan(epochs, remaining, target_epsilon, delta))
         self.dp_step_parameters.assign(self._step_parameters())
         first_step = self.prior_ledger.mechanism_runs + self._steps_taken()
         secrets = {"sampling seed": secret_int64() if sampling_seed is None else sampling_seed}
@@ -313,6 +362,20 @@ class DPStepBookkeeping:
             shuffle=False,  # batches are Poisson samples already
             **kwargs,
         )
+
+    def _training_plan(self, epochs, remaining, target_epsilon, delta):
+        """One line saying what `fit` will do: the steps planned, and what the budget allows."""
+        planned = self.planned_dp_steps(epochs)
+        per_epoch = self.train_steps_per_epoch * self.dp_steps_per_train_step
+        start = (f"DP training: {planned} DP steps planned ({epochs} epochs of {per_epoch}), noise_multiplier "
+                 f"{self.dp_config.noise_multiplier:.4g}")
+        if remaining is None:
+            return f"{start}; no budget set, epsilon is logged at delta={delta:g} after every epoch."
+        budget = f"the budget epsilon={target_epsilon:g} at delta={delta:g} allows {remaining} more"
+        if remaining >= planned:
+            return f"{start}; {budget}: all planned steps will run."
+        return (f"{start}; {budget}: training will stop after {remaining} DP steps, in epoch "
+                f"{-(-remaining // per_epoch)} of {epochs}.")
 
     @property
     def dp_steps_remaining(self):

@@ -16,6 +16,8 @@ noise: they are for monitoring only and are not covered by the privacy guarantee
 or use them for early stopping or model selection.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -64,7 +66,8 @@ class DPModel(DPStepBookkeeping, keras.Model):
     Args:
         model: the built Keras model to train privately (all its trainable variables are private).
         l2_norm_clip: clipping bound C, > 0.
-        noise_multiplier: sigma >= 0.
+        noise_multiplier: sigma >= 0, or None to calibrate it in `fit` from the target epsilon and the
+            planned number of steps.
         num_examples: N, the size of the private training set `fit` will receive.
         expected_batch_size: q * N, the mean Poisson batch size.
         noise_seed: None (secret noise, the default) or an integer that makes the noise reproducible,
@@ -91,12 +94,14 @@ class DPModel(DPStepBookkeeping, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # Validated with sigma 0 when sigma is still to be calibrated; no DP step runs before `fit` sets it.
         self.dp_config = DPSGDConfig(
             l2_norm_clip=float(l2_norm_clip),
-            noise_multiplier=float32_at_least(float(noise_multiplier)),
+            noise_multiplier=0.0 if noise_multiplier is None else float32_at_least(float(noise_multiplier)),
             num_examples=int(num_examples),
             expected_batch_size=float(expected_batch_size),
         )
+        self.noise_multiplier_calibrated = noise_multiplier is not None
         if not model.built:
             raise ValueError(
                 f"model {model.name!r} is not built: give it an input shape (keras.Input(...) first in a "
@@ -108,6 +113,7 @@ class DPModel(DPStepBookkeeping, keras.Model):
         self._add_privacy_variables(noise_seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self._per_example_loss = None
+        self._compile_arguments = None
         self.built = True  # the wrapped model is built, and the privacy variables exist
 
     def call(self, inputs, training=None):
@@ -129,6 +135,28 @@ class DPModel(DPStepBookkeeping, keras.Model):
             raise ValueError("loss_weights is not supported by DPModel: weight inside the loss instead")
         self._per_example_loss = per_example_loss_function(loss)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self._compile_arguments = {"optimizer": self.optimizer, "loss": loss, "metrics": metrics, **kwargs}
+
+    def get_compile_config(self):
+        """The `compile` arguments, saved with the model so that `load_model` returns it ready to fit."""
+        if self._compile_arguments is None:
+            return None
+        return keras.saving.serialize_keras_object(self._compile_arguments)
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model as it was saved, and builds the optimizer so its state can be restored.
+
+        A loss or metric that Keras cannot find (a function neither registered nor passed in
+        `custom_objects`) leaves the model uncompiled, with a warning: compile it again before `fit`.
+        """
+        try:
+            arguments = keras.saving.deserialize_keras_object(config)
+        except (TypeError, ValueError) as error:
+            warnings.warn(f"the model was loaded without its compile configuration ({error}); call compile() "
+                          "before fit or evaluate", stacklevel=2)
+            return
+        self.compile(**arguments)
+        self.optimizer.build(self.model.trainable_variables)
 
     def _forward_losses(self, batch, training):
         x, y = batch
@@ -191,17 +219,19 @@ class DPModel(DPStepBookkeeping, keras.Model):
         """Trains with DP-SGD on Poisson batches of `(x, y)`.
 
         An "epoch" is round(N / expected_batch_size) Poisson steps, so each example is seen once in
-        expectation. With `delta`, the epsilon spent is logged as `epsilon` after every epoch; with
-        `target_epsilon` too, training stops before a step would exceed it.
+        expectation. The epsilon spent is logged as `epsilon` after every epoch (at `delta`, or at
+        1 / N^1.1 without it); with `target_epsilon`, training stops before a step would exceed it, and a
+        model made with `noise_multiplier=None` first gets the sigma that spends exactly the budget over
+        the planned steps. Unless `verbose=0`, one line says beforehand what will run.
 
         Args:
             x: the private inputs (an array or a structure of arrays), with exactly `num_examples` rows.
             y: the labels, with the same number of rows.
             epochs: number of epochs, >= 1.
             target_epsilon: optional budget; needs `delta`.
-            delta: the delta of the reported epsilon, in (0, 1).
+            delta: the delta of the reported epsilon, in (0, 1); None logs epsilon at 1 / N^1.1.
             accountant: "pld" or "rdp".
-            sampling_seed: seed of the Poisson sampling (None: random).
+            sampling_seed: seed of the Poisson sampling (None: secret).
             callbacks: Keras callbacks.
             **kwargs: passed to `keras.Model.fit` (e.g. `verbose`, `validation_data`); arguments that
                 would change the sampling (`batch_size`, `shuffle`, `steps_per_epoch`, ...) are refused.
@@ -222,10 +252,10 @@ class DPModel(DPStepBookkeeping, keras.Model):
                 f"x has {rows} rows but the model was made private for num_examples="
                 f"{self.dp_config.num_examples}; the sampling probability would be wrong"
             )
-        if target_epsilon is not None and delta is None:
-            raise ValueError("target_epsilon needs delta")
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if self._compile_arguments is None:
+            raise ValueError("compile the model (an optimizer and a loss) before fit")
         return self._fit_on_poisson_batches(
             (x, y), epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
             sampling_seed=sampling_seed, callbacks=callbacks,
@@ -237,7 +267,7 @@ class DPModel(DPStepBookkeeping, keras.Model):
             **super().get_config(),
             "model": keras.saving.serialize_keras_object(self.model),
             "l2_norm_clip": self.dp_config.l2_norm_clip,
-            "noise_multiplier": self.dp_config.noise_multiplier,
+            "noise_multiplier": self.dp_config.noise_multiplier if self.noise_multiplier_calibrated else None,
             "num_examples": self.dp_config.num_examples,
             "expected_batch_size": self.dp_config.expected_batch_size,
             "noise_seed": self.noise_seed,

@@ -65,6 +65,16 @@ def frechet_distance(features_a, features_b):
     return float(max(distance, 0.0))
 
 
+def fid_of_features(real_features, synthetic_features):
+    """A `FIDResult` for features already computed (see `frechet_distance`)."""
+    return FIDResult(
+        fid=frechet_distance(real_features, synthetic_features),
+        num_real=len(real_features),
+        num_synthetic=len(synthetic_features),
+        feature_dim=int(np.shape(real_features)[1]),
+    )
+
+
 def classifier_fid(x_real, x_synthetic, *, classifier, batch_size=512):
     """The Frechet distance between real and synthetic images on `classifier`'s penultimate features.
 
@@ -80,9 +90,4 @@ def classifier_fid(x_real, x_synthetic, *, classifier, batch_size=512):
     features = classifier_features(classifier)
     real = features.predict(np.asarray(x_real, dtype=np.float32), batch_size=batch_size, verbose=0)
     synthetic = features.predict(np.asarray(x_synthetic, dtype=np.float32), batch_size=batch_size, verbose=0)
-    return FIDResult(
-        fid=frechet_distance(real, synthetic),
-        num_real=len(real),
-        num_synthetic=len(synthetic),
-        feature_dim=int(real.shape[1]),
-    )
+    return fid_of_features(real, synthetic)

@@ -227,7 +227,7 @@ def association_difference(real, synthetic, *, schema, bins=10):
     return AssociationDifference(tuple(schema.names), matrices[0], matrices[1], mean)
 
 
-def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None):
+def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None, names=("real", "synthetic")):
     """Saves a grid of bar charts comparing the real and synthetic marginal of every column.
 
     Args:
@@ -237,6 +237,7 @@ def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None):
         path: the PNG file to write (atomically).
         bins: number of bins of numeric columns.
         title: optional figure title.
+        names: the legend's names of the two tables.
 
     Returns:
         `path`.
@@ -253,16 +254,17 @@ def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None):
     tvd = marginal_tvd(real, synthetic, schema=schema, bins=bins)
     columns = 3
     rows = math.ceil(len(schema.columns) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 2.6 * rows), squeeze=False)
+    # Constrained layout leaves room for the title above the panels, whatever the number of rows.
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 2.6 * rows), squeeze=False, layout="constrained")
     for axis, column in zip(axes.flat, schema.columns):
         codes, size = real_bins[column.name]
         positions = np.arange(size)
-        axis.bar(positions - 0.2, _frequencies(codes, size), width=0.4, label="real")
-        axis.bar(positions + 0.2, _frequencies(synthetic_bins[column.name][0], size), width=0.4, label="synthetic")
+        axis.bar(positions - 0.2, _frequencies(codes, size), width=0.4, label=names[0])
+        axis.bar(positions + 0.2, _frequencies(synthetic_bins[column.name][0], size), width=0.4, label=names[1])
         axis.set_title(f"{column.name} (TVD {tvd[column.name]:.3f})", fontsize=9)
         if isinstance(column, CategoricalColumn):
-            names = [str(c) for c in column.categories] + (["missing"] if column.nullable else [])
-            axis.set_xticks(positions, names, rotation=90, fontsize=6)
+            ticks = [str(c) for c in column.categories] + (["missing"] if column.nullable else [])
+            axis.set_xticks(positions, ticks, rotation=90, fontsize=6)
         else:
             scale = "log1p bins" if column.transform == "log1p" else "bins"
             missing = " + missing" if column.nullable else ""
@@ -272,6 +274,5 @@ def plot_marginals(real, synthetic, *, schema, path, bins=20, title=None):
     axes.flat[0].legend(fontsize=7)
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
     save_figure(figure, path, dpi=100)
     return path

@@ -33,17 +33,14 @@ only and is not covered by the privacy guarantee. `d_loss_fake`, `g_loss` and `e
 of the private models only.
 """
 
-import dataclasses
 import datetime
 import functools
-import json
-import pathlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
+from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clipped_gradient_sum
@@ -51,13 +48,11 @@ from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients, replica_rows
 from privgan.dp.regularization import refuse_data_dependent_losses, weight_penalty_gradients
 from privgan.dp.validation import check_private_model
-from privgan.io import atomic_path
-
-_GENERATION_CHUNK = 1024
+from privgan.models.emission import SyntheticSamplesMixin, check_labels
 
 
 @keras.saving.register_keras_serializable(package="privgan")
-class DPGAN(DPStepBookkeeping, keras.Model):
+class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
     """A (conditional) GAN with a DP-SGD discriminator, trained with `fit` on Poisson-sampled data.
 
     Args:
@@ -159,11 +154,6 @@ class DPGAN(DPStepBookkeeping, keras.Model):
     def dp_steps_per_train_step(self):
         """D steps per Keras train step: `n_critic`."""
         return self.n_critic
-
-    @property
-    def conditional(self):
-        """Whether the GAN is conditioned on class labels."""
-        return self.num_classes is not None
 
     @property
     def metrics(self):
@@ -313,9 +303,9 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             y: integer labels in [0, num_classes) for a conditional GAN; None otherwise.
             epochs: number of epochs, >= 1.
             target_epsilon: optional budget, > 0; needs `delta`.
-            delta: the delta of the reported epsilon, in (0, 1).
+            delta: the delta of the reported epsilon, in (0, 1); None logs epsilon at 1 / N^1.1.
             accountant: "pld" or "rdp".
-            sampling_seed: seed of the Poisson sampling (None: random).
+            sampling_seed: seed of the Poisson sampling (None: secret).
             callbacks: Keras callbacks.
             **kwargs: passed to `keras.Model.fit` (e.g. `verbose`); arguments that would change the
                 sampling (`batch_size`, `shuffle`, `steps_per_epoch`, ...) are refused.
@@ -338,8 +328,6 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             if delta is None:
                 raise ValueError("target_epsilon needs delta")
         data = self._check_data(x, y)
-        if not self.noise_multiplier_calibrated:
-            self._calibrate(epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant)
         return self._fit_on_poisson_batches(
             data, epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
             sampling_seed=sampling_seed, callbacks=callbacks,
@@ -363,66 +351,10 @@ class DPGAN(DPStepBookkeeping, keras.Model):
             return x
         if y is None:
             raise ValueError(f"a conditional DPGAN (num_classes={self.num_classes}) needs labels y")
-        return x, self._check_labels(y, rows=len(x))
+        return x, check_labels(y, rows=len(x), num_classes=self.num_classes)
 
-    def _check_labels(self, labels, *, rows):
-        labels = np.asarray(labels)
-        if labels.shape != (rows,) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels must be {rows} integers (shape ({rows},)), got {labels.dtype} of shape {labels.shape}")
-        if rows and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"labels must be in [0, num_classes={self.num_classes}), got [{labels.min()}, {labels.max()}]")
-        return labels.astype(np.int32)
-
-    def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
-        if target_epsilon is None:
-            raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
-        if self.prior_ledger.total_steps or self._steps_taken():
-            raise ValueError("noise_multiplier can only be calibrated before any DP step (no prior ledger)")
-        sigma = calibrate_noise_multiplier(
-            target_epsilon=target_epsilon,
-            delta=delta,
-            sampling_probability=self.dp_config.sampling_probability,
-            steps=self.planned_dp_steps(epochs),
-            accountant=accountant,
-        )
-        self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
-        self.noise_multiplier_calibrated = True
-        self.train_function = None  # a step traced before holds the old sigma
-
-    def generate(self, n, labels=None):
-        """Draws `n` samples from the generator (in inference mode; its moving average with `ema_decay`).
-
-        Args:
-            n: number of samples, an integer >= 0.
-            labels: for a conditional GAN, `n` integer labels in [0, num_classes); None gives balanced
-                labels (0, 1, ..., num_classes - 1, 0, 1, ...). Must be None for an unconditional GAN.
-
-        Returns:
-            The samples as a float32 array, or `(samples, labels)` for a conditional GAN.
-
-        Raises:
-            ValueError: if `n` is negative or `labels` do not fit.
-        """
-        n = check_count(n, name="n", minimum=0)
-        if not self.conditional:
-            if labels is not None:
-                raise ValueError("labels given to an unconditional DPGAN")
-        elif labels is None:
-            labels = (np.arange(n) % self.num_classes).astype(np.int32)
-        else:
-            labels = self._check_labels(labels, rows=n)
-        generator = self.generator if self.ema_generator is None else self.ema_generator
-        chunks = []
-        for start in range(0, n, _GENERATION_CHUNK):
-            size = min(_GENERATION_CHUNK, n - start)
-            latent = keras.random.normal((size, self.latent_dim), seed=self.seed_generator)
-            chunk_labels = None if labels is None else tf.constant(labels[start : start + size])
-            chunks.append(keras.ops.convert_to_numpy(
-                generator(self._models_input(latent, chunk_labels), training=False)
-            ))
-        shape = (0, *self.generator.outputs[0].shape[1:])
-        samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(shape, np.float32)
-        return (samples, labels) if self.conditional else samples
+    def _sampling_generator(self):
+        return self.generator if self.ema_generator is None else self.ema_generator
 
     def privacy_report(self, *, delta, accountant="pld"):
         """The privacy statement of the samples this model emits, as a JSON-serialisable dict.
@@ -470,42 +402,6 @@ class DPGAN(DPStepBookkeeping, keras.Model):
                 "11.6 standard deviations (privgan.dp.noise)."
             ),
         }
-
-    def save_synthetic(self, path, n, *, delta, labels=None, accountant="pld"):
-        """Writes `n` generated samples to an NPZ file and the privacy statement to a JSON file beside it.
-
-        The NPZ holds `x` (and `y`, the labels, when conditional); the statement (`privacy_report`) goes
-        to the same path with suffix `.json`. Both are written to temporary files first and renamed only
-        once both are complete, so an error or interrupt leaves no half-written file.
-
-        Args:
-            path: the `.npz` file to write (its folder is created if missing).
-            n: number of samples, an integer >= 0.
-            delta: the delta of the stated epsilon, in (0, 1).
-            labels: see `generate`.
-            accountant: "pld" or "rdp".
-
-        Returns:
-            `(npz_path, statement_path)` as `pathlib.Path`s.
-
-        Raises:
-            ValueError: if `path` does not end in .npz or an argument is out of range.
-        """
-        path = pathlib.Path(path)
-        if path.suffix != ".npz":
-            raise ValueError(f"path must end in .npz, got {str(path)!r}")
-        statement = self.privacy_report(delta=delta, accountant=accountant)
-        generated = self.generate(n, labels=labels)
-        arrays = {"x": generated[0], "y": generated[1]} if self.conditional else {"x": generated}
-        statement_path = path.with_suffix(".json")
-        statement["num_samples"] = n
-        statement["data_file"] = path.name
-        text = json.dumps(statement, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        with atomic_path(path) as npz_temporary, atomic_path(statement_path) as json_temporary:
-            with open(npz_temporary, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-            json_temporary.write_text(text, encoding="utf-8")
-        return path, statement_path
 
     def get_config(self):
         return {

@@ -13,6 +13,7 @@ import warnings
 import keras
 
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+from privgan.accounting.statement import rounded_statement
 from privgan.io import atomic_path
 from privgan.models.dpgan import DPGAN
 from privgan.tabular.networks import tabular_discriminator, tabular_generator
@@ -175,6 +176,12 @@ class TabularDPSynthesizer:
             callbacks=[*(callbacks or []), GeneratorAverage(self.generator_average)],
             verbose=verbose,
         )
+        self.training_ = {
+            "epochs_requested": self.epochs,
+            "epochs_run": len(self.history_.epoch),
+            "d_steps_planned": self.gan_.planned_dp_steps(self.epochs),
+            "d_steps_taken": self.gan_.privacy_ledger.total_steps,
+        }
         return self
 
     def _check_fitted(self):
@@ -201,8 +208,10 @@ class TabularDPSynthesizer:
     def privacy_statement(self):
         """The privacy statement of this synthesizer's samples, as a JSON-serialisable dict.
 
-        The DPGAN's statement (epsilon from the ledger, delta, sigma, C, q, D steps, ...) plus the target
-        epsilon, the schema and where the schema came from.
+        The DPGAN's statement (epsilon from the ledger, delta, sigma, C, q, D steps, how noise and sampling
+        were seeded, ...) plus the target epsilon, the epochs and D steps requested and taken (`training`),
+        the schema and where the schema came from. `save` writes it with its floats rounded
+        (`privgan.accounting.statement.rounded_statement`).
 
         Raises:
             RuntimeError: before `fit`.
@@ -210,6 +219,9 @@ class TabularDPSynthesizer:
         self._check_fitted()
         statement = self.gan_.privacy_report(delta=self.delta_, accountant=self.accountant)
         statement["target_epsilon"] = self.target_epsilon_
+        statement["training"] = {
+            **self.training_, "stopped_by_budget": self.training_["d_steps_taken"] < self.training_["d_steps_planned"]
+        }
         statement["schema"] = self.schema.to_dict()
         statement["schema_source"] = self.schema.source
         statement["guarantee"] += (
@@ -246,7 +258,7 @@ class TabularDPSynthesizer:
             raise ValueError(f"csv_path must end in .csv, got {str(csv_path)!r}")
         rows = check_count(rows, name="rows", minimum=1)
         synthetic = self.sample(rows)
-        statement = {**self.privacy_statement(), "num_rows": rows, "data_file": csv_path.name}
+        statement = rounded_statement({**self.privacy_statement(), "num_rows": rows, "data_file": csv_path.name})
         text = json.dumps(statement, indent=2, sort_keys=True, allow_nan=False) + "\n"
         statement_path = csv_path.with_suffix(".json")
         with atomic_path(csv_path) as csv_temporary, atomic_path(statement_path) as json_temporary:

@@ -9,7 +9,10 @@ schema's column order and dtypes (int64 / Int64 when nullable for integer column
 categories, float64, strings).
 """
 
+import csv
 import dataclasses
+import difflib
+import pathlib
 
 import numpy as np
 import pandas as pd
@@ -32,16 +35,40 @@ class Span:
     activation: str
 
 
-def _row(df, position):
-    return df.index[position]
+def _shown(value):
+    """A value as a user wrote it: `120`, `0.5`, `'purple'`, not `np.int64(120)`."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def validate_frame(df, schema):
+def _index_rows(df):
+    """Names rows by their index label: "row 7"."""
+    return lambda position: f"row {_shown(df.index[position])}"
+
+
+def _column_mismatch(schema, columns):
+    """The message for missing or extra columns (None if the columns match), suggesting misspellings."""
+    missing = [name for name in schema.names if name not in columns]
+    extra = [str(name) for name in columns if name not in schema.names]
+    if missing:
+        guesses = {name: difflib.get_close_matches(name, extra, n=1, cutoff=0.6) for name in missing}
+        hints = [f"{guess[0]!r} for {name!r}" for name, guess in guesses.items() if guess]
+        if not extra:
+            return f"missing columns {missing}: in the schema but not in the table (which has {[str(c) for c in columns]})"
+        message = f"missing columns {missing}: in the schema but not in the table, whose unmatched columns are {extra}"
+        return message + (f"; did you mean {', '.join(hints)}?" if hints else "")
+    if extra:
+        return f"extra columns {extra} not in the schema (which has {list(schema.names)})"
+    return None
+
+
+def validate_frame(df, schema, *, row_names=None):
     """Checks that `df` fits `schema`; returns its columns in the schema's order.
 
     Args:
         df: a pandas DataFrame.
         schema: a `TableSchema`.
+        row_names: how messages name the row at a position (a function of the position); by default
+            "row <index label>". `read_csv` names CSV rows by data row and line number.
 
     Returns:
         `df` with its columns reordered as in the schema.
@@ -54,43 +81,41 @@ def validate_frame(df, schema):
     """
     if not isinstance(df, pd.DataFrame):
         raise SchemaError(f"expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [name for name in schema.names if name not in df.columns]
-    if missing:
-        raise SchemaError(f"missing columns {missing}: the schema has {list(schema.names)}")
-    extra = [str(name) for name in df.columns if name not in schema.names]
-    if extra:
-        raise SchemaError(f"extra columns {extra} not in the schema (which has {list(schema.names)})")
+    mismatch = _column_mismatch(schema, list(df.columns))
+    if mismatch:
+        raise SchemaError(mismatch)
     if df.columns.duplicated().any():
         raise SchemaError(f"duplicate columns {sorted(set(df.columns[df.columns.duplicated()]))}")
+    row_names = row_names or _index_rows(df)
     for column in schema.columns:
         series = df[column.name]
         absent = series.isna().to_numpy()
         if absent.any() and not column.nullable:
             raise SchemaError(
-                f"column {column.name!r}: missing value (NaN) at row {_row(df, int(np.argmax(absent)))!r}, "
+                f"column {column.name!r}: missing value (NaN) at {row_names(int(np.argmax(absent)))}, "
                 "but the schema does not allow missing values (nullable=false)"
             )
         if isinstance(column, NumericColumn):
-            _check_numeric(df, series, absent, column)
+            _check_numeric(series, absent, column, row_names)
         else:
-            _category_codes(df, series, absent, column)
+            _category_codes(series, absent, column, row_names)
     return df[list(schema.names)]
 
 
-def _check_numeric(df, series, absent, column):
+def _check_numeric(series, absent, column, row_names):
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.isnan(values) & ~absent
     if bad.any() or pd.api.types.is_bool_dtype(series):
         position = int(np.argmax(bad)) if bad.any() else 0
         raise SchemaError(
-            f"column {column.name!r}: value {series.iloc[position]!r} at row {_row(df, position)!r} is not a number"
+            f"column {column.name!r}: value {_shown(series.iloc[position])} at {row_names(position)} is not a number"
         )
     present = ~absent
     outside = present & ~((values >= column.lower) & (values <= column.upper))
     if outside.any():
         position = int(np.argmax(outside))
         raise SchemaError(
-            f"column {column.name!r}: value {series.iloc[position]!r} at row {_row(df, position)!r} is outside "
+            f"column {column.name!r}: value {_shown(series.iloc[position])} at {row_names(position)} is outside "
             f"the schema bounds [{column.lower:g}, {column.upper:g}]"
         )
     if column.integer:
@@ -98,12 +123,12 @@ def _check_numeric(df, series, absent, column):
         if fractional.any():
             position = int(np.argmax(fractional))
             raise SchemaError(
-                f"column {column.name!r}: value {series.iloc[position]!r} at row {_row(df, position)!r} is not a "
+                f"column {column.name!r}: value {_shown(series.iloc[position])} at {row_names(position)} is not a "
                 "whole number, but the schema says integer=true"
             )
 
 
-def _category_codes(df, series, absent, column):
+def _category_codes(series, absent, column, row_names):
     """Index of each value in `column.categories`, -1 where missing; raises on an unknown category."""
     index = {category: code for code, category in enumerate(column.categories)}
     codes = np.full(len(series), -1, dtype=np.int64)
@@ -116,32 +141,84 @@ def _category_codes(df, series, absent, column):
         code = index.get(key)
         if code is None:
             raise SchemaError(
-                f"column {column.name!r}: unknown category {value!r} at row {_row(df, position)!r}; the schema "
+                f"column {column.name!r}: unknown category {_shown(value)} at {row_names(position)}; the schema "
                 f"allows {list(column.categories)}"
             )
         codes[position] = code
     return codes
 
 
+class _CsvRows:
+    """Names the rows of a CSV file for messages: "data row 5 (line 7 of table.csv)".
+
+    The line is found only when a message needs it, by reading the file again with Python's csv module
+    (so that quoted line breaks and blank lines are counted as pandas counts them).
+    """
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+
+    def line(self, position):
+        """The line on which data row `position` (0-based) starts, or None if it is not found."""
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            end_of_previous, records = 0, -1  # the header is record -1
+            for record in reader:
+                start, end_of_previous = end_of_previous + 1, reader.line_num
+                if not record:
+                    continue  # a blank line, skipped by pandas too
+                if records == position:
+                    return start
+                records += 1
+        return None
+
+    def __call__(self, position):
+        line = self.line(position)
+        where = f"line {line} of {self.path.name}" if line is not None else self.path.name
+        return f"data row {position + 1} ({where})"
+
+
 def read_csv(path, schema):
-    """Reads a CSV for `schema`: string-category columns stay strings, only empty cells are missing.
+    """Reads and checks a CSV for `schema`: string-category columns stay strings, only empty cells are missing.
 
     pandas would otherwise read "NA" or "null" as missing and "01" as the number 1; reading by the schema
-    keeps values as written, so that `validate_frame` reports them faithfully.
+    keeps values as written, so that messages report them faithfully. The table is checked with
+    `validate_frame`, whose messages name rows as "data row 5 (line 6 of table.csv)".
 
     Args:
         path: the CSV file (with a header row).
         schema: a `TableSchema`.
 
     Returns:
-        A DataFrame (not yet validated).
+        A DataFrame with the schema's columns in the schema's order.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        SchemaError: if the file is empty, has a header but no rows, cannot be parsed as CSV or does not fit
+            the schema (the message names the file, the column, the value and the line).
     """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise SchemaError(f"{path} is a folder, not a CSV file")
     string_columns = {
         column.name: str
         for column in schema.columns
         if isinstance(column, CategoricalColumn) and not column.integer_categories
     }
-    return pd.read_csv(path, dtype=string_columns, keep_default_na=False, na_values=[""])
+    try:
+        df = pd.read_csv(path, dtype=string_columns, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError as error:
+        raise SchemaError(f"{path} is empty: expected a CSV file with a header row of the schema's columns") from error
+    except pd.errors.ParserError as error:
+        raise SchemaError(f"{path} is not a well-formed CSV file: {' '.join(str(error).split())}") from error
+    except UnicodeDecodeError as error:
+        raise SchemaError(f"{path} is not UTF-8 text: {error}") from error
+    mismatch = _column_mismatch(schema, list(df.columns))
+    if mismatch:
+        raise SchemaError(f"{path}: {mismatch}")
+    if df.empty:
+        raise SchemaError(f"{path} has a header but no data rows: the table is empty")
+    return validate_frame(df, schema, row_names=_CsvRows(path))
 
 
 class TableTransformer:
@@ -193,7 +270,7 @@ class TableTransformer:
                 if column.nullable:
                     blocks.append(np.eye(2)[absent.astype(np.int64)])
             else:
-                codes = _category_codes(df, series, absent, column)
+                codes = _category_codes(series, absent, column, _index_rows(df))
                 codes = np.where(codes < 0, len(column.categories), codes)
                 blocks.append(np.eye(len(column.categories) + int(column.nullable))[codes])
         encoded = np.concatenate(blocks, axis=1) if len(df) else np.zeros((0, self.width))

@@ -1,6 +1,6 @@
 import pytest
 
-from fairness.trade_off import plot_trade_off, trade_off_table
+from fairness.trade_off import method_table, plot_method_curves, plot_trade_off, trade_off_table
 
 BASELINE = {"accuracy": 0.85, "demographic_parity_difference": 0.2, "equalized_odds_difference": 0.1}
 ROWS = [
@@ -24,3 +24,36 @@ def test_plot_shows_both_gaps_against_accuracy():
     left, right = figure.axes
     assert "demographic-parity" in left.get_xlabel() and "equalized-odds" in right.get_xlabel()
     assert list(left.lines[0].get_xdata()) == [0.1, 0.05]
+
+
+SUMMARY = [
+    {"method": "ours", "parameter": "tolerance", "value": 0.05, "seeds": 3, "accuracy": 0.85, "accuracy_std": 0.01,
+     "equalized_odds_difference": 0.04, "equalized_odds_difference_std": 0.005,
+     "demographic_parity_difference": 0.12, "demographic_parity_difference_std": 0.01,
+     "wall_time_seconds": 12.34, "wall_time_seconds_std": 1.0},
+    {"method": "ours", "parameter": "tolerance", "value": 0.02, "seeds": 3, "accuracy": 0.84, "accuracy_std": 0.0,
+     "equalized_odds_difference": 0.02, "equalized_odds_difference_std": 0.0,
+     "demographic_parity_difference": 0.1, "demographic_parity_difference_std": 0.0,
+     "wall_time_seconds": 10.0, "wall_time_seconds_std": 0.0},
+    {"method": "peer", "parameter": "none", "value": None, "seeds": 3, "accuracy": 0.83, "accuracy_std": 0.0,
+     "equalized_odds_difference": 0.01, "equalized_odds_difference_std": 0.0,
+     "demographic_parity_difference": 0.09, "demographic_parity_difference_std": 0.0,
+     "wall_time_seconds": 1.0, "wall_time_seconds_std": 0.0},
+]
+
+
+def test_method_table_shows_mean_and_std_per_method_and_value():
+    lines = method_table(SUMMARY, columns=("accuracy", "validation_violation", "wall_time_seconds")).splitlines()
+    assert lines[0] == "| method | parameter | seeds | accuracy | validation_violation | wall_time_seconds |"
+    assert lines[2] == "| ours | tolerance = 0.05 | 3 | 0.8500 ± 0.0100 |  | 12.3 ± 1.0 |"
+    assert lines[4].startswith("| peer |  | 3 | 0.8300 ± 0.0000 |")
+
+
+def test_method_curves_have_one_line_per_method_sorted_by_unfairness():
+    pytest.importorskip("matplotlib")
+    figure = plot_method_curves(SUMMARY, title="t")
+    left, right = figure.axes[:2]
+    assert "equalized-odds" in left.get_xlabel() and "demographic-parity" in right.get_xlabel()
+    labels = [text.get_text() for text in figure.axes[1].get_legend().get_texts()]
+    assert labels == ["ours", "peer"]
+    assert list(left.lines[0].get_xdata()) == [0.02, 0.04]

@@ -119,3 +119,21 @@ def test_max_steps_is_zero_when_nothing_fits():
     assert max_steps(
         target_epsilon=1.0, delta=1e-5, noise_multiplier=0.0, sampling_probability=0.1, accountant="pld"
     ) == 0
+
+
+def test_calibration_after_a_ledger_spends_what_is_left():
+    import dp_accounting
+
+    ledger = PrivacyLedger()
+    ledger.record_release(dp_accounting.GaussianDpEvent(2.0), description="an earlier release")
+    sigma = calibrate_noise_multiplier(target_epsilon=3.0, delta=1e-5, sampling_probability=0.05, steps=200,
+                                       accountant="rdp", ledger=ledger)
+    extended = ledger.copy()
+    extended.record(noise_multiplier=sigma, sampling_probability=0.05, steps=200)
+    assert 0.99 * 3.0 <= extended.epsilon(delta=1e-5, accountant="rdp") <= 3.0
+    alone = calibrate_noise_multiplier(target_epsilon=3.0, delta=1e-5, sampling_probability=0.05, steps=200,
+                                       accountant="rdp")
+    assert sigma > alone  # less budget left, more noise
+    with pytest.raises(ValueError, match="not reached"):
+        calibrate_noise_multiplier(target_epsilon=0.5, delta=1e-5, sampling_probability=0.05, steps=200,
+                                   accountant="rdp", ledger=ledger)  # the release alone spends more than 0.5

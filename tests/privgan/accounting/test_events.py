@@ -1,9 +1,11 @@
 import math
+import warnings
 
 import dp_accounting
 import pytest
 
 from privgan.accounting import dp_sgd_event, epsilon, epsilon_of_event
+from privgan.accounting.events import warn_if_delta_too_large
 
 # Pinned with dp-accounting 0.6: MNIST-sized DP-SGD as in tf-privacy's tutorials.
 MNIST_60_EPOCHS = dict(noise_multiplier=1.1, sampling_probability=256 / 60000, steps=14063)
@@ -85,3 +87,11 @@ def test_invalid_arguments_are_refused_with_a_clear_message(changes, message):
     arguments.update(changes)
     with pytest.raises(ValueError, match=message):
         epsilon(**arguments)
+
+
+def test_delta_at_or_above_one_over_n_warns_with_a_smaller_suggestion():
+    with pytest.warns(UserWarning, match=r"delta = 0.01 is not below 1/N = 0.00176 \(N = 569 examples\).*e\.g\. 1e-05"):
+        assert warn_if_delta_too_large(0.01, num_examples=569)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_if_delta_too_large(1e-5, num_examples=569)

@@ -86,3 +86,30 @@ def test_schedule_agrees_with_the_poisson_row():
 def test_invalid_arguments_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         privacy_statement(**{**MNIST, **changes})
+
+
+def test_rounded_statement_rounds_floats_never_in_the_guarantees_favour():
+    from privgan.accounting.statement import rounded_statement
+
+    statement = {
+        "epsilon": 0.9993153965631083,
+        "noise_multiplier": 1.600147008895874,
+        "sampling_probability": 0.11247803163444639,
+        "delta": 1e-05,
+        "expected_batch_size": 64.0,
+        "d_steps": 27,
+        "ledger": {"phases": [{"noise_multiplier": 1.600147008895874, "steps": 27}]},
+        "guarantee": "text",
+    }
+    result = rounded_statement(statement)
+    assert result == {
+        "epsilon": 0.999316,
+        "noise_multiplier": 1.60014,
+        "sampling_probability": 0.112479,
+        "delta": 1e-05,
+        "expected_batch_size": 64.0,
+        "d_steps": 27,
+        "ledger": {"phases": [{"noise_multiplier": 1.60014, "steps": 27}]},
+        "guarantee": "text",
+    }
+    assert rounded_statement({"epsilon": 2.5})["epsilon"] == 2.5  # exact values stay

@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from privgan.audit import mislabelled_canaries, one_run_bound, run_canary_audit
+from privgan.audit import independent_trials_bound, mislabelled_canaries, one_run_bound, run_canary_audit
+from privgan.audit.canaries import one_run_guess_outcome, plan_one_run_guesses
 from privgan.audit.classifier_attacks import cross_entropy
 from privgan.data import load_digits
 
@@ -134,3 +135,30 @@ def test_epsilon_bounds_plot_has_a_pair_of_bars_per_run():
             {"name": "DP eps=1", "epsilon": 1.0, "epsilon_lower_bound": 0.1}]
     figure = plot_epsilon_bounds(runs, delta=1e-5, alpha=0.05, title="t")
     assert len(figure.axes[0].patches) == 4
+
+
+def test_independent_trials_bound_on_perfect_and_random_scores():
+    rng = np.random.default_rng(0)
+    included = rng.random(2000) < 0.5
+    # Flagging 40% of 2000 perfectly scored canaries: 800 true positives, no false positive.
+    bound, flagged, true_positives = independent_trials_bound(included.astype(float), included, delta=1e-5)
+    assert (flagged, true_positives) == (800, 800) and bound > 4.5  # ln(0.8 N / ln(2 K / alpha)) = 4.98
+    bounds = [independent_trials_bound(rng.normal(size=2000), included, delta=1e-5)[0] for _ in range(20)]
+    assert sum(b > 0 for b in bounds) <= 3
+    with pytest.raises(ValueError, match="flag_fractions"):
+        independent_trials_bound(included.astype(float), included, delta=1e-5, flag_fractions=(0.0,))
+
+
+def test_planned_guesses_follow_the_scores_quality():
+    # Top 2 guessed "in" (both right), bottom 1 guessed "out" (wrong: that canary was included).
+    assert one_run_guess_outcome([5.0, 4.0, 3.0, 2.0, 1.0], [1, 1, 0, 0, 1], num_top=2, num_bottom=1) == (3, 2)
+    with pytest.raises(ValueError, match="num_top and num_bottom"):
+        one_run_guess_outcome([1.0, 2.0], [0, 1], num_top=2, num_bottom=1)
+    rng = np.random.default_rng(0)
+    included = rng.random(2000) < 0.5
+    # Perfect scores: guess as much as possible; scores reliable only at the top: guess few, at the top.
+    top, bottom = plan_one_run_guesses(included.astype(float), included, delta=1e-5)
+    assert top + bottom >= 1000
+    tail = np.where(included & (rng.random(2000) < 0.1), 10.0, rng.normal(size=2000))
+    top, bottom = plan_one_run_guesses(tail, included, delta=1e-5)
+    assert top <= 100 and bottom == 0

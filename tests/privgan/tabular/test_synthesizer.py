@@ -54,7 +54,15 @@ def test_save_writes_csv_and_statement(fitted, tmp_path):
     assert len(validate_frame(table, SCHEMA)) == 40
     statement = json.loads(statement_path.read_text())
     assert statement["num_rows"] == 40 and statement["data_file"] == "synthetic.csv"
-    assert statement["epsilon"] == pytest.approx(fitted.privacy_statement()["epsilon"])
+    exact = fitted.privacy_statement()
+    # Floats rounded to 6 significant digits, epsilon up and sigma down: never a stronger-looking guarantee.
+    assert exact["epsilon"] <= statement["epsilon"] == pytest.approx(exact["epsilon"], rel=1e-5)
+    assert exact["noise_multiplier"] >= statement["noise_multiplier"] == pytest.approx(exact["noise_multiplier"], rel=1e-5)
+    assert len(repr(statement["sampling_probability"])) <= 8
+    steps = EPOCHS * round(ROWS / BATCH)
+    assert statement["training"] == {"epochs_requested": EPOCHS, "epochs_run": EPOCHS, "d_steps_planned": steps,
+                                     "d_steps_taken": steps, "stopped_by_budget": False}
+    assert statement["noise_seeding"].startswith("secret") and statement["sampling_seeding"].startswith("reproducible")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synthetic.csv", "synthetic.json"]
 
 

@@ -74,7 +74,39 @@ def test_validation_gives_one_error_naming_column_and_value(table, message):
 def test_read_csv_keeps_strings_and_only_empty_cells_are_missing(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("age,colour,income,score,grade,label\n30,,10,,1,yes\n40,NA,10,0.5,2,no\n")
+    with pytest.raises(SchemaError, match=r"unknown category 'NA' at data row 2 \(line 3 of t.csv\)"):
+        read_csv(path, SCHEMA)  # "NA" is a value, not a missing one
+    path.write_text("age,colour,income,score,grade,label\n30,,10,,1,yes\n40,red,10,0.5,2,no\n")
     table = read_csv(path, SCHEMA)
-    assert pd.isna(table.loc[0, "colour"]) and table.loc[1, "colour"] == "NA"
-    with pytest.raises(SchemaError, match="unknown category 'NA' at row 1"):
-        validate_frame(table, SCHEMA)
+    assert pd.isna(table.loc[0, "colour"]) and table.loc[1, "colour"] == "red"
+
+
+HEADER = "age,colour,income,score,grade,label\n"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "t.csv is empty: expected a CSV file with a header row"),
+        (HEADER, "t.csv has a header but no data rows: the table is empty"),
+        # Values as written (no numpy reprs), rows counted as a user counts them, with the file's line.
+        (HEADER + "30,red,10,0.5,1,yes\n120,red,10,0.5,1,yes\n",
+         "column 'age': value 120 at data row 2 (line 3 of t.csv) is outside the schema bounds [18, 90]"),
+        # A blank line and a quoted line break move the line number, not the data row.
+        (HEADER + "\n30,red,10,0.5,1,yes\n30,\"re\nd\",10,0.5,1,yes\n",
+         "column 'colour': unknown category 're\\nd' at data row 2 (line 4 of t.csv)"),
+        (HEADER + "30,red,10,0.5,7,yes\n", "column 'grade': unknown category 7 at data row 1 (line 2 of t.csv)"),
+        (HEADER.replace("income", "incme") + "30,red,10,0.5,1,yes\n",
+         "t.csv: missing columns ['income']: in the schema but not in the table, whose unmatched columns are "
+         "['incme']; did you mean 'incme' for 'income'?"),
+        (HEADER + "30,red,10,0.5,1,yes\n30,red,10,0.5,1,yes,7\n",
+         "t.csv is not a well-formed CSV file: Error tokenizing data. C error: Expected 6 fields in line 3, saw 7"),
+    ],
+)
+def test_read_csv_messages_name_the_file_the_row_and_the_line(tmp_path, text, message):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(SchemaError) as error:
+        read_csv(path, SCHEMA)
+    assert message in str(error.value)
+    assert "np." not in str(error.value)

@@ -1,0 +1,317 @@
+"""Meeting a stated fairness tolerance on held-out data by adapting the adversary's weight during training.
+
+The adversarial estimators take the strength of their adversary (alpha, or the gradient reversal lambda) as a
+number, but what a user can state is the constraint: "equalized-odds difference at most 0.05", "no probe
+recovers the group with balanced accuracy above chance + 0.02". How much adversary that takes depends on the
+table, its size and the scale of its features, so a weight tuned on one table does not carry over.
+
+With a tolerance, the estimators carve a validation split from the training data (stratified by group and
+label; never the test data), train on the rest, and let `AdversaryWeightController` run a dual update on the
+adversary weight w every few steps:
+
+    violation v = the constraint's gap measured on the validation split (hard predictions, or fresh probes)
+    log w <- log w + step_size * clip((v - tolerance) / tolerance, -1, 1)
+
+so w grows while the constraint is violated and shrinks while it is slack (the Lagrange multiplier of the
+constraint, in log space so that it moves across orders of magnitude at the same pace on any table). The
+adversarial game oscillates, so the model at the last step is not the one to keep: every evaluation is a
+candidate, and at the end the controller restores the candidate with the best validation score among those
+with v <= tolerance (or, when none has, the one with the smallest v, with a warning). The estimators report
+the selected candidate's validation violation v and weight.
+
+The step is small (0.05 on log w per evaluation, four evaluations an epoch: w moves by at most a factor
+e^0.2 an epoch) and w stays within `WEIGHT_BOUNDS`: a violation measured on a few hundred validation rows is
+noisy, and with larger steps w overshot to the hundreds within a few epochs, where the predictor collapsed
+to a constant (exactly fair, and useless) and did not recover once w came down again.
+
+What this does not remove: the validation violation of the kept candidate is measured on a finite split
+and the candidate was picked partly because its measured violation was low, so the violation on new data is
+larger, by about the standard error of the validation measurement (recorded per candidate in the history:
+the binomial error of the two group rates behind the gap; a few hundredths when a group has a few hundred
+validation rows in a cell). Hold out more rows (`validation_fraction`) to shrink it.
+
+`group_rate_gap` computes the group metrics of `fairlearn.metrics` (demographic-parity, equalized-odds and
+equal-opportunity differences) with `np.bincount`: the controller evaluates them hundreds of times per fit,
+and fairlearn's `MetricFrame` takes about 0.1 s per call. The tests check that both agree.
+"""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+# w stays within these bounds (on standardised features): below, the adversary's term vanishes next to the
+# task's; above, it swamps it and the predictor collapses to a constant.
+WEIGHT_BOUNDS = (1e-3, 10.0)
+
+
+def check_tolerance(tolerance, *, upper=1.0):
+    """Checks a tolerance: None (no constraint) or a number in (0, upper].
+
+    Raises:
+        ValueError: naming the argument and the allowed range.
+    """
+    if tolerance is None:
+        return None
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating, np.integer)):
+        raise ValueError(f"tolerance must be None or a number in (0, {upper:g}], got {tolerance!r}")
+    if not 0.0 < tolerance <= upper:
+        raise ValueError(f"tolerance must be None or a number in (0, {upper:g}], got {tolerance!r}")
+    return float(tolerance)
+
+
+def check_validation_fraction(validation_fraction):
+    """Checks the share of the training data held out for the tolerance, in [0.05, 0.5].
+
+    Raises:
+        ValueError: naming the argument and the allowed range.
+    """
+    if isinstance(validation_fraction, bool) or not 0.05 <= validation_fraction <= 0.5:
+        raise ValueError(f"validation_fraction must be in [0.05, 0.5], got {validation_fraction!r}")
+    return float(validation_fraction)
+
+
+def check_standardize(standardize):
+    """Checks the `standardize` parameter: None ("only with a tolerance"), True or False.
+
+    Raises:
+        ValueError: naming the argument and the allowed values.
+    """
+    if standardize not in (None, True, False):
+        raise ValueError(f"standardize must be None, True or False, got {standardize!r}")
+    return standardize
+
+
+def standardization(X, *, tolerance, standardize, rows=None):
+    """The mean and scale that standardise X's columns, or `(None, None)` when they are not standardised.
+
+    Args:
+        X: float32 features `(n, d)`.
+        tolerance: the estimator's tolerance (None: no constraint stated).
+        standardize: the estimator's parameter; None standardises only when a tolerance is set.
+        rows: the rows trained on (None: all), whose statistics are used.
+
+    Returns:
+        `(mean, scale)` float32 arrays `(d,)` (a constant column gets scale 1), or `(None, None)`.
+    """
+    if not (tolerance is not None if standardize is None else standardize):
+        return None, None
+    reference = X if rows is None else X[rows]
+    scale = reference.std(axis=0)
+    return reference.mean(axis=0).astype(np.float32), np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+
+def carve_validation(group_codes, label_codes, *, fraction, seed):
+    """Splits row indices into a fitting part and a validation part, stratified by (group, label) cell.
+
+    Cells with fewer than two rows cannot be stratified; then the split is stratified by group only.
+
+    Args:
+        group_codes: int array `(n,)`.
+        label_codes: int array `(n,)`.
+        fraction: share of the rows in the validation part.
+        seed: integer seed of the split.
+
+    Returns:
+        `(fit_indices, validation_indices)`, sorted int arrays.
+
+    Raises:
+        ValueError: if the validation part would miss a group (too few rows for the fraction).
+    """
+    group_codes = np.asarray(group_codes)
+    label_codes = np.asarray(label_codes)
+    cells = group_codes.astype(np.int64) * (int(label_codes.max()) + 1) + label_codes
+    counts = np.bincount(cells)
+    strata = cells if (counts[counts > 0] >= 2).all() else group_codes
+    indices = np.arange(len(group_codes))
+    try:
+        fit, validation = train_test_split(indices, test_size=fraction, stratify=strata, random_state=seed)
+    except ValueError as error:
+        raise ValueError(
+            f"cannot hold out validation_fraction={fraction} of {len(indices)} rows with every group in both "
+            f"parts ({error}); give more rows or a larger validation_fraction"
+        ) from error
+    if len(np.unique(group_codes[validation])) < len(np.unique(group_codes)):
+        raise ValueError(
+            f"the validation part (validation_fraction={fraction}) misses a group; give more rows or a larger "
+            "validation_fraction"
+        )
+    return np.sort(fit), np.sort(validation)
+
+
+def group_rate_gap(label_codes, predicted_codes, group_codes, *, constraint, n_classes=2, with_error=False):
+    """The largest gap between groups in the rate the constraint equalises (fairlearn's definitions).
+
+    * demographic_parity: P(prediction = c | group), largest max-min gap over classes c; for binary labels
+      this is `fairlearn.metrics.demographic_parity_difference`.
+    * equalized_odds: P(prediction = c | label = k, group), largest gap over (k, c); for binary labels this
+      is `equalized_odds_difference` (the larger of the true- and false-positive-rate gaps).
+    * equal_opportunity: P(prediction = 1 | label = 1, group), the true-positive-rate gap
+      (`equal_opportunity_difference`).
+
+    A (label, group) cell without rows is left out.
+
+    Args:
+        label_codes: int array `(n,)` of true label codes 0..n_classes-1.
+        predicted_codes: int array `(n,)` of predicted label codes.
+        group_codes: int array `(n,)` of group codes 0..k-1.
+        constraint: one of `fairness.adversarial.CONSTRAINTS`.
+        n_classes: number of label codes.
+        with_error: also return the binomial standard error of the largest gap,
+            `sqrt(r1 (1 - r1) / n1 + r2 (1 - r2) / n2)` for the two groups' rates that make it.
+
+    Returns:
+        The gap, a float in [0, 1]; with `with_error`, `(gap, standard_error)`.
+    """
+    label_codes = np.asarray(label_codes, dtype=np.int64)
+    predicted_codes = np.asarray(predicted_codes, dtype=np.int64)
+    group_codes = np.asarray(group_codes, dtype=np.int64)
+    n_groups = int(group_codes.max()) + 1
+    if constraint == "demographic_parity":
+        conditions = np.zeros_like(label_codes)  # one condition: everyone
+        n_conditions = 1
+    else:
+        conditions, n_conditions = label_codes, n_classes
+    if constraint == "equal_opportunity":
+        keep = label_codes == 1
+        conditions, predicted_codes, group_codes = conditions[keep], predicted_codes[keep], group_codes[keep]
+    cell = conditions * n_groups + group_codes
+    totals = np.bincount(cell, minlength=n_conditions * n_groups).reshape(n_conditions, n_groups)
+    hits = np.bincount(
+        cell * n_classes + predicted_codes, minlength=n_conditions * n_groups * n_classes
+    ).reshape(n_conditions, n_groups, n_classes)
+    gap, error = 0.0, 0.0
+    classes = [1] if constraint == "equal_opportunity" else range(n_classes)
+    for condition in range(n_conditions):
+        present = totals[condition] > 0
+        if present.sum() < 2:
+            continue
+        counts = totals[condition][present]
+        rates = hits[condition][present] / counts[:, None]
+        for c in classes:
+            high, low = int(np.argmax(rates[:, c])), int(np.argmin(rates[:, c]))
+            if rates[high, c] - rates[low, c] > gap:
+                gap = float(rates[high, c] - rates[low, c])
+                error = math.sqrt(sum(rates[g, c] * (1 - rates[g, c]) / counts[g] for g in (high, low)))
+    return (gap, error) if with_error else gap
+
+
+class AdversaryWeightController(keras.callbacks.Callback):
+    """Adapts an adversary weight to meet a tolerance on validation data and keeps the best candidate.
+
+    Every `interval` training steps it calls `measure()`, which returns `(violation, score)` of the current
+    models on the validation split, records it, keeps a copy of `models`' weights when the violation meets
+    the tolerance and the score is the best so far, and updates the weight variable by the dual step of the
+    module docstring. At the end of training it restores the kept candidate (the least-violating one when
+    none met the tolerance, with a `RuntimeWarning`).
+
+    Args:
+        weight: the non-trainable Keras variable holding the adversary weight (alpha or lambda).
+        measure: callable `() -> (violation, score)` or `() -> (violation, score, standard_error)`; larger
+            scores are better; the standard error is only recorded.
+        tolerance: the largest acceptable violation, > 0.
+        models: the Keras models whose weights make a candidate.
+        interval: training steps between evaluations, >= 1; None evaluates `evaluations_per_epoch` times an
+            epoch.
+        evaluations_per_epoch: used when `interval` is None, >= 1.
+        step_size: the dual step on log w per evaluation, > 0.
+        description: what is measured, for the warning (e.g. "equalized-odds difference").
+
+    Attributes:
+        history: one dict per evaluation: step, weight, violation, standard_error, score.
+        selected: the restored candidate's dict, plus "meets_tolerance"; None before training ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        weight,
+        measure,
+        tolerance,
+        models,
+        interval=None,
+        evaluations_per_epoch=4,
+        step_size=0.05,
+        description="constraint violation",
+    ):
+        super().__init__()
+        if interval is not None and interval < 1:
+            raise ValueError(f"interval must be >= 1, got {interval}")
+        if evaluations_per_epoch < 1:
+            raise ValueError(f"evaluations_per_epoch must be >= 1, got {evaluations_per_epoch}")
+        if step_size <= 0:
+            raise ValueError(f"step_size must be > 0, got {step_size}")
+        self.weight = weight
+        self.measure = measure
+        self.tolerance = check_tolerance(tolerance)
+        self.models = list(models)
+        self.interval = interval
+        self.evaluations_per_epoch = evaluations_per_epoch
+        self.step_size = float(step_size)
+        self.description = description
+        self.history = []
+        self.selected = None
+
+    def on_train_begin(self, logs=None):
+        if self.interval is None:
+            steps = self.params.get("steps")
+            if not steps:
+                raise ValueError("interval must be given when fit does not know its number of steps per epoch")
+            self._interval = max(1, steps // self.evaluations_per_epoch)
+        else:
+            self._interval = self.interval
+        self._step = 0
+        self.history = []
+        self.selected = None
+        self._best = None  # (score, record, weights) of the best candidate meeting the tolerance
+        self._least = None  # (violation, record, weights) of the least-violating candidate
+        start = min(max(float(keras.ops.convert_to_numpy(self.weight)), WEIGHT_BOUNDS[0]), WEIGHT_BOUNDS[1])
+        self.weight.assign(start)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step % self._interval == 0:
+            self._evaluate()
+
+    def _evaluate(self):
+        violation, score, *error = self.measure()
+        error = float(error[0]) if error else 0.0
+        weight = float(keras.ops.convert_to_numpy(self.weight))
+        record = {
+            "step": self._step,
+            "weight": weight,
+            "violation": float(violation),
+            "standard_error": error,
+            "score": float(score),
+        }
+        self.history.append(record)
+        if violation <= self.tolerance and (self._best is None or score > self._best[0]):
+            self._best = (score, record, self._snapshot())
+        if self._least is None or violation < self._least[0]:
+            self._least = (violation, record, self._snapshot())
+        relative = min(max((violation - self.tolerance) / self.tolerance, -1.0), 1.0)
+        updated = weight * math.exp(self.step_size * relative)
+        self.weight.assign(min(max(updated, WEIGHT_BOUNDS[0]), WEIGHT_BOUNDS[1]))
+
+    def _snapshot(self):
+        return [[np.array(value) for value in model.get_weights()] for model in self.models]
+
+    def on_train_end(self, logs=None):
+        if not self.history or self.history[-1]["step"] != self._step:
+            self._evaluate()  # the last steps are a candidate too
+        if self._best is not None:
+            _, record, weights = self._best
+        else:
+            _, record, weights = self._least
+            warnings.warn(
+                f"no candidate met the tolerance {self.tolerance:g} on the validation split: keeping the one "
+                f"with the smallest {self.description} ({record['violation']:.4f} ± "
+                f"{record['standard_error']:.4f}); train longer or allow a larger tolerance",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        for model, values in zip(self.models, weights):
+            model.set_weights(values)
+        self.selected = {**record, "meets_tolerance": record["violation"] <= self.tolerance}

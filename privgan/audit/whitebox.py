@@ -1,0 +1,292 @@
+"""White-box audit of a DP-SGD mechanism with gradient-space ("Dirac") canaries.
+
+The audit runs the mechanism itself (by default `privgan.dp.private_gradients` on Poisson batches from
+`privgan.dp.poisson_batches`) with the noise multiplier, sampling probability and number of steps of
+a real run, on m canaries each included with probability 1/2 (see `privgan.audit.dirac`), lets the
+auditor score every canary from all the intermediate noisy gradients, and turns the scores into two
+epsilon lower bounds, each at significance alpha, to compare with the accountant's epsilon:
+
+- `epsilon_lower_bound`, the one-run bound of Steinke, Nasr & Jagielski (2023): valid for any
+  (epsilon, delta)-DP mechanism whatever the dependence between canaries. Its delta term grows as
+  2 m delta, so it is computed on a fixed subset of `one_run_canaries` canaries (the others, included
+  independently of them, are just part of the mechanism for that bound). At delta = 1e-5 it cannot
+  exceed about 6 for any m, even with every guess right.
+- `independent_trials_lower_bound`, Clopper-Pearson over the canaries as independent trials (Jagielski
+  et al. 2020; Nasr et al. 2023 use one training run per trial): valid when the canaries' outcomes
+  are independent, which a correct DP-SGD implementation guarantees here (independent noise per
+  coordinate, independent Poisson sampling per example). It refutes "this implementation is the
+  (epsilon, delta)-DP subsampled Gaussian mechanism the accountant analyses"; it is not limited by 2 m
+  delta, so it can exceed 8.
+
+A lower bound above the accountant's epsilon is a bug in the mechanism (or, with probability at most
+alpha, bad luck). The one-run bound's numbers of guesses are planned before the run on a simulation of
+the claimed mechanism, which costs no confidence; scores and the remaining candidates share alpha
+(Bonferroni).
+"""
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from privgan.accounting import epsilon as accountant_epsilon
+from privgan.audit.bounds import epsilon_lower_bound_one_run
+from privgan.audit.canaries import (
+    DEFAULT_FLAG_FRACTIONS,
+    independent_trials_bound,
+    one_run_guess_outcome,
+    plan_one_run_guesses,
+)
+from privgan.audit.dirac import check_scores, dirac_canary_scores, simulated_canary_scores
+from privgan.audit.metrics import evaluate_attack
+from privgan.dp import private_gradients
+
+# The likelihood-ratio score is the most powerful against the claimed mechanism; the differenced one
+# catches noise that repeats across steps, which the plain one misses entirely.
+DEFAULT_SCORES = ("likelihood_ratio", "differenced_likelihood_ratio")
+
+
+@dataclasses.dataclass(frozen=True)
+class WhiteboxAuditResult:
+    """Epsilon lower bounds from a white-box Dirac-canary audit, next to the accountant's epsilon.
+
+    Attributes:
+        epsilon: the accountant's (PLD) epsilon at `delta` for the audited sigma, q and T.
+        delta: the delta of every epsilon here.
+        alpha: significance of each lower bound.
+        noise_multiplier: sigma.
+        sampling_probability: q.
+        steps: T.
+        num_canaries: m.
+        num_included: how many canaries were in the private dataset.
+        one_run_canaries: the canaries behind the one-run bound.
+        epsilon_lower_bound: the one-run bound (no independence assumption).
+        one_run_score: the score behind it.
+        num_guesses: its guesses.
+        num_correct: its correct guesses.
+        independent_trials_lower_bound: the Clopper-Pearson bound over canaries as independent trials.
+        trials_score: the score behind it.
+        num_flagged: the canaries it flagged as included.
+        true_positives: how many of them were.
+        auc: each score's ROC AUC for telling included from excluded canaries.
+        seconds: wall time of the mechanism's run and the scoring.
+    """
+
+    epsilon: float
+    delta: float
+    alpha: float
+    noise_multiplier: float
+    sampling_probability: float
+    steps: int
+    num_canaries: int
+    num_included: int
+    one_run_canaries: int
+    epsilon_lower_bound: float
+    one_run_score: str
+    num_guesses: int
+    num_correct: int
+    independent_trials_lower_bound: float
+    trials_score: str
+    num_flagged: int
+    true_positives: int
+    auc: dict
+    seconds: float
+
+    @property
+    def exceeds_accountant(self) -> bool:
+        """True when the one-run bound is above the accountant's epsilon: the mechanism is not DP as claimed."""
+        return self.epsilon_lower_bound > self.epsilon
+
+    @property
+    def trials_exceed_accountant(self) -> bool:
+        """True when the independent-trials bound is above the accountant's epsilon."""
+        return self.independent_trials_lower_bound > self.epsilon
+
+    def summary(self) -> str:
+        """A few readable lines: the accountant's epsilon, both lower bounds and their guesses."""
+        lines = [
+            f"white-box Dirac-canary audit: sigma={self.noise_multiplier:.4g}, q={self.sampling_probability:.4g}, "
+            f"T={self.steps}; accountant epsilon {self.epsilon:.3f} at delta={self.delta:g}",
+            f"  one-run lower bound {self.epsilon_lower_bound:.3f} (confidence {1 - self.alpha:.0%}): "
+            f"{self.num_correct}/{self.num_guesses} correct guesses over {self.one_run_canaries} canaries "
+            f"({self.one_run_score})",
+            f"  independent-trials lower bound {self.independent_trials_lower_bound:.3f}: "
+            f"{self.true_positives}/{self.num_flagged} flagged canaries included, {self.num_included} of "
+            f"{self.num_canaries} included ({self.trials_score})",
+            "  AUC " + ", ".join(f"{name} {auc:.3f}" for name, auc in self.auc.items()),
+        ]
+        if self.exceeds_accountant:
+            lines.append("  WARNING: the one-run lower bound exceeds the accountant's epsilon: the mechanism is "
+                         "not DP as claimed")
+        if self.trials_exceed_accountant:
+            lines.append("  WARNING: the independent-trials lower bound exceeds the accountant's epsilon: the "
+                         "mechanism is not the DP-SGD mechanism it claims to be")
+        return "\n".join(lines)
+
+
+def _check_integer(name, value, *, low, high=math.inf):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_arguments(*, num_canaries, one_run_canaries, noise_multiplier, sampling_probability, steps,
+                     l2_norm_clip, delta, alpha, mechanism):
+    _check_integer("num_canaries", num_canaries, low=2)
+    if one_run_canaries is not None:
+        _check_integer("one_run_canaries", one_run_canaries, low=2, high=num_canaries)
+    _check_integer("steps", steps, low=1)
+    if not (isinstance(noise_multiplier, (int, float)) and 0 < noise_multiplier < math.inf):
+        raise ValueError(f"noise_multiplier must be a finite number > 0, got {noise_multiplier!r}")
+    if not (isinstance(sampling_probability, (int, float)) and 0 < sampling_probability <= 1):
+        raise ValueError(f"sampling_probability must be in (0, 1], got {sampling_probability!r}")
+    if not (isinstance(l2_norm_clip, (int, float)) and 0 < l2_norm_clip < math.inf):
+        raise ValueError(f"l2_norm_clip must be a finite number > 0, got {l2_norm_clip!r}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not callable(mechanism):
+        raise ValueError(f"mechanism must be a callable with private_gradients' signature, got {mechanism!r}")
+
+
+def _check_background(background):
+    if background is None:
+        return None
+    background = np.asarray(background, dtype=np.float32)
+    if background.ndim != 2 or len(background) == 0 or not np.all(np.isfinite(background)):
+        raise ValueError(
+            f"background must be None or a finite 2-D array (examples, features) with at least one row, got "
+            f"shape {background.shape}"
+        )
+    return background
+
+
+def run_whitebox_audit(
+    *,
+    noise_multiplier: float,
+    sampling_probability: float,
+    steps: int,
+    delta: float,
+    num_canaries: int,
+    one_run_canaries: int | None = None,
+    l2_norm_clip: float = 1.0,
+    background=None,
+    alpha: float = 0.05,
+    scores=DEFAULT_SCORES,
+    flag_fractions=DEFAULT_FLAG_FRACTIONS,
+    mechanism=private_gradients,
+    seed=None,
+) -> WhiteboxAuditResult:
+    """Audits a DP-SGD mechanism in one run with m Dirac canaries, each included with probability 1/2.
+
+    For the one-run bound, each score has two candidates, each tested at alpha / (2 x number of scores):
+    the numbers of top and bottom guesses planned (`plan_one_run_guesses`) on scores simulated from the
+    claimed mechanism with the same sigma, q, T and number of canaries, and a guess for every canary.
+    For the independent-trials bound, every (score, number of flagged canaries) pair is a candidate
+    with its share of alpha. The best of either is a valid bound at significance alpha.
+
+    Args:
+        noise_multiplier: sigma of the audited run, > 0.
+        sampling_probability: q of the audited run, in (0, 1].
+        steps: T of the audited run, >= 1.
+        delta: the delta of the accountant's epsilon and of the bounds, in (0, 1).
+        num_canaries: m, >= 2 (10^4-10^5 for a meaningful bound at delta = 1e-5).
+        one_run_canaries: how many canaries (the first ones) the one-run bound uses, in [2, m]; None:
+            all. Around 10^4 is best at delta = 1e-5, as its delta term grows with m.
+        l2_norm_clip: the clipping bound C, > 0.
+        background: None, or an array (n, d) of background examples' gradients (see `dirac`).
+        alpha: significance of each bound, in (0, 1).
+        scores: names from `privgan.audit.dirac.SCORES` to try.
+        flag_fractions: fractions of the canaries to flag (see `independent_trials_bound`).
+        mechanism: a callable with the signature of `privgan.dp.private_gradients`, the default; inject
+            a different one to audit it (e.g. one of `privgan.audit.faults`).
+        seed: seed of the canaries' inclusion and of the Poisson sampling (None: fresh). The noise is
+            never seeded by the audit: the mechanism draws its own.
+
+    Returns:
+        A `WhiteboxAuditResult`.
+
+    Raises:
+        ValueError: if an argument is out of range.
+    """
+    _check_arguments(
+        num_canaries=num_canaries, one_run_canaries=one_run_canaries, noise_multiplier=noise_multiplier,
+        sampling_probability=sampling_probability, steps=steps, l2_norm_clip=l2_norm_clip, delta=delta,
+        alpha=alpha, mechanism=mechanism,
+    )
+    scores = check_scores(scores)
+    background = _check_background(background)
+    one_run_canaries = num_canaries if one_run_canaries is None else one_run_canaries
+    claimed = accountant_epsilon(
+        noise_multiplier=noise_multiplier, sampling_probability=sampling_probability, steps=steps, delta=delta
+    )
+
+    rng = np.random.default_rng(seed)
+    is_included = rng.random(num_canaries) < 0.5
+    if not 0 < is_included[:one_run_canaries].sum() < one_run_canaries:
+        raise ValueError(f"num_canaries={num_canaries} (one_run_canaries={one_run_canaries}) drew canaries all "
+                         "included or all excluded; use more canaries")
+    start = time.perf_counter()
+    all_scores = dirac_canary_scores(
+        is_included=is_included,
+        noise_multiplier=noise_multiplier,
+        sampling_probability=sampling_probability,
+        steps=steps,
+        l2_norm_clip=l2_norm_clip,
+        background=background,
+        mechanism=mechanism,
+        sampling_seed=int(rng.integers(2**62)),
+    )
+    seconds = time.perf_counter() - start
+
+    # The one-run guesses are planned on a simulation of the claimed mechanism (public sigma, q, T and
+    # fresh randomness), so choosing them costs no confidence. Guessing every canary is the other
+    # candidate: best when the scores separate perfectly, as they do for a grossly broken mechanism.
+    simulated_included = rng.random(one_run_canaries) < 0.5
+    simulated = simulated_canary_scores(
+        is_included=simulated_included, noise_multiplier=noise_multiplier,
+        sampling_probability=sampling_probability, steps=steps, seed=int(rng.integers(2**62)),
+    )
+    one_run_alpha = alpha / (2 * len(scores))
+    one_run, trials, auc = [], [], {}
+    for name in scores:
+        planned = plan_one_run_guesses(simulated[name], simulated_included, delta=delta, alpha=one_run_alpha)
+        for num_top, num_bottom in (planned, (one_run_canaries // 2, one_run_canaries - one_run_canaries // 2)):
+            guesses, correct = one_run_guess_outcome(
+                all_scores[name][:one_run_canaries], is_included[:one_run_canaries], num_top=num_top,
+                num_bottom=num_bottom,
+            )
+            bound = epsilon_lower_bound_one_run(
+                num_canaries=one_run_canaries, num_guesses=guesses, num_correct=correct, delta=delta,
+                alpha=one_run_alpha,
+            )
+            one_run.append((bound, name, guesses, correct))
+        trials.append((*independent_trials_bound(
+            all_scores[name], is_included, delta=delta, alpha=alpha / len(scores), flag_fractions=flag_fractions
+        ), name))
+        auc[name] = evaluate_attack(all_scores[name], is_included, attack=name).auc
+    bound, one_run_score, guesses, correct = max(one_run, key=lambda candidate: candidate[0])
+    trials_bound, flagged, true_positives, trials_score = max(trials, key=lambda candidate: candidate[0])
+    return WhiteboxAuditResult(
+        epsilon=float(claimed),
+        delta=delta,
+        alpha=alpha,
+        noise_multiplier=float(noise_multiplier),
+        sampling_probability=float(sampling_probability),
+        steps=int(steps),
+        num_canaries=int(num_canaries),
+        num_included=int(is_included.sum()),
+        one_run_canaries=int(one_run_canaries),
+        epsilon_lower_bound=float(bound),
+        one_run_score=one_run_score,
+        num_guesses=int(guesses),
+        num_correct=int(correct),
+        independent_trials_lower_bound=float(trials_bound),
+        trials_score=trials_score,
+        num_flagged=int(flagged),
+        true_positives=int(true_positives),
+        auc=auc,
+        seconds=round(seconds, 2),
+    )
+

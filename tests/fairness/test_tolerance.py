@@ -1,0 +1,185 @@
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from fairlearn.metrics import (
+    demographic_parity_difference,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+)
+from sklearn.utils import check_random_state
+
+from fairness import AdversarialDebiasing, FairRepresentation
+from fairness.data import make_biased_toy
+from fairness.tolerance import AdversaryWeightController, carve_validation, group_rate_gap
+
+FAIRLEARN = {
+    "demographic_parity": demographic_parity_difference,
+    "equalized_odds": equalized_odds_difference,
+    "equal_opportunity": equal_opportunity_difference,
+}
+
+
+@pytest.mark.parametrize("constraint", sorted(FAIRLEARN))
+@pytest.mark.parametrize("n_groups", [2, 3])
+def test_group_rate_gap_is_fairlearns_metric(constraint, n_groups):
+    rng = np.random.default_rng(n_groups)
+    groups = rng.integers(0, n_groups, 500)
+    labels = (rng.random(500) < 0.3 + 0.1 * groups).astype(int)
+    predicted = (rng.random(500) < 0.2 + 0.2 * groups).astype(int)
+    expected = FAIRLEARN[constraint](labels, predicted, sensitive_features=groups)
+    assert group_rate_gap(labels, predicted, groups, constraint=constraint) == pytest.approx(expected, abs=1e-12)
+
+
+def test_group_rate_gap_standard_error_is_binomial():
+    # Group 0 selects 10 of 40 (0.25), group 1 selects 30 of 60 (0.5).
+    groups = np.repeat([0, 1], [40, 60])
+    predicted = np.concatenate([np.repeat([1, 0], [10, 30]), np.repeat([1, 0], [30, 30])])
+    gap, error = group_rate_gap(np.zeros(100), predicted, groups, constraint="demographic_parity", with_error=True)
+    assert gap == pytest.approx(0.25)
+    assert error == pytest.approx(np.sqrt(0.25 * 0.75 / 40 + 0.5 * 0.5 / 60))
+
+
+def test_carve_validation_is_disjoint_and_stratified():
+    rng = np.random.default_rng(0)
+    groups, labels = rng.integers(0, 2, 1000), rng.integers(0, 2, 1000)
+    fit, validation = carve_validation(groups, labels, fraction=0.2, seed=0)
+    assert len(validation) == 200 and len(np.intersect1d(fit, validation)) == 0
+    assert len(fit) + len(validation) == 1000
+    for group in (0, 1):
+        for label in (0, 1):
+            share = np.mean((groups[validation] == group) & (labels[validation] == label))
+            assert share == pytest.approx(np.mean((groups == group) & (labels == label)), abs=0.01)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        carve_validation(np.array([0, 0, 0, 0, 1]), np.zeros(5, int), fraction=0.2, seed=0)
+
+
+def _run_controller(violations, *, tolerance=0.05, errors=None):
+    """Drives the controller by hand: one evaluation per step, the model's weight set to the step index."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    weight = keras.Variable(1.0, trainable=False)
+    step = {"index": 0}
+    errors = errors or [0.0] * len(violations)
+
+    def measure():
+        index = step["index"]
+        return violations[index], float(index), errors[index]  # later candidates score higher
+
+    controller = AdversaryWeightController(
+        weight=weight, measure=measure, tolerance=tolerance, models=[model], interval=1
+    )
+    controller.set_params({"epochs": 1, "steps": len(violations)})
+    controller.on_train_begin()
+    weights_seen = []
+    for index in range(len(violations)):
+        step["index"] = index
+        model.set_weights([np.full((1, 1), float(index), np.float32)])
+        controller.on_train_batch_end(index)
+        weights_seen.append(float(keras.ops.convert_to_numpy(weight)))
+    controller.on_train_end()
+    return controller, float(model.get_weights()[0][0, 0]), weights_seen
+
+
+def test_controller_raises_the_weight_while_violated_and_keeps_the_best_candidate_that_meets():
+    controller, restored, weights = _run_controller([0.2, 0.2, 0.04, 0.01, 0.3, 0.0])
+    assert weights[0] > 1.0 and weights[1] > weights[0]  # violated: up
+    assert weights[3] < weights[2]  # slack: down
+    # Candidates 2, 3 and 5 meet the tolerance; 5 scores best. Nothing is evaluated after the last step.
+    assert restored == 5.0 and controller.selected["step"] == 6 and controller.selected["meets_tolerance"]
+    assert [record["violation"] for record in controller.history] == [0.2, 0.2, 0.04, 0.01, 0.3, 0.0]
+    assert [record["standard_error"] for record in controller.history] == [0.0] * 6
+
+
+def test_controller_warns_when_nothing_meets_the_tolerance_and_keeps_the_least_violating():
+    with pytest.warns(RuntimeWarning, match="no candidate met the tolerance"):
+        controller, restored, weights = _run_controller([0.3, 0.1, 0.2])
+    assert restored == 1.0 and not controller.selected["meets_tolerance"]
+    assert weights[-1] == pytest.approx(np.exp(3 * 0.05))  # clipped relative violation 1, three steps
+
+
+# --- the estimators --------------------------------------------------------------------------------------
+
+TOY_PARAMS = dict(
+    constraint="equalized_odds", hidden_units=(16,), epochs=10, batch_size=64, learning_rate=1e-2, random_state=0
+)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_biased_toy(2000, random_state=0), make_biased_toy(4000, random_state=1)
+
+
+def _test_gap(model, data):
+    predicted = model.predict(data.features)
+    return group_rate_gap(data.labels, predicted, data.sensitive["group"].to_numpy(), constraint="equalized_odds")
+
+
+def test_tolerance_meets_what_the_default_alpha_misses(toy):
+    train, held_out = toy
+    groups = train.sensitive["group"]
+    default = AdversarialDebiasing(**TOY_PARAMS).fit(train.features, train.labels, sensitive_features=groups)
+    assert _test_gap(default, held_out) > 0.1  # the default alpha (0.1) leaves the gap
+    assert default.adversary_weight_ == 0.1 and default.constraint_violation_ is None
+    assert default.adaptation_history_ == [] and default.feature_mean_ is None
+
+    model = AdversarialDebiasing(tolerance=0.05, **TOY_PARAMS)
+    model.fit(train.features, train.labels, sensitive_features=groups)
+    assert model.constraint_violation_ <= 0.05
+    assert _test_gap(model, held_out) <= 0.07  # fresh data: the tolerance plus the validation/test gap
+    assert model.adversary_weight_ != 0.1 and len(model.adaptation_history_) > 10
+    assert model.feature_mean_.shape == (3,)
+
+    # The reported violation is measured on rows held out of the *training* data, with fit's seed.
+    seed = int(check_random_state(0).randint(2**31 - 1 - 10_000))
+    _, validation = carve_validation(groups.to_numpy(), train.labels, fraction=0.2, seed=seed)
+    predicted = model.predict(train.features[validation])
+    assert model.constraint_violation_ == pytest.approx(
+        group_rate_gap(train.labels[validation], predicted, groups.to_numpy()[validation], constraint="equalized_odds")
+    )
+
+
+@pytest.mark.filterwarnings("ignore:no candidate met the tolerance:RuntimeWarning")  # one epoch is short
+def test_tolerance_fit_does_not_depend_on_the_scale_of_the_features(toy):
+    train, held_out = toy
+    params = dict(TOY_PARAMS, epochs=1, tolerance=0.05)
+    scales = np.array([1000.0, 1.0, 0.001], np.float32)
+    groups = train.sensitive["group"]
+    plain = AdversarialDebiasing(**params).fit(train.features, train.labels, sensitive_features=groups)
+    scaled = AdversarialDebiasing(**params).fit(train.features * scales, train.labels, sensitive_features=groups)
+    np.testing.assert_allclose(
+        plain.predict_proba(held_out.features), scaled.predict_proba(held_out.features * scales), atol=1e-3
+    )
+
+
+def test_fair_representation_reports_the_validation_leakage(toy):
+    train, _ = toy
+    model = FairRepresentation(
+        tolerance=0.3, representation_dim=4, encoder_hidden_units=(8,), adversary_hidden_units=(8,), epochs=2,
+        batch_size=128, learning_rate=1e-2, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # two epochs may not reach the tolerance
+        model.fit(train.features, train.labels, sensitive_features=train.sensitive["group"])
+    assert len(model.adaptation_history_) == 2  # one evaluation per epoch
+    assert model.constraint_violation_ in [record["violation"] for record in model.adaptation_history_]
+    assert 0.0 <= model.constraint_violation_ + 0.5 <= 1.0
+    assert model.adversary_weight_ > 0
+
+
+@pytest.mark.parametrize(
+    "estimator, params, message",
+    [
+        (AdversarialDebiasing, dict(tolerance=0.0), r"tolerance must be None or a number in \(0, 1\]"),
+        (AdversarialDebiasing, dict(tolerance=1.5), r"tolerance must be None or a number in \(0, 1\]"),
+        (AdversarialDebiasing, dict(tolerance="0.05"), "tolerance must be None"),
+        (AdversarialDebiasing, dict(tolerance=0.05, validation_fraction=0.9), r"validation_fraction must be in"),
+        (AdversarialDebiasing, dict(tolerance=0.05, debias=False), "tolerance needs debias=True"),
+        (AdversarialDebiasing, dict(standardize="yes"), "standardize must be None, True or False"),
+        (AdversarialDebiasing, dict(adversary_learning_rate=0.0), "adversary_learning_rate must be None or > 0"),
+        (FairRepresentation, dict(tolerance=0.6), r"tolerance must be None or a number in \(0, 0.5\]"),
+    ],
+)
+def test_bad_tolerance_parameters_are_refused(estimator, params, message):
+    with pytest.raises(ValueError, match=message):
+        estimator(**params).fit(np.zeros((8, 2)), [0, 1] * 4, sensitive_features=[0, 0, 1, 1] * 2)

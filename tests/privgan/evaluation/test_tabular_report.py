@@ -1,0 +1,42 @@
+"""The data owner's fidelity report: what it measures, and that it says it is computed on private data."""
+
+import pytest
+
+from privgan.evaluation.tabular_report import NOT_FOR_PUBLICATION, fidelity_report, write_fidelity_report
+from privgan.tabular import SchemaError
+from tests.privgan.tabular.tables import SCHEMA, make_table
+
+
+def test_report_of_a_table_against_itself_and_against_noise():
+    private = make_table(300, seed=0)
+    same = fidelity_report(private, private, schema=SCHEMA, seed=0)
+    other = fidelity_report(private, make_table(300, seed=1).sample(frac=1, random_state=0), schema=SCHEMA, seed=0)
+    assert same.mean_tvd == 0 and same.associations.mean_absolute_difference == 0
+    assert same.label == "label" and same.positive == "yes"  # the last categorical column, its first category
+    assert same.tstr.num_test == same.trtr.num_test == 90 and same.trtr.num_train == 210
+    assert 0 < other.mean_tvd < 0.2
+    assert same.summary().startswith(f"Fidelity ({NOT_FOR_PUBLICATION}):")
+
+
+def test_tstr_is_skipped_with_a_reason_and_bad_labels_are_refused():
+    private = make_table(100)
+    schema = SCHEMA.without("colour", "grade", "label")
+    report = fidelity_report(private.drop(columns=["colour", "grade", "label"]),
+                             private.drop(columns=["colour", "grade", "label"]), schema=schema)
+    assert report.tstr is None and "no categorical column" in report.tstr_note
+    with pytest.raises(SchemaError, match="must be a categorical column"):
+        fidelity_report(private, private, schema=SCHEMA, label="age")
+    with pytest.raises(SchemaError, match="'maybe' is not a category of 'label'"):
+        fidelity_report(private, private, schema=SCHEMA, positive="maybe")
+
+
+def test_large_tables_are_compared_on_samples(tmp_path):
+    private, synthetic = make_table(400, seed=0), make_table(300, seed=1)
+    report, paths = write_fidelity_report(private, synthetic, schema=SCHEMA, synthetic_path=tmp_path / "s.csv",
+                                          epsilon=1.23456, delta=1e-5, max_rows=200)
+    assert report.compared_rows == 200 and report.private_rows == 400 and report.synthetic_rows == 300
+    text = paths["markdown"].read_text()
+    assert "each compared on a random sample of 200 rows" in text and "epsilon = 1.235, delta = 1e-05" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "s.fidelity-associations.png", "s.fidelity-marginals.png", "s.fidelity.md"
+    ]
