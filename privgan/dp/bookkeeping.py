@@ -228,8 +228,14 @@ class DPStepBookkeeping:
 
     @property
     def train_steps_per_epoch(self):
-        """Keras train steps per epoch: round(N / expected_batch_size) DP steps, in whole train steps."""
-        return -(-self.dp_config.steps_per_epoch // self.dp_steps_per_train_step)
+        """Keras train steps per epoch: round(N / expected_batch_size) DP steps, in whole train steps.
+
+        Under several replicas, in whole calls of the train function too (`steps_per_execution` train
+        steps each, see `make_train_function`), so that the planned steps are the steps taken.
+        """
+        per_call = self._train_steps_per_call()
+        train_steps = -(-self.dp_config.steps_per_epoch // self.dp_steps_per_train_step)
+        return -(-train_steps // per_call) * per_call
 
     def planned_dp_steps(self, epochs):
         """The DP steps `fit(epochs=epochs)` takes when no budget stops it earlier."""
@@ -317,7 +323,7 @@ class DPStepBookkeeping:
         if not any(isinstance(c, PrivacyCallback) for c in callbacks):
             callbacks.insert(0, PrivacyCallback(delta=delta, accountant=accountant))
         if kwargs.get("verbose", "auto") != 0:
-            print(self._training_plan(epochs, remaining, target_epsilon, delta))
+            print(self._training_plan(epochs, remaining, target_epsilon, delta, initial_epoch=initial_epoch))
         self.dp_step_parameters.assign(self._step_parameters())
         first_step = self.prior_ledger.mechanism_runs + self._steps_taken()
         secrets = {"sampling seed": secret_int64() if sampling_seed is None else sampling_seed}
@@ -363,19 +369,23 @@ class DPStepBookkeeping:
             **kwargs,
         )
 
-    def _training_plan(self, epochs, remaining, target_epsilon, delta):
-        """One line saying what `fit` will do: the steps planned, and what the budget allows."""
-        planned = self.planned_dp_steps(epochs)
+    def _training_plan(self, epochs, remaining, target_epsilon, delta, *, initial_epoch=0):
+        """One line saying what `fit` will do: the steps planned, and what the budget allows.
+
+        A fit resumed from a backup at `initial_epoch` plans the epochs from there on.
+        """
+        planned = self.planned_dp_steps(epochs - initial_epoch)
         per_epoch = self.train_steps_per_epoch * self.dp_steps_per_train_step
-        start = (f"DP training: {planned} DP steps planned ({epochs} epochs of {per_epoch}), noise_multiplier "
-                 f"{self.dp_config.noise_multiplier:.4g}")
+        resumed = f", resumed after epoch {initial_epoch}" if initial_epoch else ""
+        start = (f"DP training: {planned} DP steps planned ({epochs - initial_epoch} epochs of {per_epoch}"
+                 f"{resumed}), noise_multiplier {self.dp_config.noise_multiplier:.4g}")
         if remaining is None:
             return f"{start}; no budget set, epsilon is logged at delta={delta:g} after every epoch."
         budget = f"the budget epsilon={target_epsilon:g} at delta={delta:g} allows {remaining} more"
         if remaining >= planned:
             return f"{start}; {budget}: all planned steps will run."
         return (f"{start}; {budget}: training will stop after {remaining} DP steps, in epoch "
-                f"{-(-remaining // per_epoch)} of {epochs}.")
+                f"{initial_epoch - (-remaining // per_epoch)} of {epochs}.")
 
     @property
     def dp_steps_remaining(self):
