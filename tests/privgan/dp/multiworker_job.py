@@ -1,15 +1,18 @@
 """One worker of the two-process MultiWorkerMirroredStrategy tests (`test_multiworker.py`).
 
-Run by the test as `python -m tests.privgan.dp.multiworker_job --job=... --output_dir=...` with
-`TF_CONFIG` set; writes `worker<index>.npz` (arrays) and `worker<index>.json` (numbers) to the output
-folder. The model builders are shared with the test, which fits the same models in one process to
-compare.
+Run by the test as `python -m tests.privgan.dp.multiworker_job --jobs=fits,backup --output_dir=...`
+with `TF_CONFIG` set; each job writes `<job><index>.npz` (arrays) and `<job><index>.json` (numbers) to
+the output folder, in the order given. The model builders are shared with the test, which fits the same
+models in one process to compare. A worker still running after `--timeout` seconds is ended by SIGALRM,
+so a worker left behind by a hung or killed test run never outlives it by much.
 """
 
 import hashlib
 import json
+import math
 import os
 import pathlib
+import signal
 import sys
 import time
 
@@ -102,7 +105,7 @@ def _agreement(strategy):
     return _digest(agreed["secret"]), refused
 
 
-def run_fits(strategy, index, output):
+def run_fits(strategy):
     numbers, arrays = {}, {}
     numbers["seconds"] = seconds = {"start": time.process_time()}
     numbers["agreed_secret_digest"], numbers["disagreement_error"] = _agreement(strategy)
@@ -147,7 +150,7 @@ class _Pause(keras.callbacks.Callback):
         time.sleep(self.seconds)
 
 
-def run_backup(strategy, index, output, *, backup_dir, epochs, pause):
+def run_backup(strategy, *, backup_dir, epochs, pause):
     from privgan.dp import DPBackupAndRestore
 
     with strategy.scope():
@@ -160,18 +163,24 @@ def run_backup(strategy, index, output, *, backup_dir, epochs, pause):
 
 def main(argv):
     arguments = dict(a.lstrip("-").split("=", 1) for a in argv)
+    # The kernel ends the process at the alarm (SIGALRM's default action): unlike a Python timer thread or
+    # a SIGTERM (which TensorFlow's multi-worker runtime handles), this also stops a worker blocked in a
+    # collective whose peer is gone.
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(max(1, math.ceil(float(arguments["timeout"]))))
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(2)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     index = strategy.cluster_resolver.task_id
     output = pathlib.Path(arguments["output_dir"])
-    if arguments["job"] == "fits":
-        numbers, arrays = run_fits(strategy, index, output)
-    else:
-        numbers, arrays = run_backup(strategy, index, output, backup_dir=arguments["backup_dir"],
-                                     epochs=int(arguments["epochs"]), pause=float(arguments["pause"]))
-    np.savez(output / f"worker{index}.npz", **arrays)
-    (output / f"worker{index}.json").write_text(json.dumps(numbers), encoding="utf-8")
+    for job in arguments["jobs"].split(","):
+        if job == "fits":
+            numbers, arrays = run_fits(strategy)
+        else:
+            numbers, arrays = run_backup(strategy, backup_dir=arguments["backup_dir"], epochs=int(arguments["epochs"]),
+                                         pause=float(arguments["pause"]))
+        np.savez(output / f"{job}{index}.npz", **arrays)
+        (output / f"{job}{index}.json").write_text(json.dumps(numbers), encoding="utf-8")
 
 
 if __name__ == "__main__":

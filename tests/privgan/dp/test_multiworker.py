@@ -1,8 +1,10 @@
 """DP-SGD and DPGAN under MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1, CPU only.
 
-Each test starts the workers of `multiworker_job` with `TF_CONFIG` (ports picked free at test time),
-bounds them in time and always stops them, then compares what they wrote with the same fits in this
-process (one device). Marked `multiworker`: `pytest -m "not multiworker"` skips them.
+The tests start the workers of `multiworker_job` with `TF_CONFIG` (ports picked free at test time) twice:
+once for the fits and then a backed-up fit whose second worker is killed, once to resume that fit. Every
+launch is bounded in time (the workers also stop themselves after `TIMEOUT`) and always stopped; what
+the workers wrote is compared with the same fits in this process (one device). Marked `multiworker`:
+`pytest -m "not multiworker"` skips them.
 """
 
 import json
@@ -22,12 +24,14 @@ from privgan.accounting import max_steps
 from privgan.dp import DPBackupAndRestore
 from tests.privgan.dp import multiworker_job as job
 
-pytestmark = pytest.mark.multiworker
+# One xdist worker runs them all (pytest.ini: --dist loadgroup), so the module's launch happens once.
+pytestmark = [pytest.mark.multiworker, pytest.mark.xdist_group("multiworker")]
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-# Seconds a launch may take: about 30 s on an idle 2-core machine, minutes on a loaded one.
-TIMEOUT = float(os.environ.get("PRIVGAN_MULTIWORKER_TIMEOUT", 900))
+# Seconds a launch may take: about 30 s on an idle 2-core machine, a minute or two on a loaded one.
+TIMEOUT = float(os.environ.get("PRIVGAN_MULTIWORKER_TIMEOUT", 300))
 WORKERS = 2
+EPOCHS = 5  # of the backed-up fit, 8 DP steps each
 
 
 def _free_ports(count):
@@ -48,7 +52,7 @@ class Workers:
         self.output_dir = pathlib.Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(WORKERS)]}
-        flags = [f"--{name}={value}" for name, value in arguments.items()]
+        flags = [f"--{name}={value}" for name, value in {"timeout": TIMEOUT, **arguments}.items()]
         self.processes = []
         for index in range(WORKERS):
             environment = dict(
@@ -78,21 +82,21 @@ class Workers:
     def log(self, index):
         return (self.output_dir / f"worker{index}.log").read_text(errors="replace")[-3000:]
 
-    def results(self):
-        return [
-            (json.loads((self.output_dir / f"worker{i}.json").read_text()), dict(np.load(self.output_dir / f"worker{i}.npz")))
-            for i in range(WORKERS)
-        ]
+    def results(self, job):
+        """What each worker's `job` wrote: `(numbers, arrays)` per worker."""
+        folder = self.output_dir
+        return [(json.loads((folder / f"{job}{i}.json").read_text()), dict(np.load(folder / f"{job}{i}.npz")))
+                for i in range(WORKERS)]
 
 
-def _run(output_dir, **arguments):
-    workers = Workers(output_dir, **arguments)
+def _run(output_dir, *, jobs, **arguments):
+    workers = Workers(output_dir, jobs=jobs, **arguments)
     try:
         codes = workers.wait()
     finally:
         workers.stop()
     assert codes == [0] * WORKERS, f"worker exit codes {codes}\n{workers.log(0)}\n{workers.log(1)}"
-    return workers.results()
+    return workers.results(jobs)
 
 
 def _weights(arrays, prefix):
@@ -106,8 +110,34 @@ def _assert_weights_equal(got, want):
 
 
 @pytest.fixture(scope="module")
-def fits(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("fits"), job="fits")
+def launch(tmp_path_factory):
+    """One launch: the fits, then a backed-up fit whose second worker is killed after the second epoch.
+
+    Returns:
+        `(fits, backups)`: the workers' fit results and the `DPBackupAndRestore` of the killed fit.
+    """
+    root = tmp_path_factory.mktemp("launch")
+    backups = DPBackupAndRestore(root / "backup")
+    workers = Workers(root / "workers", jobs="fits,backup", backup_dir=backups.backup_dir, epochs=EPOCHS,
+                      pause=1.0)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        # Both workers start the backed-up fit only after writing their fit results.
+        while not any(epoch >= 2 for epoch, _ in backups.backups()):
+            assert time.monotonic() < deadline, f"no backup in time\n{workers.log(0)}\n{workers.log(1)}"
+            ended = [p.poll() is not None for p in workers.processes]
+            assert not any(ended), f"a worker ended\n{workers.log(0)}\n{workers.log(1)}"
+            time.sleep(0.2)
+        workers.processes[1].send_signal(signal.SIGKILL)  # mid-run, between two epochs of the chief
+        time.sleep(2.0)  # the chief, alone, must not write a further backup
+    finally:
+        workers.stop()
+    return workers.results("fits"), backups
+
+
+@pytest.fixture(scope="module")
+def fits(launch):
+    return launch[0]
 
 
 def test_workers_take_the_chiefs_secrets_and_stop_together_when_states_differ(fits):
@@ -161,27 +191,13 @@ class _EpochWeights(keras.callbacks.Callback):
         self.weights.append(self.model.model.get_weights())
 
 
-def test_killed_worker_leaves_exact_backups_and_the_restarted_job_resumes(tmp_path):
-    epochs = 5
+def test_killed_worker_leaves_exact_backups_and_the_restarted_job_resumes(launch, tmp_path):
+    _, backups = launch
     reference = _EpochWeights()
     single = job.dp_model()
-    single.fit(*job.data(), epochs=epochs, sampling_seed=5, verbose=0, callbacks=[reference])
-    backup_dir = tmp_path / "backup"
-    backups = DPBackupAndRestore(backup_dir)
-
-    workers = Workers(tmp_path / "killed", job="backup", backup_dir=backup_dir, epochs=epochs, pause=2.0)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not any(epoch >= 2 for epoch, _ in backups.backups()):
-            assert time.monotonic() < deadline, f"no backup in time\n{workers.log(0)}"
-            assert all(p.poll() is None for p in workers.processes), f"a worker ended\n{workers.log(0)}"
-            time.sleep(0.2)
-        workers.processes[1].send_signal(signal.SIGKILL)  # mid-run, between two epochs of the chief
-        time.sleep(3.0)
-    finally:
-        workers.stop()
+    single.fit(*job.data(), epochs=EPOCHS, sampling_seed=5, verbose=0, callbacks=[reference])
     found = backups.backups()
-    assert found and found[-1][0] < epochs
+    assert found and found[-1][0] < EPOCHS
     for next_epoch, path in found:  # each backup holds exactly the steps it claims, and their weights
         state = json.loads((path / "state.json").read_text())
         assert state == {"next_epoch": next_epoch, "dp_steps": 8 * next_epoch}
@@ -192,10 +208,10 @@ def test_killed_worker_leaves_exact_backups_and_the_restarted_job_resumes(tmp_pa
         _assert_weights_equal(restored.model.get_weights(), reference.weights[next_epoch - 1])
 
     resumed_from = found[-1][0]
-    (first, arrays), (second, _) = _run(tmp_path / "resumed", job="backup", backup_dir=backup_dir,
-                                        epochs=epochs, pause=0)
-    assert first["epochs_run"] == second["epochs_run"] == list(range(resumed_from, epochs))
-    assert first["dp_steps"] == 8 * epochs
+    (first, arrays), (second, _) = _run(tmp_path / "resumed", jobs="backup", backup_dir=backups.backup_dir,
+                                        epochs=EPOCHS, pause=0)
+    assert first["epochs_run"] == second["epochs_run"] == list(range(resumed_from, EPOCHS))
+    assert first["dp_steps"] == 8 * EPOCHS
     assert first["ledger"] == single.privacy_ledger.to_dict()
     _assert_weights_equal(_weights(arrays, "dp_model"), single.model.get_weights())
-    assert not backup_dir.exists()  # removed once the fit completed
+    assert not backups.backup_dir.exists()  # removed once the fit completed
