@@ -4,9 +4,12 @@ Each case builds one model and two compiled steps (plain: mean loss, one gradien
 `privgan.dp.private_gradients`), both applying Adam. After warm-up, the two steps are timed alternately
 (so load on the machine affects both alike) and the medians are compared.
 
-With torch and opacus installed (`--opacus`, on by default), Opacus's DP step on the same architecture
-and batch (`benchmarks.opacus_step`: its hooks and its ghost clipping) is timed in the same rounds, and
-`dp_vs_opacus` is privgan's DP step over the faster of the two. Without them it is skipped.
+Peers are timed in the same rounds when installed (optional extras; skipped cleanly when absent):
+Opacus's DP step on the same architecture and batch (`--opacus`; `benchmarks.opacus_step`: its hooks and
+its ghost clipping) and a JAX DP-SGD step with `jax.vmap` per-example gradients, as jax-privacy does
+(`--jax`; `benchmarks.jax_step`, with JAX's own plain step for its ratio). `dp_vs_peers` is privgan's DP
+step over the fastest peer DP step. `--xla` also times privgan's DP step compiled with XLA
+(`jit_compile=True`), reported beside the default one.
 
 Peak memory (`--memory`) cannot be read from TensorFlow's CPU allocator, so each (case, step) runs alone
 in a fresh subprocess: the figure is the process's peak resident memory (ru_maxrss) minus its resident
@@ -33,6 +36,8 @@ flags.DEFINE_bool("json", False, "Print the results as one JSON object on the la
 flags.DEFINE_list("cases", ["dcgan_discriminator", "dcgan_discriminator_256", "mlp"], "Cases to run.")
 flags.DEFINE_bool("memory", False, "Also measure each step's peak memory (one subprocess per case and step).")
 flags.DEFINE_bool("opacus", True, "Also time Opacus on the same architecture, when torch and opacus are installed.")
+flags.DEFINE_bool("jax", True, "Also time a JAX vmap DP-SGD step of the same architecture, when jax is installed.")
+flags.DEFINE_bool("xla", True, "Also time privgan's DP step compiled with XLA (jit_compile=True).")
 flags.DEFINE_string("memory_of", None, "Internal: 'case:plain' or 'case:dp'; print that step's peak memory in MiB.")
 FLAGS = flags.FLAGS
 
@@ -71,8 +76,8 @@ def _cases():
     }
 
 
-def _steps(builder, input_shape, batch_size, num_classes):
-    """The case's plain and DP steps (compiled), built on one model."""
+def _steps(builder, input_shape, batch_size, num_classes, *, xla=False):
+    """The case's plain and DP steps (compiled), built on one model; with `xla`, also an XLA DP step."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -102,8 +107,7 @@ def _steps(builder, input_shape, batch_size, num_classes):
         plain_optimizer.apply(tape.gradient(value, variables), variables)
         return value
 
-    @tf.function
-    def dp_step():
+    def dp_update():
         grads = private_gradients(
             per_example_loss, variables, (x, y),
             l2_norm_clip=1.0, noise_multiplier=1.0, expected_batch_size=batch_size,
@@ -111,17 +115,23 @@ def _steps(builder, input_shape, batch_size, num_classes):
         dp_optimizer.apply(grads, variables)
         return grads[0][0]
 
-    return plain_step, dp_step
+    dp_step = tf.function(dp_update)
+    if not xla:
+        return plain_step, dp_step
+    return plain_step, dp_step, tf.function(dp_update, jit_compile=True)
 
 
-def _opacus_available():
-    return all(importlib.util.find_spec(name) is not None for name in ("torch", "opacus"))
+def _installed(*names):
+    return all(importlib.util.find_spec(name) is not None for name in names)
 
 
-def _time_case(name, builder, input_shape, batch_size, num_classes, *, repeats, warmup, opacus):
-    plain_step, dp_step = _steps(builder, input_shape, batch_size, num_classes)
+def _time_case(name, builder, input_shape, batch_size, num_classes, *, repeats, warmup, opacus, jax, xla):
+    steps = _steps(builder, input_shape, batch_size, num_classes, xla=xla)
     # Each variant ends with a host read, so asynchronous dispatch cannot hide its time.
-    variants = {"plain": lambda: plain_step().numpy(), "dp": lambda: dp_step().numpy()}
+    variants = {"plain": lambda: steps[0]().numpy(), "dp": lambda: steps[1]().numpy()}
+    if xla:
+        variants["dp_xla"] = lambda: steps[2]().numpy()
+    peers = []
     if opacus:
         from benchmarks.opacus_step import MODES, opacus_step
 
@@ -129,6 +139,13 @@ def _time_case(name, builder, input_shape, batch_size, num_classes, *, repeats, 
             variants[f"opacus_{mode}"] = opacus_step(
                 name, mode=mode, batch_size=batch_size, num_classes=num_classes, threads=os.cpu_count()
             )
+            peers.append(f"opacus_{mode}")
+    if jax:
+        from benchmarks.jax_step import jax_step
+
+        for mode in ("plain", "dp"):
+            variants[f"jax_{mode}"] = jax_step(name, mode=mode, batch_size=batch_size, num_classes=num_classes)
+        peers.append("jax_dp")
     for _ in range(warmup):
         for run in variants.values():
             run()
@@ -140,8 +157,12 @@ def _time_case(name, builder, input_shape, batch_size, num_classes, *, repeats, 
             seconds[variant].append(time.perf_counter() - start)
     row = {f"{variant}_ms": round(1e3 * statistics.median(times), 3) for variant, times in seconds.items()}
     row["ratio"] = round(row["dp_ms"] / row["plain_ms"], 3)
-    if opacus:
-        row["dp_vs_opacus"] = round(row["dp_ms"] / min(row[f"opacus_{mode}_ms"] for mode in MODES), 3)
+    if xla:
+        row["xla_ratio"] = round(row["dp_xla_ms"] / row["plain_ms"], 3)
+    if jax:
+        row["jax_ratio"] = round(row["jax_dp_ms"] / row["jax_plain_ms"], 3)
+    if peers:
+        row["dp_vs_peers"] = round(row["dp_ms"] / min(row[f"{peer}_ms"] for peer in peers), 3)
     row["batch_size"] = batch_size
     return row
 
@@ -181,18 +202,27 @@ def main(argv):
         raise app.UsageError(f"--cases: unknown {unknown}; choose from {sorted(cases)}")
     if FLAGS.repeats < 1:
         raise app.UsageError(f"--repeats must be >= 1, got {FLAGS.repeats}")
-    opacus = FLAGS.opacus and _opacus_available()
+    opacus = FLAGS.opacus and _installed("torch", "opacus")
     if FLAGS.opacus and not opacus:
         print("torch or opacus is not installed: the Opacus comparison is skipped")
+    jax = FLAGS.jax and _installed("jax")
+    if FLAGS.jax and not jax:
+        print("jax is not installed: the JAX comparison is skipped")
     results = {}
     for name in FLAGS.cases:
-        results[name] = _time_case(name, *cases[name], repeats=FLAGS.repeats, warmup=FLAGS.warmup, opacus=opacus)
+        results[name] = _time_case(name, *cases[name], repeats=FLAGS.repeats, warmup=FLAGS.warmup, opacus=opacus,
+                                   jax=jax, xla=FLAGS.xla)
         row = results[name]
         line = (f"{name:24s} batch {row['batch_size']:4d}  plain {row['plain_ms']:8.2f} ms  "
                 f"dp {row['dp_ms']:8.2f} ms  ratio {row['ratio']:.2f}")
+        if FLAGS.xla:
+            line += f"  dp xla {row['dp_xla_ms']:8.2f} ms ({row['xla_ratio']:.2f})"
         if opacus:
-            line += (f"  opacus hooks {row['opacus_hooks_ms']:8.2f} ms  ghost {row['opacus_ghost_ms']:8.2f} ms  "
-                     f"dp/opacus {row['dp_vs_opacus']:.2f}")
+            line += f"  opacus hooks {row['opacus_hooks_ms']:8.2f} ms  ghost {row['opacus_ghost_ms']:8.2f} ms"
+        if jax:
+            line += f"  jax plain {row['jax_plain_ms']:8.2f} ms  dp {row['jax_dp_ms']:8.2f} ms ({row['jax_ratio']:.2f})"
+        if opacus or jax:
+            line += f"  dp/best peer {row['dp_vs_peers']:.2f}"
         if FLAGS.memory:
             row["plain_peak_mib"] = round(_memory_in_subprocess(name, "plain"), 1)
             row["dp_peak_mib"] = round(_memory_in_subprocess(name, "dp"), 1)

@@ -4,6 +4,10 @@
 
 Writes results.json, report.md and accuracy_epsilon.png to --output_dir. `--dataset=digits` runs the
 same pipeline on scikit-learn's bundled 8x8 digits (no download), for a quick check.
+
+`--strategy=multi_worker` trains on the cluster that `TF_CONFIG` describes: every worker runs the same
+command (with its own `TF_CONFIG`), the chief writes the outputs, and `--backup_dir` (on storage every
+worker reads) lets a restarted job resume where the last epoch's backup ends (see the README).
 """
 
 import sys
@@ -24,6 +28,9 @@ flags.DEFINE_enum("activation", "tanh", ["tanh", "relu"], "Hidden activation of 
 flags.DEFINE_float("delta", 1e-5, "delta of the reported epsilon.")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant of the reported epsilon.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and sampling (the DP noise is always secret).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "default (one device), mirrored (all local GPUs) or multi_worker (the cluster in TF_CONFIG).")
+flags.DEFINE_string("backup_dir", None, "Back up every epoch here and resume from it after a restart.")
 FLAGS = flags.FLAGS
 
 
@@ -55,16 +62,41 @@ def main(argv):
     del argv
     import keras
 
-    from privgan.accounting import epsilon
-    from privgan.dp import make_private
-    from privgan.models.classifiers import dpsgd_cnn
-    from privgan.reporting import write_experiment
+    from privgan.dp import DPBackupAndRestore
+    from privgan.dp.distribution import is_chief, make_strategy
 
+    strategy = make_strategy(FLAGS.strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     (x_train, y_train), (x_test, y_test) = _load()
     num_examples = len(x_train)
+    with strategy.scope():
+        model, optimizer = _model(x_train.shape[1:], num_examples)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+    callbacks = [DPBackupAndRestore(FLAGS.backup_dir)] if FLAGS.backup_dir else []
+    start = time.perf_counter()
+    history = model.fit(
+        x_train, y_train, epochs=FLAGS.epochs, delta=FLAGS.delta, accountant=FLAGS.accountant,
+        sampling_seed=FLAGS.seed, validation_data=(x_test, y_test), verbose=2, callbacks=callbacks,
+    ).history
+    seconds = time.perf_counter() - start
+    test_accuracy = float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
+    if not is_chief(strategy):
+        return  # the chief writes the outputs
+    _report(model, history, test_accuracy=test_accuracy, seconds=seconds, num_examples=num_examples)
+
+
+def _model(input_shape, num_examples):
+    import keras
+
+    from privgan.dp import make_private
+    from privgan.models.classifiers import dpsgd_cnn
+
     model = make_private(
-        dpsgd_cnn(input_shape=x_train.shape[1:], activation=FLAGS.activation),
+        dpsgd_cnn(input_shape=input_shape, activation=FLAGS.activation),
         l2_norm_clip=FLAGS.l2_norm_clip,
         noise_multiplier=FLAGS.noise_multiplier,
         num_examples=num_examples,
@@ -75,18 +107,13 @@ def main(argv):
         optimizer = keras.optimizers.SGD(FLAGS.learning_rate, momentum=0.9)
     else:
         optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, steps))
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    start = time.perf_counter()
-    history = model.fit(
-        x_train, y_train, epochs=FLAGS.epochs, delta=FLAGS.delta, accountant=FLAGS.accountant,
-        sampling_seed=FLAGS.seed, validation_data=(x_test, y_test), verbose=2,
-    ).history
-    seconds = time.perf_counter() - start
-    test_accuracy = float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
+    return model, optimizer
+
+
+def _report(model, history, *, test_accuracy, seconds, num_examples):
+    from privgan.accounting import epsilon
+    from privgan.reporting import write_experiment
+
     dp_steps = model.privacy_ledger.total_steps
     q = model.dp_config.sampling_probability
     results = {

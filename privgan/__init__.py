@@ -19,6 +19,7 @@ _API = {
     "DPModel": "privgan.dp.training",
     "poisson_batches": "privgan.dp.sampling",
     "NoiseStream": "privgan.dp.noise",
+    "DPBackupAndRestore": "privgan.dp.backup",
     "check_sensitivity": "privgan.dp.sensitivity",
     "epsilon": "privgan.accounting",
     "calibrate_noise_multiplier": "privgan.accounting",

@@ -3,6 +3,7 @@
 Knows nothing about models beyond Keras variables and a per-example loss function.
 """
 
+from privgan.dp.backup import DPBackupAndRestore
 from privgan.dp.mechanism import private_gradients
 from privgan.dp.noise import NoiseStream
 from privgan.dp.sampling import poisson_batches
@@ -11,6 +12,7 @@ from privgan.dp.training import DPModel, make_private
 from privgan.dp.validation import NonPrivateLayerError, check_private_model
 
 __all__ = [
+    "DPBackupAndRestore",
     "DPModel",
     "NoiseStream",
     "NonPrivateLayerError",

@@ -163,8 +163,9 @@ def clip_factors(norms, *, l2_norm_clip):
     return tf.where(tf.math.is_finite(norms), factors, tf.zeros_like(factors))
 
 
-def _clipped_sum_of_per_example(gradients, *, l2_norm_clip):
+def _clipped_sum_of_per_example(gradients, *, l2_norm_clip, scale):
     factors = clip_factors(per_example_global_norms(gradients), l2_norm_clip=l2_norm_clip)
+    factors *= tf.cast(scale, factors.dtype)
     return [tf.tensordot(tf.cast(factors, g.dtype), keep_rows(g, factors), axes=1) for g in gradients]
 
 
@@ -191,7 +192,9 @@ def _unfollowed_variables(variables, entries, outside_reads):
     return None
 
 
-def clipped_gradient_sum(per_example_loss_fn, variables, batch, *, l2_norm_clip, has_aux=False, method="auto"):
+def clipped_gradient_sum(
+    per_example_loss_fn, variables, batch, *, l2_norm_clip, has_aux=False, method="auto", scale=1.0
+):
     """Sum over the batch of each example's gradient clipped to L2 norm <= `l2_norm_clip`.
 
     Args:
@@ -202,6 +205,8 @@ def clipped_gradient_sum(per_example_loss_fn, variables, batch, *, l2_norm_clip,
         has_aux: whether `per_example_loss_fn` also returns auxiliary outputs.
         method: "auto" (per-layer rules, whole-model fallback when needed) or "vectorized" (always
             materialise per-example gradients).
+        scale: a number > 0 (or scalar tensor) the sum is multiplied by, folded into the clip factors so
+            that it costs no pass over the gradients (`private_gradients` divides by the batch size so).
 
     Returns:
         `(clipped_sum, losses, aux)`: a list matching `variables`, the per-example losses, and `aux`.
@@ -230,7 +235,7 @@ def clipped_gradient_sum(per_example_loss_fn, variables, batch, *, l2_norm_clip,
             logging.log_first_n(logging.WARNING, "DP clipping falls back to per-example gradients: %s", 1,
                                 fallback_reason)
         gradients = per_example_gradients(per_example_loss_fn, variables, batch, has_aux=has_aux)
-        return _clipped_sum_of_per_example(gradients, l2_norm_clip=l2_norm_clip), losses, aux
+        return _clipped_sum_of_per_example(gradients, l2_norm_clip=l2_norm_clip, scale=scale), losses, aux
 
     uses = [(entry, use) for entry in entries.values() for use in entry.uses]
     checks = [
@@ -256,6 +261,7 @@ def clipped_gradient_sum(per_example_loss_fn, variables, batch, *, l2_norm_clip,
         squared_norms.append(squared)
         clipped_functions.append(clipped)
     factors = clip_factors(tf.sqrt(tf.add_n(squared_norms)), l2_norm_clip=l2_norm_clip)
+    factors *= tf.cast(scale, factors.dtype)
     by_variable = {}
     for clipped in clipped_functions:
         by_variable.update(clipped(factors))

@@ -71,10 +71,15 @@ def _as_sequences(tensors):
 def keep_rows(tensor, factors):
     """`tensor` with the rows of dropped examples (clip factor 0) set to 0, whatever they held.
 
-    Multiplying by the factor is not enough: 0 * NaN and 0 * inf are NaN.
+    Multiplying by the factor is not enough: 0 * NaN and 0 * inf are NaN. Only a non-finite example has
+    the factor 0, so the pass over the tensor is made only in a step that dropped one.
     """
-    kept = tf.reshape(factors > 0, [-1] + [1] * (tensor.shape.rank - 1))
-    return tf.where(kept, tensor, tf.zeros_like(tensor))
+
+    def dropped():
+        kept = tf.reshape(factors > 0, [-1] + [1] * (tensor.shape.rank - 1))
+        return tf.where(kept, tensor, tf.zeros_like(tensor))
+
+    return tf.cond(tf.reduce_all(factors > 0), lambda: tf.identity(tensor), dropped)
 
 
 def _scale(g, factors):
@@ -155,21 +160,27 @@ class ConvRule:
         kernel = layer.kernel[None] if layer.rank == 1 else layer.kernel
         height, width, channels, filters = kernel.shape
         strides, dilations = _pair(layer.strides), _pair(layer.dilation_rate)
-        patches = [
-            tf.image.extract_patches(
-                images, sizes=[1, height, width, 1], strides=[1, *strides, 1], rates=[1, *dilations, 1],
-                padding=padding,
-            )
-            for images, padding in (u.inputs for u in uses)
-        ]
-        a = _as_sequences(patches)
         g = _as_sequences(gradients)
-        squared = outer_product_squared_norms(a, g)
+        images, padding = uses[0].inputs
+        output_shape = gradients[0].shape[1:-1] if layer.rank == 2 else (1, *gradients[0].shape[1:-1])
+        if len(uses) == 1 and _block_gram_applies(images, output_shape, kernel.shape, strides, dilations):
+            gram_a = _patch_gram_from_blocks(images, padding, output_shape, kernel.shape, strides)
+            squared = tf.reduce_sum(gram_a * tf.einsum("btp,bsp->bts", g, g), axis=[1, 2])
+        else:
+            patches = [
+                tf.image.extract_patches(
+                    images, sizes=[1, height, width, 1], strides=[1, *strides, 1], rates=[1, *dilations, 1],
+                    padding=padding,
+                )
+                for images, padding in (u.inputs for u in uses)
+            ]
+            a = _as_sequences(patches)
+            squared = outer_product_squared_norms(a, g)
         if layer.use_bias:
             squared += tf.reduce_sum(tf.square(tf.reduce_sum(g, axis=1)), axis=1)
 
         def clipped(factors):
-            if dilations != (1, 1):
+            if dilations != (1, 1):  # then the patches `a` were extracted above
                 # No dilated filter gradient on CPU either; the patches are already at hand.
                 kernel_sum = tf.einsum("btd,btp->dp", keep_rows(a, factors), _scale(g, factors))
             else:
@@ -187,6 +198,64 @@ class ConvRule:
             return result
 
         return squared, clipped
+
+
+def _block_gram_applies(images, output_shape, kernel_shape, strides, dilations):
+    """Whether `_patch_gram_from_blocks` can serve a convolution, and is cheaper than both alternatives.
+
+    It needs static spatial shapes, no dilation and kernel sizes that are multiples of the strides
+    (so that a patch is a whole number of stride-sized blocks). Multiply-adds per example, for T output
+    positions, patch size d and p filters: blocks^2 * stride area * channels + T^2 p against
+    T^2 (d + p) for the Gram of the patches and T d p for materialising the per-example gradient
+    (`outer_product_squared_norms` takes the cheaper of those two).
+    """
+    height, width, channels, filters = kernel_shape
+    if dilations != (1, 1) or height % strides[0] or width % strides[1]:
+        return False
+    if not (images.shape[1:].is_fully_defined() and all(d is not None for d in output_shape)):
+        return False
+    positions = output_shape[0] * output_shape[1]
+    blocks = (output_shape[0] - 1 + height // strides[0]) * (output_shape[1] - 1 + width // strides[1])
+    patch = height * width * channels
+    block_cost = blocks * blocks * strides[0] * strides[1] * channels + positions * positions * filters
+    return block_cost < min(positions * positions * (patch + filters), positions * patch * filters)
+
+
+def _patch_gram_from_blocks(images, padding, output_shape, kernel_shape, strides):
+    """Per-example Gram matrices of a convolution's input patches, without extracting the patches.
+
+    With kernel sizes multiple of the strides (s_h, s_w), the padded input is a grid of s_h x s_w
+    blocks and each patch is k_h / s_h x k_w / s_w neighbouring blocks, so the inner product of the
+    patches at output positions t and u is the sum, over the block offsets o within a patch, of the
+    inner products of blocks t + o and u + o. The Gram of the blocks is one batched matmul over fewer,
+    shorter rows than the patches' (no B x T x patch-size tensor), and the patch Gram is a sum of
+    shifted slices of it.
+
+    Returns:
+        A tensor of shape (batch, T, T), T = output positions.
+    """
+    kernel_height, kernel_width, channels, _ = kernel_shape
+    out_height, out_width = output_shape
+    block_rows, block_cols = out_height - 1 + kernel_height // strides[0], out_width - 1 + kernel_width // strides[1]
+    rows, cols = block_rows * strides[0], block_cols * strides[1]  # input rows and columns the patches read
+    top = left = 0
+    if padding == "SAME":
+        top = max((out_height - 1) * strides[0] + kernel_height - images.shape[1], 0) // 2
+        left = max((out_width - 1) * strides[1] + kernel_width - images.shape[2], 0) // 2
+    padded = tf.pad(images, [[0, 0], [top, max(rows - images.shape[1] - top, 0)],
+                             [left, max(cols - images.shape[2] - left, 0)], [0, 0]])[:, :rows, :cols]
+    blocks = tf.reshape(padded, [-1, block_rows, strides[0], block_cols, strides[1], channels])
+    if strides != (1, 1):
+        blocks = tf.transpose(blocks, [0, 1, 3, 2, 4, 5])
+    blocks = tf.reshape(blocks, [-1, block_rows * block_cols, strides[0] * strides[1] * channels])
+    gram = tf.reshape(tf.matmul(blocks, blocks, transpose_b=True), [-1, block_rows, block_cols, block_rows, block_cols])
+    positions = out_height * out_width
+    total = 0.0
+    for i in range(kernel_height // strides[0]):
+        for j in range(kernel_width // strides[1]):
+            shifted = gram[:, i : i + out_height, j : j + out_width, i : i + out_height, j : j + out_width]
+            total += tf.reshape(shifted, [-1, positions, positions])
+    return total
 
 
 def _pair(value):

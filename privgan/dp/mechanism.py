@@ -97,17 +97,18 @@ def private_gradients(
             "seed would give every call the same noise"
         )
     variables = list(variables)
+    divisor = tf.cast(expected_batch_size, tf.float32)
+    # The division by the expected batch size rides on the clip factors and the noise's scale, so the
+    # update costs one pass over the gradients (clipped sum + noise), not three.
     summed, _, aux = clipped_gradient_sum(
-        per_example_loss_fn, variables, batch, l2_norm_clip=l2_norm_clip, has_aux=has_aux, method=method
+        per_example_loss_fn, variables, batch, l2_norm_clip=l2_norm_clip, has_aux=has_aux, method=method,
+        scale=1.0 / divisor,
     )
-    dtype = summed[0].dtype if summed else tf.float32
-    stddev = tf.cast(noise_multiplier, dtype) * tf.cast(l2_norm_clip, dtype)
-    noise = gaussian_noise_like(summed, stddev=stddev, seed=noise.next_seed())
+    stddev = tf.cast(noise_multiplier, tf.float32) * tf.cast(l2_norm_clip, tf.float32) / divisor
     if replicas_in_sync() > 1:
         # Every replica draws the same noise (the stream's position and key are mirrored), but only
         # the first adds its draw: the all-reduce sum of the shares then holds the noise once.
-        first = tf.cast(tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0), dtype)
-        noise = [n * first for n in noise]
-    divisor = tf.cast(expected_batch_size, dtype)
-    result = [(s + n) / divisor for s, n in zip(summed, noise)]
+        stddev *= tf.cast(tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0), tf.float32)
+    noise = gaussian_noise_like(summed, stddev=stddev, seed=noise.next_seed())
+    result = [s + n for s, n in zip(summed, noise)]
     return (result, aux) if has_aux else result

@@ -6,7 +6,8 @@ counter's top bits name the stream, so the Poisson sampling, the DP noise and Ke
 seeds a user passes (the same number for all of them included):
 
     counter = SAMPLING_DOMAIN | stream << STREAM_SHIFT | step             Poisson sampling of a step
-    counter = NOISE_DOMAIN | position << DRAW_BITS | draw mod 2**DRAW_BITS DP noise (`NoiseStream`)
+    counter = NOISE_DOMAIN | position << DRAW_BITS | draw mod 2**DRAW_BITS DP noise (`NoiseStream`; draw
+                                                                           counts the draws at a position)
     the same | EXTENSION_BIT                                               the noise's rare tail words
     counter < 2**61                                                        Keras SeedGenerators
 
@@ -105,10 +106,12 @@ def sampling_seed_pair(seed, step, stream=0):
 class NoiseStream:
     """The source of one model's (or one user's) DP noise: secret by default, never drawn twice.
 
-    Each draw gets its own Philox input `[key, NOISE_DOMAIN | position << DRAW_BITS | draw]`. `draw`
-    counts this object's draws; `position` is 0, or, for a model, its global DP step (the steps and
-    releases of earlier phases in its ledger plus its own saved step counter), so that a model
-    resumed from a checkpoint or continuing another's ledger moves on to positions never used before.
+    Each draw gets its own Philox input `[key, NOISE_DOMAIN | position << DRAW_BITS | draw]`. Without
+    `position`, `draw` counts this object's draws. With it (a model's global DP step: the steps and
+    releases of earlier phases in its ledger plus its own saved step counter), `draw` counts the draws
+    at the current position (0 for a step's first), so that a model resumed from a checkpoint or
+    continuing another's ledger moves on to positions never used before, and a reproducible stream
+    gives a resumed job, in a new process, the same noise as the uninterrupted one.
 
     Args:
         seed: None (a secret key of 64 bits from the operating system, redrawn by `rekey`) or an
@@ -128,29 +131,38 @@ class NoiseStream:
         # reaches a checkpoint. init_scope lifts their creation out of any tf.function being traced.
         with tf.init_scope():
             self._key = tf.Variable(key, dtype=tf.int64, trainable=False, name="noise_key")
-            self._draws = tf.Variable(
-                0, dtype=tf.int64, trainable=False, name="noise_draws",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
+            # Under a distribution strategy every replica draws the same (only the first adds it).
+            first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+            self._draws = tf.Variable(0, dtype=tf.int64, trainable=False, name="noise_draws", aggregation=first)
+            self._last_position = tf.Variable(-1, dtype=tf.int64, trainable=False, name="noise_last_position",
+                                              aggregation=first)
 
-    def rekey(self):
-        """Draws a fresh secret key (a no-op for a reproducible stream).
+    def rekey(self, key=None):
+        """Draws a fresh secret key, or takes `key` (a no-op for a reproducible stream).
 
         Models call it at the start of every `fit`, so that even a rolled-back step counter (weights
         of an earlier checkpoint loaded into the same model) never meets an old key again.
+
+        Args:
+            key: None (64 bits of operating-system entropy), or a secret key another process drew that
+                way: the workers of a multi-worker fit all take the chief's, sent over the strategy's
+                collectives (`privgan.dp.distribution`), never through a file or a log.
         """
         if not self.reproducible:
-            self._key.assign(secret_int64())
+            self._key.assign(secret_int64() if key is None else _check_seed(key, "noise key"))
 
     def next_seed(self):
         """The stateless seed of the next draw (an int64 tensor of shape (2,)); advances the stream."""
-        draw = self._draws.assign_add(1) - 1
         if self._position is None:
-            counter = draw
+            counter = self._draws.assign_add(1) - 1
         else:
             position = tf.cast(self._position(), tf.int64)
             tf.debugging.assert_less_equal(position, tf.constant(MAX_POSITION, tf.int64),
                                            message="noise stream position out of range")
+            # The draw's index at this position: 0 at a position the stream has not drawn at just before.
+            draw = tf.where(tf.equal(position, self._last_position), self._draws + 1, tf.zeros_like(position))
+            self._last_position.assign(position)
+            self._draws.assign(draw)
             counter = tf.bitwise.bitwise_or(
                 tf.bitwise.left_shift(position, DRAW_BITS),
                 tf.bitwise.bitwise_and(draw, (1 << DRAW_BITS) - 1),
@@ -179,32 +191,43 @@ def default_stream():
 def _radius_uniform(first, extension_seed):
     """u in (0, 1) from uint32 words: (w + 1/2) 2^-32, and for the rare w = 0, two more words.
 
-    A first word of 0 (probability 2^-32 per pair) is continued by words drawn for those pairs only,
-    from `extension_seed`: u = (w' + 1/2) 2^-64, or (w'' + 1/2) 2^-96 if w' = 0 too. So u >= 2^-97
-    (a normal float32) at the cost of one word per pair.
+    A first word of 0 (probability 2^-32 per pair) is continued by more words, from `extension_seed`:
+    u = (w' + 1/2) 2^-64, or (w'' + 1/2) 2^-96 if w' = 0 too. So u >= 2^-97 (a normal float32). The
+    extension words (two per pair, in a branch taken only when some first word is 0) keep every shape
+    static, so the DP step compiles with XLA (`jit_compile=True`, Keras' default on a GPU).
     """
     u = (tf.cast(first, tf.float32) + 0.5) * 2.0**-32
-    rare = tf.where(tf.equal(first, 0))
-    more = tf.random.stateless_uniform(
-        tf.stack([2, tf.shape(rare, out_type=tf.int32)[0]]), seed=extension_seed, minval=None, maxval=None,
-        dtype=tf.uint32,
-    )
-    second, third = (tf.cast(w, tf.float32) + 0.5 for w in tf.unstack(more))
-    extended = tf.where(more[0] > 0, second * 2.0**-64, third * 2.0**-96)
-    return tf.tensor_scatter_nd_update(u, rare, extended)
+    rare = tf.equal(first, 0)
+
+    def extended():
+        more = tf.random.stateless_uniform(
+            tf.stack([2, tf.size(first)]), seed=extension_seed, minval=None, maxval=None, dtype=tf.uint32
+        )
+        second, third = (tf.cast(w, tf.float32) + 0.5 for w in tf.unstack(more))
+        return tf.where(rare, tf.where(more[0] > 0, second * 2.0**-64, third * 2.0**-96), u)
+
+    return tf.cond(tf.reduce_any(rare), extended, lambda: u)
 
 
-def standard_normal_from_words(radius_uniform, angle_words, *, dtype=tf.float32):
+def standard_normal_from_words(radius_uniform, angle_words, *, dtype=tf.float32, scale=1.0):
     """Box-Muller: pairs of N(0, 1) values from the radius's uniforms and the angle's uint32 words.
 
     Computed in float32 (float64 for float64 `dtype`) and cast, so that half-precision variables get the
     full tails.
 
+    Args:
+        radius_uniform: uniforms in (0, 1), one per pair.
+        angle_words: uint32 words, one per pair.
+        dtype: the dtype of the result.
+        scale: a standard deviation to give the values (N(0, scale^2)), applied in the computing
+            precision (one multiplication per pair rather than per value).
+
     Returns:
         A vector of 2 * len(radius_uniform) values.
     """
     compute = tf.float64 if dtype == tf.float64 else tf.float32
-    radius = tf.sqrt(-2.0 * tf.math.log(tf.cast(radius_uniform, compute)))
+    scale = tf.cast(scale, compute)
+    radius = tf.sqrt(tf.math.log(tf.cast(radius_uniform, compute)) * (-2.0 * scale * scale))
     angle = (2.0 * math.pi * 2.0**-32) * tf.cast(angle_words, compute)
     return tf.cast(tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=0), dtype)
 
@@ -225,15 +248,24 @@ def gaussian_noise_like(tensors, *, stddev, seed):
     """
     if not tensors:
         return []
-    sizes = [tf.size(t, out_type=tf.int32) for t in tensors]
-    total = tf.add_n(sizes)
+    if all(t.shape.is_fully_defined() for t in tensors):  # the usual case: no size computed at run time
+        sizes = [t.shape.num_elements() for t in tensors]
+        total = sum(sizes)
+    else:
+        sizes = tf.stack([tf.size(t, out_type=tf.int32) for t in tensors])
+        total = tf.reduce_sum(sizes)
     dtype = tf.as_dtype(tensors[0].dtype)
     words = tf.random.stateless_uniform(
         tf.stack([2, (total + 1) // 2]), seed=seed, minval=None, maxval=None, dtype=tf.uint32
     )
     # The tail's extra words come from the same draw's counter with the extension bit set.
     extension_seed = tf.stack([seed[0], tf.bitwise.bitwise_or(seed[1], EXTENSION_BIT)])
-    normal = standard_normal_from_words(_radius_uniform(words[0], extension_seed), words[1], dtype=dtype)
-    flat = normal[:total] * tf.cast(stddev, dtype)
-    pieces = tf.split(flat, tf.stack(sizes))
+    flat = standard_normal_from_words(
+        _radius_uniform(words[0], extension_seed), words[1], dtype=dtype, scale=stddev
+    )
+    if not isinstance(total, int) or total % 2:
+        flat = flat[:total]
+    if len(tensors) == 1:
+        return [tf.reshape(flat, tf.shape(tensors[0]))]
+    pieces = tf.split(flat, sizes)
     return [tf.reshape(p, tf.shape(t)) for p, t in zip(pieces, tensors)]

@@ -195,13 +195,13 @@ class DPModel(DPStepBookkeeping, keras.Model):
             self._update_metrics(x, y, y_pred, losses)
 
         self._take_dp_step(dp_step)
-        return {m.name: m.result() for m in self.metrics}
+        return self._step_logs()
 
     def test_step(self, data):
         x, y = _unpack(data)
         losses, y_pred = self._forward_losses((x, y), training=False)
         self._update_metrics(x, y, y_pred, losses)
-        return {m.name: m.result() for m in self.metrics}
+        return self._step_logs()
 
     def fit(
         self,

@@ -204,7 +204,7 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
             samples, labels = self._unpack(batch)
             self._take_dp_step(functools.partial(self._discriminator_step, samples, labels))
         self._generator_step()
-        return {m.name: m.result() for m in self.metrics}
+        return self._step_logs()
 
     def _discriminator_step(self, samples, labels):
         variables = self.discriminator.trainable_variables

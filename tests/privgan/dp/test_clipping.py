@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from privgan.dp import layer_rules
 from privgan.dp.clipping import clipped_gradient_sum
 
 RNG = np.random.default_rng(0)
@@ -53,6 +54,20 @@ CASES = {
             keras.layers.Conv2D(5, 3, dilation_rate=2, padding="valid"),
             keras.layers.Flatten(), keras.layers.Dense(3)]),
         lambda n: RNG.normal(size=(n, 12, 12, 2))),
+    # Kernels that are multiples of the strides, wide enough for the block Gram (odd SAME padding, VALID
+    # cropping, stride 1 and 2, Conv1D).
+    "conv2d_block_gram_same_odd_then_valid": (
+        lambda: keras.Sequential([
+            keras.Input((9, 9, 6)),
+            keras.layers.Conv2D(32, 4, strides=2, padding="same", activation="relu"),
+            keras.layers.Conv2D(24, 3, padding="valid"),
+            keras.layers.Flatten(), keras.layers.Dense(3)]),
+        lambda n: RNG.normal(size=(n, 9, 9, 6))),
+    "conv1d_block_gram_valid_stride": (
+        lambda: keras.Sequential([
+            keras.Input((11, 8)), keras.layers.Conv1D(24, 4, strides=2, activation="tanh"),
+            keras.layers.Flatten(), keras.layers.Dense(3)]),
+        lambda n: RNG.normal(size=(n, 11, 8))),
     "conv1d_causal_sequence_dense_layernorm": (
         lambda: keras.Sequential([
             keras.Input((9, 3)), keras.layers.Conv1D(4, 3, padding="causal", activation="tanh"),
@@ -125,3 +140,15 @@ def test_a_layer_seeing_other_rows_than_the_losses_is_an_error():
 def test_unknown_method_refused():
     with pytest.raises(ValueError, match="method"):
         clipped_gradient_sum(lambda b: b, [], tf.zeros((1,)), l2_norm_clip=1.0, method="ghost")
+
+
+def test_block_gram_serves_the_convolutions_it_is_cheaper_for(monkeypatch):
+    calls = []
+    original = layer_rules._patch_gram_from_blocks
+    monkeypatch.setattr(layer_rules, "_patch_gram_from_blocks", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for name in ("conv2d_block_gram_same_odd_then_valid", "conv1d_block_gram_valid_stride", "conv2d_stride_dilation_same"):
+        build, inputs = CASES[name]
+        model = build()
+        x, y = (3 * inputs(4)).astype("float32"), RNG.integers(0, 3, 4)
+        clipped_gradient_sum(lambda b: SCE(b[1], model(b[0])), model.trainable_variables, (x, y), l2_norm_clip=1.0)
+    assert len(calls) == 3  # both convolutions of the first model, the Conv1D; not the small or dilated ones

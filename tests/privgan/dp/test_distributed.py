@@ -125,3 +125,16 @@ def test_other_strategies_with_several_replicas_are_refused():
         model.compile(optimizer="sgd", loss=SCE)
     with pytest.raises(NotImplementedError, match="CentralStorageStrategy is not supported"):
         model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_planned_steps_count_the_whole_calls_of_unrolled_steps_per_execution(strategy):
+    # 8 DP steps an epoch, 3 train steps a call under two replicas: an epoch takes 3 calls = 9 DP steps,
+    # and a calibrated sigma must be computed for those, not for 8.
+    with strategy.scope():
+        model = make_private(_mlp(), l2_norm_clip=1.0, noise_multiplier=1.1, num_examples=64, expected_batch_size=8)
+        model.compile(optimizer="sgd", loss=SCE, steps_per_execution=3)
+    assert model.train_steps_per_epoch == 9
+    assert model.planned_dp_steps(2) == 18
+    single = make_private(_mlp(), l2_norm_clip=1.0, noise_multiplier=1.1, num_examples=64, expected_batch_size=8)
+    single.compile(optimizer="sgd", loss=SCE, steps_per_execution=3)
+    assert single.planned_dp_steps(2) == 16  # one device: Keras stops a call at the epoch's end

@@ -39,6 +39,21 @@ def test_clipped_sum_equals_slow_reference(clip):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["auto", "vectorized"])
+def test_noiseless_update_is_the_clipped_sum_over_the_expected_batch_size(method):
+    # The division rides on the clip factors: both clipping paths must apply it, once.
+    model = conv_model()
+    x, y = images(6, scale=3.0)
+    reference = one_at_a_time_gradients(lambda a, b: LOSS(b, model(a))[0], model.trainable_variables, x, y)
+    want = clipped_sum_reference(reference, l2_norm_clip=0.3)
+    got = private_gradients(
+        per_example_loss(model), model.trainable_variables, (x, y),
+        l2_norm_clip=0.3, noise_multiplier=0.0, expected_batch_size=7.5, method=method,
+    )
+    for g, expected in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), expected / 7.5, rtol=1e-5, atol=1e-7)
+
+
 def test_no_clipped_norm_exceeds_the_bound_and_small_norms_are_untouched():
     model = conv_model()
     x, y = images(32, scale=5.0)

@@ -87,7 +87,9 @@ def test_each_stream_is_charged_one_poisson_sampled_gaussian_per_step_and_epsilo
 def test_two_noise_draws_per_step_and_none_for_the_generator(trained):
     gan, _ = trained
     steps = int(gan.dp_steps.numpy())
-    assert int(gan.noise_stream._draws.numpy()) == 2 * steps
+    # The stream indexes draws within a position (the global DP step): the last step drew twice (0, 1).
+    assert int(gan.noise_stream._last_position.numpy()) == int(gan._global_dp_step()) - 1 == steps - 1
+    assert int(gan.noise_stream._draws.numpy()) == 1
     assert int(gan.g_optimizer.iterations.numpy()) == steps
 
 
@@ -266,7 +268,8 @@ def test_a_head_only_labelled_release_changes_only_the_last_layer():
     head = {id(v) for v in gan.discriminator.layers[-1].trainable_variables}
     for old, variable in zip(before, gan.discriminator.trainable_variables):
         assert np.array_equal(old, variable.numpy()) != (id(variable) in head), variable.path
-    assert int(gan.noise_stream._draws.numpy()) == 2
+    # Two draws (indexed 0 and 1) at the first position.
+    assert int(gan.noise_stream._last_position.numpy()) == 0 and int(gan.noise_stream._draws.numpy()) == 1
 
 
 def test_split_trains_the_head_from_the_labelled_release_alone():
@@ -299,7 +302,8 @@ def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tm
     gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=1, delta=DELTA, accountant="rdp", verbose=0)
     ledger = gan.privacy_ledger
     assert ledger.parts["labelled"].total_steps == 0 and ledger.parts["unlabelled"].total_steps == 6
-    assert int(gan.noise_stream._draws.numpy()) == 6  # one draw per step: no labelled release
+    # One draw per step (no labelled release): the last, at position 5, was that position's first.
+    assert int(gan.noise_stream._last_position.numpy()) == 5 and int(gan.noise_stream._draws.numpy()) == 0
     head_before = [v.numpy().copy() for v in gan.discriminator.layers[-1].trainable_variables]
     body_before = [v.numpy().copy() for v in gan.discriminator.layers[1].trainable_variables]
     with pytest.raises(ValueError, match="shares images with the unlabelled set"):
