@@ -44,7 +44,7 @@ def test_a_signal_during_a_write_leaves_no_file(tmp_path, signum):
         assert process.stdout.readline() == "writing\n"
         assert len(list(folder.iterdir())) == 1  # the hidden temporary file exists mid-write
         process.send_signal(signum)
-        process.wait(timeout=30)
+        process.wait(timeout=60)
     finally:
         process.kill()
     assert list(folder.iterdir()) == []
