@@ -89,6 +89,14 @@ def test_marginal_method_with_conditions(runs):
     assert f"epsilon = {statement['epsilon']:.4f}" in stdout and "(RDP)" in stdout
 
 
+def test_marginal_method_prints_no_jax_or_mbi_notices(runs):
+    _, results = runs
+    returncode, stdout, stderr = results["mst"]
+    assert returncode == 0, stderr
+    for notice in ("Unable to initialize backend", "UserWarning", "float32 mode", "compilation cache"):
+        assert notice not in stdout + stderr, stderr
+
+
 def test_condition_with_the_gan_is_refused_before_training(runs):
     folder, results = runs
     returncode, _, stderr = results["refused"]
