@@ -161,10 +161,12 @@ def quiet_python_logs(program):
       deprecation notices of the libraries underneath are dropped (the user cannot act on them).
     - Log records through absl (privgan's and dp-accounting's) print as `<program>: warning: ...`, without
       the date, thread and source file of absl's format.
-    - TensorFlow's Python logger shows errors only (retracing notices and the like are for developers);
-      JAX's (under the marginal-based table engines) warnings and errors only: its INFO records, such as
-      "Unable to initialize backend 'tpu'" on every machine without a TPU, would print under absl's level.
-    The RDP accountant's convergence notices are filtered by `privgan.accounting` itself.
+    - TensorFlow's Python logger shows errors only (retracing notices and the like are for developers).
+    - JAX (under the marginal engines' `mbi`) does not log, at INFO, each accelerator it probes for and
+      does not find ("Unable to initialize backend 'tpu'"); its warnings and errors still show.
+    The RDP accountant's convergence notices are filtered by `privgan.accounting` itself; mbi's import
+    warnings (float32 mode, compilation cache) do not arise, as `privgan.tabular.marginal` configures
+    JAX before importing it.
     """
     from absl import logging as absl_logging
 
@@ -172,7 +174,7 @@ def quiet_python_logs(program):
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("jax").setLevel(logging.WARNING)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     absl_logging.get_absl_handler().setFormatter(_CommandFormatter(program))
 
 

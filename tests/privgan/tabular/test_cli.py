@@ -87,7 +87,14 @@ def test_marginal_method_with_conditions(runs):
     assert statement["method"] == "mst" and statement["accountant"] == "rdp" and statement["epsilon"] <= 3.0
     assert statement["conditions"] == {"label": "yes", "colour": None}
     assert f"epsilon = {statement['epsilon']:.4f}" in stdout and "(RDP)" in stdout
-    assert "Unable to initialize backend" not in stderr, stderr  # JAX's INFO notice on machines without a TPU
+
+
+def test_marginal_method_prints_no_jax_or_mbi_notices(runs):
+    _, results = runs
+    returncode, stdout, stderr = results["mst"]
+    assert returncode == 0, stderr
+    for notice in ("Unable to initialize backend", "UserWarning", "float32 mode", "compilation cache"):
+        assert notice not in stdout + stderr, stderr
 
 
 def test_condition_with_the_gan_is_refused_before_training(runs):
