@@ -46,6 +46,7 @@ import secrets
 
 import dp_accounting
 import numpy as np
+from absl import logging
 
 from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_count, check_delta, check_positive, epsilon_of_event
@@ -424,6 +425,10 @@ class MarginalDPSynthesizer:
             model = estimator.estimate(
                 self.domain_, measurements, total, iters=max(50, self.iterations // 4), warm_start=model
             )
+            # A round takes seconds on a CPU and AIM runs dozens: say where it is (the CLIs show INFO). The
+            # chosen marginal is the exponential mechanism's output, already part of the release.
+            logging.info("AIM round %d of %d: counted the marginal of %s", round_index + 1, self.rounds_,
+                         ", ".join(clique))
         return model, measurements
 
     # ----------------------------------------------------------------------------------------------

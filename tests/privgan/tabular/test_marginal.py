@@ -55,6 +55,13 @@ def test_mst_ledger_is_the_planned_dp_accounting_events(mst):
     assert sigmas == sorted(e.noise_multiplier for e in _events(mst) if isinstance(e, dp_accounting.GaussianDpEvent))
 
 
+def test_aim_says_which_round_it_is_in(table, caplog):
+    caplog.set_level("INFO", logger="absl")
+    MarginalDPSynthesizer(SCHEMA, method="aim", rounds=2, seed=0, **FAST).fit(table, epsilon=EPSILON, delta=DELTA)
+    rounds = [record.getMessage() for record in caplog.records if record.getMessage().startswith("AIM round")]
+    assert [line.split(":")[0] for line in rounds] == ["AIM round 1 of 2", "AIM round 2 of 2"]
+
+
 def test_aim_ledger_is_one_way_counts_then_rounds(aim):
     columns, rounds = len(SCHEMA.columns), 2
     events = _events(aim)
