@@ -239,3 +239,62 @@ def mlp_discriminator(*, input_shape, num_classes=None, hidden=(128, 128), num_l
         if hidden_noise:
             h = keras.layers.GaussianNoise(hidden_noise)(h)
     return keras.Model(_outputs(inputs), keras.layers.Dense(num_logits)(h), name="mlp_discriminator")
+
+
+def scattering_discriminator(*, input_shape, num_logits, scales=2, orientations=8, groups=27, projection=None,
+                             hidden=(), hidden_noise=0.0):
+    """A discriminator / classifier on a fixed wavelet-scattering front end (Tramèr & Boneh 2021).
+
+    `Scattering2D` (no weights: its Morlet filters are public) -> GroupNormalization without learnt
+    scale or offset (each example normalised on its own, over groups of scattering channels: no batch
+    statistics, so no private data enter the normalisation) -> Flatten -> optionally a linear map to
+    `projection` dimensions without bias (the layer named "projection", which
+    `SemiSupervisedGAN.fit_projection` sets to a PCA whitening from a DP release of the unlabelled
+    images) -> `hidden` Dense + LeakyReLU layers -> L2 normalisation to unit norm (the layer named "features") -> Dense(num_logits). Only the
+    Dense layers are trainable: few parameters to privatise, on features that cost no privacy. The unit
+    norm of the features bounds each labelled example's contribution to a class centroid
+    (`SemiSupervisedGAN.fit_centroid_head`) and keeps the logits' scale fixed.
+
+    Args:
+        input_shape: (side, side, 1), side a multiple of 2^scales.
+        num_logits: outputs of the last Dense layer, >= 1 (K class logits for a semi-supervised GAN).
+        scales: J of the scattering transform, >= 1.
+        orientations: L of the scattering transform, >= 1.
+        groups: groups of the GroupNormalization; must divide the number of scattering channels
+            (1 + J L + L^2 J (J - 1) / 2: 81 for J = 2, L = 8).
+        projection: None, or the output dimension k >= 1 of the "projection" layer.
+        hidden: widths of the trainable hidden layers between the normalised scattering features and
+            the unit-norm features (empty: the head is linear in the scattering features).
+        hidden_noise: standard deviation of the Gaussian noise on each hidden layer's output in
+            training, >= 0 (drawn from a seed generator, not from the data).
+
+    Returns:
+        A Keras model `images -> logits (batch, num_logits)` whose layer "features" is the unit-norm
+        input of the last layer.
+
+    Raises:
+        ValueError: for an out-of-range argument.
+    """
+    from privgan.models.scattering import Scattering2D
+
+    _check_positive_int(num_logits, name="num_logits")
+    if not hidden_noise >= 0:
+        raise ValueError(f"hidden_noise must be >= 0, got {hidden_noise}")
+    scattering = Scattering2D(scales=scales, orientations=orientations)
+    _check_positive_int(groups, name="groups")
+    if scattering.channels % groups:
+        raise ValueError(f"groups must divide the {scattering.channels} scattering channels, got {groups}")
+    images = keras.Input(shape=tuple(input_shape), name="images")
+    h = scattering(images)
+    h = keras.layers.GroupNormalization(groups=groups, center=False, scale=False)(h)
+    h = keras.layers.Flatten()(h)
+    if projection is not None:
+        _check_positive_int(projection, name="projection")
+        h = keras.layers.Dense(projection, use_bias=False, name="projection")(h)
+    for units in hidden:
+        _check_positive_int(units, name="hidden units")
+        h = keras.layers.LeakyReLU(0.2)(keras.layers.Dense(units)(h))
+        if hidden_noise:
+            h = keras.layers.GaussianNoise(hidden_noise)(h)
+    h = keras.layers.UnitNormalization(name="features")(h)
+    return keras.Model(images, keras.layers.Dense(num_logits)(h), name="scattering_discriminator")

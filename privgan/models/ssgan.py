@@ -78,13 +78,15 @@ import functools
 import hashlib
 import math
 
+import dp_accounting
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from privgan.accounting import ParallelLedger, PrivacyLedger, calibrate_noise_multiplier, max_steps
-from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+from privgan.accounting.events import (check_accountant, check_count, check_delta, check_noise_multiplier,
+                                      check_positive)
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clip_factors, clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
@@ -123,6 +125,21 @@ def _clipped_rows(values, l2_norm_clip):
     """Each row of `values` scaled to L2 norm <= `l2_norm_clip` (rows that are not finite become 0)."""
     factors = clip_factors(tf.norm(values, axis=-1), l2_norm_clip=l2_norm_clip)
     return keep_rows(values, factors) * factors[:, None]
+
+
+def _scaled_to_unit_ball(rows):
+    """Each row of a float64 array scaled to L2 norm <= 1 (rows that are not finite become 0)."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    finite = np.isfinite(norms)
+    return np.where(finite, rows / np.where(finite, np.maximum(norms, 1.0), 1.0), 0.0)
+
+
+def _fingerprint(images, weights):
+    """A digest of an image array and of the weights of the model that maps it, to key a cache."""
+    digest = hashlib.blake2b(np.ascontiguousarray(images).tobytes(), digest_size=16)
+    for weight in weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.digest()
 
 
 def _image_digests(images):
@@ -174,7 +191,10 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         noise_seed: None (secret DP noise) or an integer that makes it reproducible, for research only.
         ledger: a `PrivacyLedger` of earlier DP training on the whole dataset, composed before both
             streams (for a `ParallelLedger`, pass its `composed()`).
-        head_ledger: the `PrivacyLedger` of earlier `fit_head` training (restored from a saved model).
+        head_ledger: the `PrivacyLedger` of earlier `fit_head` / `fit_centroid_head` phases of the
+            labelled stream (restored from a saved model).
+        projection_ledger: the `PrivacyLedger` of earlier `fit_projection` releases of the unlabelled
+            stream (restored from a saved model).
         **kwargs: passed to `keras.Model`.
 
     Raises:
@@ -203,6 +223,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         noise_seed=None,
         ledger=None,
         head_ledger=None,
+        projection_ledger=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -280,6 +301,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             raise TypeError(f"ledger must be a PrivacyLedger (for a ParallelLedger pass .composed()), got {ledger!r}")
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.head_ledger = PrivacyLedger() if head_ledger is None else head_ledger
+        self.projection_ledger = PrivacyLedger() if projection_ledger is None else projection_ledger
         self._add_privacy_variables(noise_seed)
         # G's feature-matching target: the (noisy, when private) mean features of the last real batch.
         self.feature_target = self.add_weight(shape=(self.num_features,), initializer="zeros", trainable=False,
@@ -322,7 +344,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
     def _first_position(self):
         # `fit_head`'s steps took the positions after the GAN steps before them (see the module docstring).
-        return self.prior_ledger.mechanism_runs + self.head_ledger.mechanism_runs
+        return self.prior_ledger.mechanism_runs + self.head_ledger.mechanism_runs + self.projection_ledger.mechanism_runs
 
     def _step_parameters(self):
         return {
@@ -350,6 +372,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             parts[name] = ledger
         # The head's own training (`fit_head`) read the labelled examples only.
         parts["labelled"] = PrivacyLedger(parts["labelled"].phases + self.head_ledger.phases)
+        # `fit_projection`'s releases read the unlabelled examples only.
+        parts["unlabelled"] = PrivacyLedger(parts["unlabelled"].phases + self.projection_ledger.phases)
         return ParallelLedger(parts, prior=self.prior_ledger)
 
     def _training_plan(self, epochs, remaining, target_epsilon, delta):
@@ -759,11 +783,236 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         self.sampling_seed_fixed = bool(self.sampling_seed_fixed) or sampling_seed is not None
         return history
 
+    def fit_centroid_head(self, x_labelled, y_labelled, *, noise_multiplier=None, target_epsilon=None, delta=None,
+                          accountant="pld"):
+        """Sets D's last layer to the (noisy, when private) class sums of the labelled examples' features.
+
+        A one-shot alternative to `fit_head` for few labels: each labelled example's features f (D's
+        input to its last layer, frozen, in inference mode), scaled to L2 norm <= 1, are added to the
+        row of its class, S_k = sum_{i: y_i = k} f_i. Adding or removing one example moves one row by
+        at most 1, so S + N(0, sigma^2) per entry is one Gaussian release of sensitivity 1, charged to
+        the labelled stream as `GaussianDpEvent(sigma)` after its earlier events. The head then scores
+        logit_k(x) = <f(x), S_k> / (N_L / K) with bias 0 (a nearest-centroid rule for unit-norm
+        features, as `scattering_discriminator` gives). For a fixed test image the noise moves each
+        logit by N(0, sigma^2 |f|^2 / (N_L / K)^2) whatever the feature dimension, whereas DP-SGD on the
+        same head adds noise of norm growing with the square root of its K F parameters at every step.
+        The release takes the global noise position after this model's steps and releases so far.
+
+        Args:
+            x_labelled, y_labelled: the N_L labelled images and their labels, as in `fit`.
+            noise_multiplier: sigma (private only), or None to calibrate it so that the labelled
+                stream's epsilon, this release included, is `target_epsilon`.
+            target_epsilon, delta, accountant: the labelled stream's budget; with a given
+                `noise_multiplier` the budget, when given, is checked.
+
+        Raises:
+            ValueError: for data or arguments out of range, a last layer that is not a Dense layer
+                with bias, a release that would exceed the budget, or labelled images that are also
+                unlabelled ones.
+        """
+        x_labelled, labels = self._check_labelled(x_labelled, y_labelled)
+        head = self._dense_head("fit_centroid_head")
+        features = np.concatenate([
+            keras.ops.convert_to_numpy(self._head_input(x_labelled[i : i + 1024], training=False))
+            for i in range(0, len(x_labelled), 1024)]).astype(np.float64)
+        features = _scaled_to_unit_ball(features)
+        sums = np.zeros((self.num_classes, features.shape[1]))
+        np.add.at(sums, labels, features)
+        if self.private:
+            self._check_head_images(x_labelled)
+            sigma = self._release_noise_multiplier("labelled", noise_multiplier, target_epsilon, delta, accountant)
+            (noise,) = gaussian_noise_like([tf.zeros(sums.shape, tf.float64)], stddev=sigma,
+                                           seed=self.noise_stream.next_seed())
+            sums = sums + keras.ops.convert_to_numpy(noise)
+            head_ledger = self.head_ledger.copy()
+            head_ledger.record_release(dp_accounting.GaussianDpEvent(sigma), description=(
+                f"class sums of the labelled examples' features ({self.num_classes} x {sums.shape[1]}, each "
+                "example's features scaled to L2 norm <= 1), L2 sensitivity 1, Gaussian noise of std "
+                "noise_multiplier"))
+            # Later steps and releases start at the position after this one (see `_first_position`).
+            self.head_ledger = head_ledger
+            self.train_function = None
+        per_class = self.labelled_config.num_examples / self.num_classes
+        head.kernel.assign((sums.T / per_class).astype(head.kernel.dtype))
+        head.bias.assign(np.zeros(head.bias.shape, head.bias.dtype))
+
+    def refine_centroid_head(self, x_unlabelled, *, rounds, noise_multiplier=None, target_epsilon=None, delta=None,
+                             accountant="pld"):
+        """Refines D's centroid head on the unlabelled images: `rounds` of spherical k-means, each a Gaussian release.
+
+        Starting from D's last layer (e.g. set by `fit_centroid_head`), each round assigns every
+        unlabelled image to the class whose (unit-normalised) head column scores its features highest
+        (a function of the image and of earlier releases only), and releases the class sums of the
+        assigned features, each scaled to L2 norm <= 1, plus N(0, sigma^2) per entry: one Gaussian
+        release of sensitivity 1 per round (one image moves one row by at most 1), charged to the
+        unlabelled stream as `GaussianDpEvent(sigma)`. The head's columns become the released sums,
+        unit-normalised, with bias 0. With thousands of images per class the sums are long next to the
+        noise, so the rounds cost little epsilon at a large sigma; what the labelled release only
+        roughly located, the unlabelled images' clusters then pin down. Each release takes the next
+        global noise position.
+
+        Args:
+            x_unlabelled: the N_U unlabelled images, as in `fit`.
+            rounds: number of k-means rounds (releases), >= 1.
+            noise_multiplier: sigma of every round (private only), or None to calibrate it so that the
+                unlabelled stream's epsilon, these rounds included, is `target_epsilon`.
+            target_epsilon, delta, accountant: the unlabelled stream's budget; with a given
+                `noise_multiplier` the budget, when given, is checked.
+
+        Raises:
+            ValueError: for data or arguments out of range, a last layer that is not a Dense layer with
+                bias, or releases that would exceed the budget.
+        """
+        rounds = check_count(rounds, name="rounds", minimum=1)
+        head = self._dense_head("refine_centroid_head")
+        x_unlabelled = self._check_images(x_unlabelled, "x_unlabelled", self.dp_config)
+        if self.private:  # so that the labelled methods can check that the streams are disjoint
+            object.__setattr__(self, "_unlabelled_digests", set(_image_digests(x_unlabelled)))
+        features = _scaled_to_unit_ball(self._unlabelled_head_inputs(x_unlabelled).astype(np.float64))
+        if self.private:
+            sigma = self._release_noise_multiplier("unlabelled", noise_multiplier, target_epsilon, delta, accountant,
+                                                   releases=rounds)
+        centroids = keras.ops.convert_to_numpy(head.kernel).T.astype(np.float64)
+        for _ in range(rounds):
+            norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+            assigned = np.argmax(features @ (centroids / np.maximum(norms, 1e-12)).T, axis=1)
+            centroids = np.zeros_like(centroids)
+            np.add.at(centroids, assigned, features)
+            if self.private:
+                (noise,) = gaussian_noise_like([tf.zeros(centroids.shape, tf.float64)], stddev=sigma,
+                                               seed=self.noise_stream.next_seed())
+                centroids = centroids + keras.ops.convert_to_numpy(noise)
+                ledger = self.projection_ledger.copy()
+                ledger.record_release(dp_accounting.GaussianDpEvent(sigma), description=(
+                    f"k-means round: class sums of the unlabelled examples' features ({self.num_classes} x "
+                    f"{centroids.shape[1]}, each scaled to L2 norm <= 1), assigned by the released head, L2 "
+                    "sensitivity 1, Gaussian noise of std noise_multiplier"))
+                # The next round's noise takes the position after this release.
+                self.projection_ledger = ledger
+        if self.private:
+            self.train_function = None
+        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+        head.kernel.assign((centroids / np.maximum(norms, 1e-12)).T.astype(head.kernel.dtype))
+        head.bias.assign(np.zeros(head.bias.shape, head.bias.dtype))
+
+    def _unlabelled_head_inputs(self, x_unlabelled):
+        """D's input to its last layer for each image, from `fit_projection`'s rows when they are still valid."""
+        cache = getattr(self, "_projection_cache", None)
+        if cache is not None:
+            dense, fingerprint, rows = cache
+            if fingerprint == _fingerprint(x_unlabelled, keras.Model(self.discriminator.inputs[0], dense.input).weights):
+                rest = keras.Model(dense.input, self.discriminator.layers[-1].input)
+                return np.concatenate([keras.ops.convert_to_numpy(rest(rows[i : i + 4096], training=False))
+                                       for i in range(0, len(rows), 4096)])
+        return np.concatenate([keras.ops.convert_to_numpy(self._head_input(x_unlabelled[i : i + 1024], training=False))
+                               for i in range(0, len(x_unlabelled), 1024)])
+
+    def _dense_head(self, method):
+        head = self.discriminator.layers[-1]
+        if not isinstance(head, keras.layers.Dense) or not head.use_bias:
+            raise ValueError(f"{method} sets a Dense last layer with bias; D's is {type(head).__name__}")
+        return head
+
+    def fit_projection(self, x_unlabelled, *, layer="projection", noise_multiplier=None, target_epsilon=None,
+                       delta=None, accountant="pld"):
+        """Sets a Dense layer of D to a PCA whitening of its inputs, from a Gaussian release of the unlabelled stream.
+
+        Each unlabelled image's input v to the layer (D frozen, in inference mode), scaled to L2 norm
+        <= 1, adds v v^T to the second-moment matrix M = sum_j v_j v_j^T (d x d). Adding or removing
+        one image moves M by at most ||v v^T||_F = |v|^2 <= 1, so M + E, E with independent N(0,
+        sigma^2) entries, is one Gaussian release of sensitivity 1, charged to the unlabelled stream
+        as `GaussianDpEvent(sigma)` (symmetrising it afterwards is post-processing). The layer's kernel
+        (d x k, no bias) becomes the top k eigenvectors of the symmetrised release, each divided by the
+        square root of its eigenvalue: the unlabelled images' main directions, equalised, so that a
+        class-centroid head (`fit_centroid_head`) is not dominated by the few directions of largest
+        variance that every digit shares. Many unlabelled images make the release's noise small next
+        to M's leading eigenvalues, which grow with their number. The release takes the global noise
+        position after this model's steps and releases so far.
+
+        Args:
+            x_unlabelled: the N_U unlabelled images, as in `fit` (the same records: each stream's
+                releases are charged to its own examples).
+            layer: name of a Dense layer of D without bias whose input is a flat vector
+                (`scattering_discriminator(..., projection=k)` names it "projection").
+            noise_multiplier: sigma (private only), or None to calibrate it so that the unlabelled
+                stream's epsilon, this release included, is `target_epsilon`.
+            target_epsilon, delta, accountant: the unlabelled stream's budget; with a given
+                `noise_multiplier` the budget, when given, is checked.
+
+        Raises:
+            ValueError: for data or arguments out of range, a layer that is not a Dense layer without
+                bias, or a release that would exceed the budget.
+        """
+        try:
+            dense = self.discriminator.get_layer(layer)
+        except ValueError as error:
+            raise ValueError(f"layer {layer!r} is not a layer of the discriminator") from error
+        if not isinstance(dense, keras.layers.Dense) or dense.use_bias:
+            raise ValueError(f"layer {layer!r} must be a Dense layer without bias, got {type(dense).__name__}")
+        x_unlabelled = self._check_images(x_unlabelled, "x_unlabelled", self.dp_config)
+        if self.private:  # so that the labelled methods can check that the streams are disjoint
+            object.__setattr__(self, "_unlabelled_digests", set(_image_digests(x_unlabelled)))
+        inputs = keras.Model(self.discriminator.inputs[0], dense.input)
+        dimension, components = dense.kernel.shape
+        moments = np.zeros((dimension, dimension))
+        cached = []
+        for i in range(0, len(x_unlabelled), 1024):
+            rows = keras.ops.convert_to_numpy(inputs(x_unlabelled[i : i + 1024], training=False))
+            cached.append(rows.astype(np.float32))
+            rows = _scaled_to_unit_ball(rows.astype(np.float64))
+            moments += rows.T @ rows
+        # `refine_centroid_head` on the same images starts from these rows instead of the images: a
+        # scattering front end costs most of the time. Kept in memory only, keyed by the images and by
+        # the weights that computed them.
+        object.__setattr__(self, "_projection_cache",
+                           (dense, _fingerprint(x_unlabelled, inputs.weights), np.concatenate(cached)))
+        if self.private:
+            sigma = self._release_noise_multiplier("unlabelled", noise_multiplier, target_epsilon, delta, accountant)
+            (noise,) = gaussian_noise_like([tf.zeros(moments.shape, tf.float64)], stddev=sigma,
+                                           seed=self.noise_stream.next_seed())
+            moments = moments + keras.ops.convert_to_numpy(noise)
+            ledger = self.projection_ledger.copy()
+            ledger.record_release(dp_accounting.GaussianDpEvent(sigma), description=(
+                f"second-moment matrix ({dimension} x {dimension}) of the unlabelled examples' inputs to D's layer "
+                f"{layer!r}, each scaled to L2 norm <= 1, L2 sensitivity 1, Gaussian noise of std noise_multiplier"))
+            self.projection_ledger = ledger
+            self.train_function = None
+        values, vectors = np.linalg.eigh((moments + moments.T) / 2)
+        values, vectors = values[::-1][:components], vectors[:, ::-1][:, :components]
+        # Noise can leave an eigenvalue <= 0 among the top k only when k exceeds what the data support.
+        floor = max(values[0], 1.0) * 1e-6
+        dense.kernel.assign((vectors / np.sqrt(np.maximum(values, floor))).astype(dense.kernel.dtype))
+
+    def _release_noise_multiplier(self, stream, noise_multiplier, target_epsilon, delta, accountant, releases=1):
+        """The sigma of `releases` Gaussian releases (sensitivity 1) charged to `stream`, calibrated or checked."""
+        accountant = check_accountant(accountant)
+        if (target_epsilon is None) != (delta is None):
+            raise ValueError("target_epsilon and delta go together")
+        ledger = self.privacy_ledger.part_ledger(stream)
+        if noise_multiplier is None:
+            if target_epsilon is None:
+                raise ValueError("noise_multiplier=None is calibrated to target_epsilon, which then needs delta")
+            # A Gaussian release of sensitivity 1 is DP-SGD's full-batch step (q = 1).
+            noise_multiplier = calibrate_noise_multiplier(
+                target_epsilon=check_positive(target_epsilon, name="target_epsilon"), delta=check_delta(delta),
+                sampling_probability=1.0, steps=releases, accountant=accountant, ledger=ledger)
+        sigma = check_noise_multiplier(noise_multiplier)
+        if not sigma > 0:
+            raise ValueError("a private release needs noise_multiplier > 0")
+        if target_epsilon is not None:
+            for _ in range(releases):
+                ledger.record_release(dp_accounting.GaussianDpEvent(sigma), description="a planned release")
+            spent = ledger.epsilon(delta=delta, accountant=accountant)
+            if spent > target_epsilon:
+                raise ValueError(f"a release with noise_multiplier={sigma:g} would spend epsilon={spent:.4g} > "
+                                 f"target_epsilon={target_epsilon} on the {stream} stream (earlier events included)")
+        return sigma
+
     def _check_head_images(self, x_labelled):
         unlabelled = getattr(self, "_unlabelled_digests", None)
         if unlabelled is None:
-            logging.warning("fit_head cannot check that x_labelled shares no image with the unlabelled set (fit did "
-                            "not run in this process): the stated epsilon assumes it does not.")
+            logging.warning("cannot check that x_labelled shares no image with the unlabelled set (no method that "
+                            "reads it ran in this process): the stated epsilon assumes it does not.")
             return
         if any(digest in unlabelled for digest in _image_digests(x_labelled)):
             raise ValueError("x_labelled shares images with the unlabelled set fit trained on: the privacy "
@@ -805,9 +1054,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             }
             for name, config in self._streams().items()
         }
-        if self.labelled_gradient == "none":  # the GAN steps made no labelled release
-            streams["labelled"].update(noise_multiplier=None, sampling_probability=None, expected_batch_size=None)
+        for name, stream in streams.items():
+            # No GAN step read the stream: its only costs are its phases and releases below.
+            if not self._steps_taken() or (name == "labelled" and self.labelled_gradient == "none"):
+                stream.update(noise_multiplier=None, sampling_probability=None, expected_batch_size=None)
         streams["labelled"]["head_phases"] = self.head_ledger.to_dict()["phases"]
+        streams["unlabelled"]["projection_phases"] = self.projection_ledger.to_dict()["phases"]
         return {
             "epsilon": max(epsilons.values()),
             "delta": delta,
@@ -830,9 +1082,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                 "unlabelled examples' (gradient, features) pairs clipped to l2_norm_clip together (features to "
                 "feature_l2_norm_clip; the noisy mean features are the generator's feature-matching target), "
                 "each noised with std noise_multiplier * l2_norm_clip of its stream. The labelled stream's "
-                "head_phases are DP-SGD phases of the last layer on frozen features (fit_head). Each stream's "
+                "head_phases are DP-SGD phases of the last layer on frozen features (fit_head) or Gaussian releases "
+                "of its class centroids (fit_centroid_head); the unlabelled stream's projection_phases are "
+                "Gaussian releases of its feature second moments (fit_projection) and of k-means class sums "
+                "(refine_centroid_head), each of L2 sensitivity 1 as described there. Each stream's "
                 "epsilon composes, with dp-accounting, its d_steps PoissonSampledDpEvent(sampling_probability, "
-                "GaussianDpEvent(noise_multiplier)), its head phases and any prior ledger; epsilon is the "
+                "GaussianDpEvent(noise_multiplier)), its head or projection phases and any prior ledger; epsilon is the "
                 "larger of the two streams' (parallel composition). That assumes each person's record is in "
                 "one stream only (labelled or unlabelled, decided by the record itself): training refused "
                 "identical images in both sets, but a person with two different records in the two sets "
@@ -863,6 +1118,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             "noise_seed": self.noise_seed,
             "ledger": self.prior_ledger.to_dict(),
             "head_ledger": self.head_ledger.to_dict(),
+            "projection_ledger": self.projection_ledger.to_dict(),
         }
         if self.private:
             config.update(
@@ -881,6 +1137,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         config["ledger"] = PrivacyLedger.from_dict(config["ledger"])
         config["head_ledger"] = PrivacyLedger.from_dict(config.get("head_ledger", {"phases": []}))
+        config["projection_ledger"] = PrivacyLedger.from_dict(config.get("projection_ledger", {"phases": []}))
         return cls(**config)
 
 
