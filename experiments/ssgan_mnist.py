@@ -6,7 +6,10 @@ For each of `--draws` label draws (10 labels per class, fixed by the seed `--lab
 rest of the training images (minus a validation split) are the unlabelled set, and the script trains:
 a supervised CNN on the labelled images alone (`supervised`), the same with augmentation
 (`augmented`), pseudo-label self-training (`pseudo_label`), the `SemiSupervisedGAN` without DP
-(`ssgan`) and with DP-SGD on its discriminator at each epsilon of `--epsilons` (`dp_eps<e>`). It reports
+(`ssgan`) and privately at each epsilon of `--epsilons` (`dp_eps<e>`): by default
+(`--dp_discriminator=scattering`) D on a fixed wavelet-scattering front end whose whitening and
+centroid head are set by Gaussian releases of the two streams, without GAN steps; with
+`--dp_discriminator=mlp`, DP-SGD on an MLP D in the GAN phase and `fit_head`. It reports
 the accuracy on the validation split (carved from the training images with `--validation_seed`, never
 trained on) and on the 10,000 test images, as mean +- std over the draws. For the SSGANs it also reports,
 as a diagnostic outside any privacy guarantee, the test accuracy of a non-private logistic regression on

@@ -67,6 +67,15 @@ with its own noise stream) take the global positions after the GAN steps before 
 steps the positions after those: with fixed sampling and noise seeds too, no phase repeats another's
 Poisson sample or noise draw.
 
+One-shot releases. Besides DP-SGD steps, D's pieces can be set by single Gaussian releases of
+sensitivity 1, each charged to the stream it reads (a `ReleasePhase` in `head_ledger` for the labelled
+stream, in `projection_ledger` for the unlabelled one) and drawn at its own global noise position:
+`fit_projection` (a PCA whitening layer from the unlabelled images' second moments),
+`fit_centroid_head` (the last layer from the labelled examples' class sums) and `refine_centroid_head`
+(k-means rounds of the last layer on the unlabelled images). With a fixed, public front end
+(`privgan.models.architectures.scattering_discriminator`) they make a private classifier without any
+GAN step; G then stays untrained.
+
 Monitoring metrics `d_loss_labelled`, `d_loss_unlabelled` are noiseless means over private batches:
 not covered by the guarantee. `evaluate` on private data is outside the guarantee too.
 

@@ -118,3 +118,14 @@ def test_bad_release_arguments_give_clear_errors():
     with pytest.raises(ValueError, match="needs delta|go together"):
         gan.fit_centroid_head(x_labelled, y_labelled, target_epsilon=1.0)
     assert not gan.privacy_ledger.parts["labelled"].phases
+
+
+def test_the_rows_kept_by_fit_projection_give_the_same_head_inputs_and_other_images_miss_them():
+    _, _, x_unlabelled, _, _ = digits()
+    gan = make(len(x_unlabelled), private=False)
+    gan.fit_projection(x_unlabelled)
+    direct = gan._head_input(x_unlabelled, training=False).numpy()
+    np.testing.assert_allclose(gan._unlabelled_head_inputs(x_unlabelled), direct, rtol=1e-5, atol=1e-6)
+    # Other images (the same ones in another order) are computed afresh, not read from the kept rows.
+    reordered = x_unlabelled[::-1].copy()
+    np.testing.assert_allclose(gan._unlabelled_head_inputs(reordered), direct[::-1], rtol=1e-5, atol=1e-6)
