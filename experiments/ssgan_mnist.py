@@ -300,9 +300,12 @@ def main(argv):
                     + _summary(results) + "\n\n"
                     "`supervised` / `augmented`: a small CNN on the labelled images alone, without / with "
                     "random shifts and rotations. `pseudo_label`: self-training from the augmented CNN. `ssgan`: "
-                    "Salimans et al.'s K-class discriminator with feature matching, no DP. `dp_eps<e>`: the same "
-                    "trained with DP-SGD on D, labelled and unlabelled examples private (two Poisson streams, "
-                    "epsilon the worse stream's, by parallel composition). Wall times were measured on a "
+                    "Salimans et al.'s K-class discriminator with feature matching, no DP. `dp_eps<e>`: labelled and "
+                    "unlabelled examples private, epsilon the worse stream's (parallel composition); with "
+                    f"--dp_discriminator={FLAGS.dp_discriminator}: " + (
+                        "D on a fixed scattering front end, its whitening, centroid head and k-means rounds set "
+                        "by Gaussian releases of the two streams, no GAN step." if FLAGS.dp_discriminator == "scattering"
+                        else "the SSGAN trained with DP-SGD on D (two Poisson streams), then fit_head.") + " Wall times were measured on a "
                     "shared, loaded 2-core machine."
                 ),
                 figures=["accuracy.png"],
