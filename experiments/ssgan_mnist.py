@@ -6,9 +6,10 @@ For each of `--draws` label draws (10 labels per class, fixed by the seed `--lab
 rest of the training images (minus a validation split) are the unlabelled set, and the script trains:
 a supervised CNN on the labelled images alone (`supervised`), the same with augmentation
 (`augmented`), pseudo-label self-training (`pseudo_label`), the `SemiSupervisedGAN` without DP
-(`ssgan`) and privately at each epsilon of `--epsilons` (`dp_eps<e>`): by default
-(`--dp_discriminator=scattering`) D on a fixed wavelet-scattering front end whose whitening and
-centroid head are set by Gaussian releases of the two streams, without GAN steps; with
+(`ssgan`), the scattering classifier below without noise (`scattering`) and privately at each
+epsilon of `--epsilons` (`dp_eps<e>`): by default (`--dp_discriminator=scattering`) D on a fixed
+wavelet-scattering front end whose whitening and centroid head are set by Gaussian releases of the
+two streams, without GAN steps; with
 `--dp_discriminator=mlp`, DP-SGD on an MLP D in the GAN phase and `fit_head`. It reports
 the accuracy on the validation split (carved from the training images with `--validation_seed`, never
 trained on) and on the 10,000 test images, as mean +- std over the draws. For the SSGANs it also reports,
@@ -34,8 +35,9 @@ flags.DEFINE_integer("label_seed", 0, "Seed of the first label draw; draw d uses
 flags.DEFINE_integer("labels_per_class", 10, "Labelled examples per class.")
 flags.DEFINE_integer("validation_size", 5000, "Training images held out (with labels) to choose settings on.")
 flags.DEFINE_integer("validation_seed", 12345, "Seed of the validation split.")
-flags.DEFINE_list("runs", ["supervised", "augmented", "pseudo_label", "ssgan", "dp"],
-                  "Which runs, in order: supervised, augmented, pseudo_label, ssgan, dp (every --epsilons) or dp_eps<e>.")
+flags.DEFINE_list("runs", ["supervised", "augmented", "pseudo_label", "ssgan", "scattering", "dp"],
+                  "Which runs, in order: supervised, augmented, pseudo_label, ssgan, scattering (the DP scattering "
+                  "classifier's steps without noise), dp (every --epsilons) or dp_eps<e>.")
 flags.DEFINE_list("epsilons", ["1", "3", "10"], "Target epsilons of the DP runs.")
 flags.DEFINE_float("delta", 1e-5, "delta of the DP runs.")
 flags.DEFINE_integer("baseline_steps", 1500, "Optimiser steps of the supervised CNNs on the labelled images.")
@@ -143,7 +145,9 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
 
 
 def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
-    """The DP classifier on a scattering D: three Gaussian releases, no GAN steps; returns (model, extra results).
+    """The classifier on a scattering D: three kinds of Gaussian release, no GAN steps; returns (model, extra results).
+
+    With `epsilon` None the same steps run without noise (`scattering`): what the releases' noise costs.
 
     Unlabelled stream: the second moments of the normalised scattering features (D's projection, a PCA
     whitening) and `refine_rounds` k-means rounds of the head; labelled stream: the class sums of the
@@ -161,9 +165,16 @@ def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilo
     discriminator = scattering_discriminator(input_shape=(28, 28, 1), num_logits=_NUM_CLASSES, projection=FLAGS.projection)
     generator = mlp_generator(output_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim,
                               hidden=[int(h) for h in FLAGS.g_hidden], batch_norm=True)
+    private = epsilon is not None
     gan = SemiSupervisedGAN(generator, discriminator, num_labelled=len(x_labelled), num_unlabelled=len(x_unlabelled),
                             labelled_batch_size=FLAGS.dp_labelled_batch_size, unlabelled_batch_size=FLAGS.dp_batch_size,
-                            labelled_gradient="none", l2_norm_clip=FLAGS.l2_norm_clip, seed=seed)
+                            labelled_gradient="none", private=private, seed=seed,
+                            **({"l2_norm_clip": FLAGS.l2_norm_clip} if private else {}))
+    if not private:
+        gan.fit_projection(x_unlabelled)
+        gan.fit_centroid_head(x_labelled, y_labelled)
+        gan.refine_centroid_head(x_unlabelled, rounds=FLAGS.refine_rounds)
+        return gan, {"steps": 0, "head_steps": 0}
     budget = dict(target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant)
     rounds = PrivacyLedger()
     rounds.record(noise_multiplier=FLAGS.refine_noise_multiplier, sampling_probability=1.0, steps=FLAGS.refine_rounds)
@@ -218,6 +229,11 @@ def _run(name, draw, x_labelled, y_labelled, x_unlabelled):
         return model, {"pseudo_labelled": counts}
     if name == "ssgan":
         return _ssgan(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=None)
+    if name == "scattering":
+        import keras
+
+        keras.utils.set_random_seed(seed)
+        return _scattering_classifier(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=None)
     return _ssgan(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=float(name.removeprefix("dp_eps")))
 
 
