@@ -130,7 +130,26 @@ def test_tolerance_meets_what_the_default_alpha_misses(toy):
     assert model.adversary_weight_ != 0.1 and len(model.adaptation_history_) > 10
     assert model.feature_mean_.shape == (3,)
 
-    # The reported violation is measured on rows held out of the *training* data, with fit's seed.
+    # By default the reported violation is measured on all the training rows (fitted and held out); the
+    # candidates' accuracy on the rows held out with fit's seed.
+    predicted = model.predict(train.features)
+    assert model.constraint_violation_ == pytest.approx(
+        group_rate_gap(train.labels, predicted, groups.to_numpy(), constraint="equalized_odds")
+    )
+    seed = int(check_random_state(0).randint(2**31 - 1 - 10_000))
+    _, validation = carve_validation(groups.to_numpy(), train.labels, fraction=0.2, seed=seed)
+    kept = [record for record in model.adaptation_history_ if record["violation"] == model.constraint_violation_]
+    held_out_accuracy = np.mean(predicted[validation] == train.labels[validation])
+    assert any(record["score"] == pytest.approx(held_out_accuracy) for record in kept)
+
+
+def test_violation_rows_validation_measures_on_the_held_out_rows_only(toy):
+    train, held_out = toy
+    groups = train.sensitive["group"]
+    model = AdversarialDebiasing(tolerance=0.05, violation_rows="validation", **TOY_PARAMS)
+    model.fit(train.features, train.labels, sensitive_features=groups)
+    assert model.constraint_violation_ <= 0.05
+    # The rows held out of the *training* data, with fit's seed.
     seed = int(check_random_state(0).randint(2**31 - 1 - 10_000))
     _, validation = carve_validation(groups.to_numpy(), train.labels, fraction=0.2, seed=seed)
     predicted = model.predict(train.features[validation])
@@ -177,6 +196,7 @@ def test_fair_representation_reports_the_validation_leakage(toy):
         (AdversarialDebiasing, dict(tolerance=0.05, debias=False), "tolerance needs debias=True"),
         (AdversarialDebiasing, dict(standardize="yes"), "standardize must be None, True or False"),
         (AdversarialDebiasing, dict(adversary_learning_rate=0.0), "adversary_learning_rate must be None or > 0"),
+        (AdversarialDebiasing, dict(tolerance=0.05, violation_rows="test"), "violation_rows must be one of"),
         (FairRepresentation, dict(tolerance=0.6), r"tolerance must be None or a number in \(0, 0.5\]"),
     ],
 )
