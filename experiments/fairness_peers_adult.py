@@ -165,7 +165,7 @@ def main(argv):
     title = f"{table_name}, sensitive attribute {FLAGS.sensitive}, mean ± std over {len(seeds)} seeds"
     save_figure(plot_method_curves(summary, title=title), output_dir / "trade_off.png", dpi=120,
                 bbox_inches="tight")
-    columns = ("accuracy", "equalized_odds_difference", "demographic_parity_difference", "validation_violation",
+    columns = ("accuracy", "equalized_odds_difference", "demographic_parity_difference", "constraint_violation",
                "adversary_weight", "wall_time_seconds")
     sections = [f"{title}. Test split: {len(test)} rows; training split: {len(train)} rows (ours hold out 20% "
                 "of it for the tolerance).", method_table(summary, columns=columns)]
@@ -199,7 +199,7 @@ def main(argv):
                      f"{1 / test.sensitive[FLAGS.sensitive].nunique():.2f}) and downstream accuracy; tolerances are "
                      "above chance, on the validation split.",
                      method_table(representation_summary, columns=comparison.REPRESENTATION_METRICS[:2]
-                                  + ("validation_violation", "adversary_weight", "wall_time_seconds"))]
+                                  + ("constraint_violation", "adversary_weight", "wall_time_seconds"))]
         results.update(representation_runs=representation_rows, representation_summary=representation_summary)
 
     wall_time = time.time() - start
