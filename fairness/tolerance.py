@@ -9,7 +9,7 @@ With a tolerance, the estimators carve a validation split from the training data
 label; never the test data), train on the rest, and let `AdversaryWeightController` run a dual update on the
 adversary weight w every few steps:
 
-    violation v = the constraint's gap (hard predictions on the validation split, or on all the training
+    violation v = the constraint's gap (hard predictions on the validation split and/or on all the training
                   rows: AdversarialDebiasing's `violation_rows`; fresh probes on the validation split)
     log w <- log w + step_size * clip((v - tolerance) / tolerance, -1, 1)
 
@@ -29,9 +29,10 @@ What this does not remove: the violation of the kept candidate is measured on fi
 candidate was picked partly because its measured violation was low, so the violation on new data is larger,
 by about the standard error of the measurement (recorded per candidate in the history: the binomial error of
 the two group rates behind the gap; a few hundredths when a group has a few hundred rows in a cell). On the
-held-out rows alone this was the dominant error on Adult (the women with income > 50K); measuring the gap
-on all the training rows (fitted and held out) shrinks it, at the price of a small optimistic bias from the
-fitted rows; holding out more rows (`validation_fraction`) shrinks it too, at the price of fewer rows fitted.
+held-out rows alone this was the dominant error on Adult (the women with income > 50K); on all the training
+rows (fitted and held out) it is smaller, but the fitted rows make the measurement optimistic where the
+predictor overfits them. `AdversarialDebiasing` takes the larger of the two by default; holding out more rows
+(`validation_fraction`) shrinks the error too, at the price of fewer rows fitted.
 
 `group_rate_gap` computes the group metrics of `fairlearn.metrics` (demographic-parity, equalized-odds and
 equal-opportunity differences) with `np.bincount`: the controller evaluates them hundreds of times per fit,
