@@ -158,8 +158,9 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
     50K among Adult's held-out rows: a standard error of about 0.04), so a candidate could be kept because
     it measured low by chance; the gap on all the rows is less noisy but optimistic where the predictor
     overfits its fitted rows (a few thousand rows, many epochs). Taking the larger guards against both: on
-    Adult it gave the same test gaps as the all-rows measure, and on the smaller tables of the README it
-    carried over better than either (`experiments/fairness_peers_adult.py`). `violation_rows="all"` or
+    Adult it gave the same test gaps as the all-rows measure; on two of the three smaller tables of the
+    README it carried over better than either, on the third better than the held-out gap alone
+    (`experiments/fairness_peers_adult.py`). `violation_rows="all"` or
     `"validation"` use one measurement only. `adversary_weight` is then only alpha's starting value, and
     the adversary defaults to a 16-unit hidden layer trained ten times faster than the predictor, which
     follows a changing alpha without the oscillation of the paper's linear one. The features are
