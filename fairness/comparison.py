@@ -168,7 +168,7 @@ def adversarial_debiasing(*, constraint, tolerances, name=None, **params):
         **params: further estimator parameters (epochs, batch_size, ...).
 
     Returns:
-        A `Method` whose extra results are the validation violation and the selected adversary weight.
+        A `Method` whose extra results are the measured constraint violation and the selected adversary weight.
     """
     from fairness.debiasing import AdversarialDebiasing
 
@@ -179,7 +179,7 @@ def adversarial_debiasing(*, constraint, tolerances, name=None, **params):
         model.fit(train.features, train.labels, sensitive_features=_groups(train, sensitive))
         extra = {"adversary_weight": model.adversary_weight_}
         if model.constraint_violation_ is not None:
-            extra["validation_violation"] = model.constraint_violation_
+            extra["constraint_violation"] = model.constraint_violation_
         return model.predict(test.features), extra
 
     return Method(name or f"AdversarialDebiasing ({constraint})", "tolerance", tuple(tolerances), fit_predict)
@@ -364,7 +364,7 @@ def fair_representation(*, tolerances, name=None, **params):
     """`fairness.FairRepresentation` with its leakage `tolerance` swept (None: the default fixed lambda).
 
     Returns:
-        A `RepresentationMethod` whose extra results are the validation leakage excess and lambda.
+        A `RepresentationMethod` whose extra results are the validation leakage excess (`constraint_violation`) and lambda.
     """
     from fairness.representation import FairRepresentation
 
@@ -373,7 +373,7 @@ def fair_representation(*, tolerances, name=None, **params):
         model.fit(train.features, train.labels, sensitive_features=_groups(train, sensitive))
         extra = {"adversary_weight": model.adversary_weight_}
         if model.constraint_violation_ is not None:
-            extra["validation_violation"] = model.constraint_violation_
+            extra["constraint_violation"] = model.constraint_violation_
         return model.transform(train.features), model.transform(test.features), extra
 
     return RepresentationMethod(name or "FairRepresentation", "tolerance", tuple(tolerances), fit_transform)

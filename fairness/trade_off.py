@@ -74,7 +74,9 @@ PANELS = (
 )
 
 
-def plot_method_curves(summary, *, title, score="accuracy", score_label="test accuracy", panels=PANELS):
+def plot_method_curves(
+    summary, *, title, score="accuracy", score_label="test accuracy", panels=PANELS, min_score=None
+):
     """Every method's trade-off curve: score against each unfairness measure, mean ± std over seeds.
 
     Args:
@@ -83,6 +85,8 @@ def plot_method_curves(summary, *, title, score="accuracy", score_label="test ac
         score: key of the vertical axis (higher is better).
         score_label: its axis label.
         panels: `(key, label)` of each panel's horizontal axis (lower is fairer).
+        min_score: None, or the lowest score shown: the axes zoom on the points at or above it (a collapsed
+            fit far below would squash every other curve), and the title says how many points lie below.
 
     Returns:
         A matplotlib figure with one panel per entry of `panels` and one line per method.
@@ -115,8 +119,17 @@ def plot_method_curves(summary, *, title, score="accuracy", score_label="test ac
                     axis.annotate(f"{entry['value']:g}", (entry[metric], entry[score]), fontsize=7)
         axis.set_xlabel(f"{label} (test)")
         axis.grid(alpha=0.3)
+        shown = [entry for entry in summary if min_score is None or entry[score] >= min_score]
+        if min_score is not None and shown:
+            axis.set_xlim(0.0, 1.05 * max(entry[metric] + entry.get(f"{metric}_std", 0.0) for entry in shown))
     axes[0][0].set_ylabel(score_label)
     axes[0][-1].legend(fontsize=7, loc="lower right")
+    hidden = len(summary) - len(shown)
+    if min_score is not None:
+        top = max(entry[score] + entry.get(f"{score}_std", 0.0) for entry in summary)
+        axes[0][0].set_ylim(min_score, top + 0.1 * (top - min_score))
+        if hidden:
+            title += f" ({hidden} point{'s' if hidden > 1 else ''} below {score_label} {min_score:g} not shown)"
     figure.suptitle(title)
     figure.tight_layout()
     return figure

@@ -130,12 +130,35 @@ def test_tolerance_meets_what_the_default_alpha_misses(toy):
     assert model.adversary_weight_ != 0.1 and len(model.adaptation_history_) > 10
     assert model.feature_mean_.shape == (3,)
 
-    # The reported violation is measured on rows held out of the *training* data, with fit's seed.
+    # By default the reported violation is the larger of the gaps on all the training rows (fitted and held
+    # out) and on the rows held out with fit's seed; the candidates' accuracy is measured on the latter.
+    predicted = model.predict(train.features)
     seed = int(check_random_state(0).randint(2**31 - 1 - 10_000))
     _, validation = carve_validation(groups.to_numpy(), train.labels, fraction=0.2, seed=seed)
-    predicted = model.predict(train.features[validation])
+    gap_all = group_rate_gap(train.labels, predicted, groups.to_numpy(), constraint="equalized_odds")
+    gap_held_out = group_rate_gap(
+        train.labels[validation], predicted[validation], groups.to_numpy()[validation], constraint="equalized_odds"
+    )
+    assert model.constraint_violation_ == pytest.approx(max(gap_all, gap_held_out))
+    kept = [record for record in model.adaptation_history_ if record["violation"] == model.constraint_violation_]
+    held_out_accuracy = np.mean(predicted[validation] == train.labels[validation])
+    assert any(record["score"] == pytest.approx(held_out_accuracy) for record in kept)
+
+
+@pytest.mark.filterwarnings("ignore:no candidate met the tolerance:RuntimeWarning")
+@pytest.mark.parametrize("violation_rows", ["validation", "all"])
+def test_violation_rows_names_the_rows_measured(toy, violation_rows):
+    train, _ = toy
+    groups = train.sensitive["group"].to_numpy()
+    params = dict(TOY_PARAMS, epochs=3)
+    model = AdversarialDebiasing(tolerance=0.05, violation_rows=violation_rows, **params)
+    model.fit(train.features, train.labels, sensitive_features=groups)
+    seed = int(check_random_state(0).randint(2**31 - 1 - 10_000))
+    _, validation = carve_validation(groups, train.labels, fraction=0.2, seed=seed)
+    rows = validation if violation_rows == "validation" else np.arange(len(groups))
+    predicted = model.predict(train.features[rows])
     assert model.constraint_violation_ == pytest.approx(
-        group_rate_gap(train.labels[validation], predicted, groups.to_numpy()[validation], constraint="equalized_odds")
+        group_rate_gap(train.labels[rows], predicted, groups[rows], constraint="equalized_odds")
     )
 
 
@@ -177,6 +200,7 @@ def test_fair_representation_reports_the_validation_leakage(toy):
         (AdversarialDebiasing, dict(tolerance=0.05, debias=False), "tolerance needs debias=True"),
         (AdversarialDebiasing, dict(standardize="yes"), "standardize must be None, True or False"),
         (AdversarialDebiasing, dict(adversary_learning_rate=0.0), "adversary_learning_rate must be None or > 0"),
+        (AdversarialDebiasing, dict(tolerance=0.05, violation_rows="test"), "violation_rows must be one of"),
         (FairRepresentation, dict(tolerance=0.6), r"tolerance must be None or a number in \(0, 0.5\]"),
     ],
 )

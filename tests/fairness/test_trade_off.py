@@ -57,3 +57,13 @@ def test_method_curves_have_one_line_per_method_sorted_by_unfairness():
     labels = [text.get_text() for text in figure.axes[1].get_legend().get_texts()]
     assert labels == ["ours", "peer"]
     assert list(left.lines[0].get_xdata()) == [0.02, 0.04]
+
+
+def test_method_curves_zoom_on_the_points_above_min_score():
+    pytest.importorskip("matplotlib")
+    collapsed = {"method": "peer", "parameter": "alpha", "value": 1.0, "seeds": 3, "accuracy": 0.46,
+                 "equalized_odds_difference": 0.87, "demographic_parity_difference": 0.67}
+    figure = plot_method_curves(SUMMARY + [collapsed], title="t", min_score=0.8)
+    left = figure.axes[0]
+    assert left.get_ylim()[0] == 0.8 and left.get_xlim()[1] < 0.87
+    assert "1 point below test accuracy 0.8 not shown" in figure._suptitle.get_text()
