@@ -44,6 +44,7 @@ SAVEABLE_MODULES = (
     "privgan.dp.training",
     "privgan.models.dpgan",
     "privgan.models.mean_embedding",
+    "privgan.models.scattering",
     "privgan.models.ssgan",
     "privgan.robustness.private",
     "privgan.robustness.smoothing",
