@@ -14,8 +14,8 @@ For every table, epsilon in --epsilons (delta = --delta) and seed in --seeds, ea
 training split, writes as many synthetic rows as it has, and is scored against the real test split:
 TSTR AUROC of LogisticRegression and HistGradientBoosting (`privgan.evaluation.tabular.classifier_auroc`),
 the mean total variation distance of the marginals and the mean difference of pairwise Cramer's V
-(test split as reference), the share of positive labels among the synthetic rows, and the wall time of fit + sample (on a shared machine: a measure of cost,
-not of speed alone). The seed sets each synthesizer's initialisation and sampling; DP noise is secret in
+(test split as reference), the share of positive labels among the synthetic rows, and the wall time of
+fit + sample (on a shared machine: a measure of cost, not of speed alone). The seed sets each synthesizer's initialisation and sampling; DP noise is secret in
 every privgan run, so the spread over seeds includes the noise's.
 
 Methods: privgan_aim, privgan_mst, privgan_gan (`privgan-synthesize`'s engines with their default
