@@ -321,13 +321,24 @@ class MarginalDPSynthesizer:
         self.within_group_ = {name: self._within_group(nonnegative[name], self.groups_[name]) for name in names}
 
         estimator = mbi.estimation.MirrorDescent()
-        model = estimator.estimate(self.domain_, measurements, total, iters=max(50, self.iterations // 4))
-        if len(names) > 1:
-            if self.method == "mst":
-                measurements += self._mst(private, model, pair_sigma, selection_rho)
-            else:
-                model, measurements = self._aim(private, model, measurements, pair_sigma, selection_rho, estimator, total)
-        self.model_ = estimator.estimate(self.domain_, measurements, total, iters=self.iterations, warm_start=model)
+        try:
+            model = estimator.estimate(self.domain_, measurements, total, iters=max(50, self.iterations // 4))
+            if len(names) > 1:
+                if self.method == "mst":
+                    measurements += self._mst(private, model, pair_sigma, selection_rho)
+                else:
+                    model, measurements = self._aim(
+                        private, model, measurements, pair_sigma, selection_rho, estimator, total
+                    )
+            self.model_ = estimator.estimate(self.domain_, measurements, total, iters=self.iterations, warm_start=model)
+        finally:
+            # A fit compiles hundreds of XLA programs for its own cliques, never used again, which JAX keeps
+            # for the life of the process with their memory mappings (28,000 after one AIM fit on Adult):
+            # the third fit in one process ran past Linux's 65,530 ("LLVM compilation error: Cannot
+            # allocate memory", then a crash). Freeing them leaves only recompilation to any other JAX code.
+            import jax
+
+            jax.clear_caches()
         self.delta_ = delta
         self.target_epsilon_ = epsilon
         self.epsilon_ = self.ledger_.epsilon(delta=delta, accountant=ACCOUNTANT)

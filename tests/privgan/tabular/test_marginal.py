@@ -206,3 +206,13 @@ def test_jax_flags_naming_the_optimisation_level_are_kept(monkeypatch):
     monkeypatch.setattr(jax, "jit", lambda function: pytest.fail("JAX was started by privgan"))
     marginal._start_jax()
     assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=2"
+
+
+def test_fit_frees_the_compiled_programs_it_leaves_behind(monkeypatch, table):
+    # Kept, they add up over fits in one process until LLVM cannot map memory for the next program.
+    import jax
+
+    calls = []
+    monkeypatch.setattr(jax, "clear_caches", lambda: calls.append("cleared"))
+    MarginalDPSynthesizer(SCHEMA, method="mst", seed=0, **FAST).fit(table, epsilon=EPSILON, delta=DELTA)
+    assert calls == ["cleared"]
