@@ -206,7 +206,7 @@ def _plot(summary, tables, methods, epsilons, path):
             axis.set_title(f"{table}: {title}", fontsize=10)
     axes[0, 0].legend(fontsize=7)
     figure.tight_layout()
-    save_figure(figure, path, dpi=100)
+    save_figure(figure, path, dpi=64)  # small enough for the README
 
 
 def main(argv):
