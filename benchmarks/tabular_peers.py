@@ -195,12 +195,13 @@ def _plot(summary, tables, methods, epsilons, path):
     for column, table in enumerate(tables):
         for row, (metric, title) in enumerate(metrics):
             axis = axes[row, column]
-            for method in methods:
+            for index, method in enumerate(methods):
                 points = [(e, summary[(table, method, e)][metric]) for e in epsilons if (table, method, e) in summary]
-                if points:
+                if points:  # one colour per method in every panel, whichever methods a table has
                     axis.errorbar([p[0] for p in points], [p[1][0] for p in points], yerr=[p[1][1] for p in points],
-                                  marker="o", capsize=3, label=method)
+                                  marker="o", capsize=3, label=method, color=f"C{index}")
             axis.set_xscale("log")
+            axis.minorticks_off()
             axis.set_xticks(epsilons, [f"{e:g}" for e in epsilons])
             axis.set_xlabel("epsilon")
             axis.set_title(f"{table}: {title}", fontsize=10)
