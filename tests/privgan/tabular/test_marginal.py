@@ -1,3 +1,5 @@
+import os
+
 import dp_accounting
 import numpy as np
 import pandas as pd
@@ -165,3 +167,52 @@ def test_small_table_with_generous_bounds_keeps_its_numeric_column():
         gaps.append(synthetic.loc[large, "size"].mean() - synthetic.loc[~large, "size"].mean())
     assert np.mean(far) < 0.1, far
     assert min(gaps) > 0, gaps
+
+
+@pytest.mark.parametrize("flags", [None, "--xla_cpu_use_thunk_runtime=true"])
+def test_jax_starts_compiling_unoptimised_and_the_environment_is_restored(monkeypatch, flags):
+    import jax
+    from jax._src import xla_bridge
+
+    from privgan.tabular import marginal
+
+    seen = []
+
+    class _Compiled:
+        def __call__(self, x):
+            seen.append(os.environ.get("XLA_FLAGS"))
+            return jax.numpy.asarray(x)
+
+    if flags is None:
+        monkeypatch.delenv("XLA_FLAGS", raising=False)
+    else:
+        monkeypatch.setenv("XLA_FLAGS", flags)
+    monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: False)
+    monkeypatch.setattr(jax, "jit", lambda function: _Compiled())
+    marginal._start_jax()
+    # The backend started with the flag (after the user's flags), and TensorFlow's XLA sees the user's.
+    assert seen == [f"{flags} --xla_backend_optimization_level=0" if flags else "--xla_backend_optimization_level=0"]
+    assert os.environ.get("XLA_FLAGS") == flags
+
+
+def test_jax_flags_naming_the_optimisation_level_are_kept(monkeypatch):
+    import jax
+    from jax._src import xla_bridge
+
+    from privgan.tabular import marginal
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
+    monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: False)
+    monkeypatch.setattr(jax, "jit", lambda function: pytest.fail("JAX was started by privgan"))
+    marginal._start_jax()
+    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=2"
+
+
+def test_fit_frees_the_compiled_programs_it_leaves_behind(monkeypatch, table):
+    # Kept, they add up over fits in one process until LLVM cannot map memory for the next program.
+    import jax
+
+    calls = []
+    monkeypatch.setattr(jax, "clear_caches", lambda: calls.append("cleared"))
+    MarginalDPSynthesizer(SCHEMA, method="mst", seed=0, **FAST).fit(table, epsilon=EPSILON, delta=DELTA)
+    assert calls == ["cleared"]
