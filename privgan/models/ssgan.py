@@ -143,6 +143,12 @@ def _scaled_to_unit_ball(rows):
     return np.where(finite, rows / np.where(finite, np.maximum(norms, 1.0), 1.0), 0.0)
 
 
+def _in_batches(model, inputs, *, batch_size=1024):
+    """`model`'s outputs (inference mode) for all of `inputs`, computed a batch at a time, as one NumPy array."""
+    return np.concatenate([keras.ops.convert_to_numpy(model(inputs[i : i + batch_size], training=False))
+                           for i in range(0, len(inputs), batch_size)])
+
+
 def _fingerprint(images, weights):
     """A digest of an image array and of the weights of the model that maps it, to key a cache."""
     digest = hashlib.blake2b(np.ascontiguousarray(images).tobytes(), digest_size=16)
@@ -766,9 +772,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         x_labelled, labels = self._check_labelled(x_labelled, y_labelled)
         if self.private:
             self._check_head_images(x_labelled)
-        features = np.concatenate([
-            keras.ops.convert_to_numpy(self._head_input(x_labelled[i : i + 1024], training=False))
-            for i in range(0, len(x_labelled), 1024)])
+        features = _in_batches(self._head_input, x_labelled)
         head = self.discriminator.layers[-1]
         model = keras.Sequential([keras.Input(features.shape[1:]), head])
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -821,10 +825,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         """
         x_labelled, labels = self._check_labelled(x_labelled, y_labelled)
         head = self._dense_head("fit_centroid_head")
-        features = np.concatenate([
-            keras.ops.convert_to_numpy(self._head_input(x_labelled[i : i + 1024], training=False))
-            for i in range(0, len(x_labelled), 1024)]).astype(np.float64)
-        features = _scaled_to_unit_ball(features)
+        features = _scaled_to_unit_ball(_in_batches(self._head_input, x_labelled).astype(np.float64))
         sums = np.zeros((self.num_classes, features.shape[1]))
         np.add.at(sums, labels, features)
         if self.private:
@@ -910,11 +911,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         if cache is not None:
             dense, fingerprint, rows = cache
             if fingerprint == _fingerprint(x_unlabelled, keras.Model(self.discriminator.inputs[0], dense.input).weights):
-                rest = keras.Model(dense.input, self.discriminator.layers[-1].input)
-                return np.concatenate([keras.ops.convert_to_numpy(rest(rows[i : i + 4096], training=False))
-                                       for i in range(0, len(rows), 4096)])
-        return np.concatenate([keras.ops.convert_to_numpy(self._head_input(x_unlabelled[i : i + 1024], training=False))
-                               for i in range(0, len(x_unlabelled), 1024)])
+                return _in_batches(keras.Model(dense.input, self.discriminator.layers[-1].input), rows, batch_size=4096)
+        return _in_batches(self._head_input, x_unlabelled)
 
     def _dense_head(self, method):
         head = self.discriminator.layers[-1]
