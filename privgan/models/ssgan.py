@@ -831,17 +831,10 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         if self.private:
             self._check_head_images(x_labelled)
             sigma = self._release_noise_multiplier("labelled", noise_multiplier, target_epsilon, delta, accountant)
-            (noise,) = gaussian_noise_like([tf.zeros(sums.shape, tf.float64)], stddev=sigma,
-                                           seed=self.noise_stream.next_seed())
-            sums = sums + keras.ops.convert_to_numpy(noise)
-            head_ledger = self.head_ledger.copy()
-            head_ledger.record_release(dp_accounting.GaussianDpEvent(sigma), description=(
+            sums = self._gaussian_release(sums, sigma=sigma, ledger="head_ledger", description=(
                 f"class sums of the labelled examples' features ({self.num_classes} x {sums.shape[1]}, each "
                 "example's features scaled to L2 norm <= 1), L2 sensitivity 1, Gaussian noise of std "
                 "noise_multiplier"))
-            # Later steps and releases start at the position after this one (see `_first_position`).
-            self.head_ledger = head_ledger
-            self.train_function = None
         per_class = self.labelled_config.num_examples / self.num_classes
         head.kernel.assign((sums.T / per_class).astype(head.kernel.dtype))
         head.bias.assign(np.zeros(head.bias.shape, head.bias.dtype))
@@ -889,18 +882,10 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             centroids = np.zeros_like(centroids)
             np.add.at(centroids, assigned, features)
             if self.private:
-                (noise,) = gaussian_noise_like([tf.zeros(centroids.shape, tf.float64)], stddev=sigma,
-                                               seed=self.noise_stream.next_seed())
-                centroids = centroids + keras.ops.convert_to_numpy(noise)
-                ledger = self.projection_ledger.copy()
-                ledger.record_release(dp_accounting.GaussianDpEvent(sigma), description=(
+                centroids = self._gaussian_release(centroids, sigma=sigma, ledger="projection_ledger", description=(
                     f"k-means round: class sums of the unlabelled examples' features ({self.num_classes} x "
                     f"{centroids.shape[1]}, each scaled to L2 norm <= 1), assigned by the released head, L2 "
                     "sensitivity 1, Gaussian noise of std noise_multiplier"))
-                # The next round's noise takes the position after this release.
-                self.projection_ledger = ledger
-        if self.private:
-            self.train_function = None
         norms = np.linalg.norm(centroids, axis=1, keepdims=True)
         head.kernel.assign((centroids / np.maximum(norms, 1e-12)).T.astype(head.kernel.dtype))
         head.bias.assign(np.zeros(head.bias.shape, head.bias.dtype))
@@ -975,20 +960,28 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                            (dense, _fingerprint(x_unlabelled, inputs.weights), np.concatenate(cached)))
         if self.private:
             sigma = self._release_noise_multiplier("unlabelled", noise_multiplier, target_epsilon, delta, accountant)
-            (noise,) = gaussian_noise_like([tf.zeros(moments.shape, tf.float64)], stddev=sigma,
-                                           seed=self.noise_stream.next_seed())
-            moments = moments + keras.ops.convert_to_numpy(noise)
-            ledger = self.projection_ledger.copy()
-            ledger.record_release(dp_accounting.GaussianDpEvent(sigma), description=(
+            moments = self._gaussian_release(moments, sigma=sigma, ledger="projection_ledger", description=(
                 f"second-moment matrix ({dimension} x {dimension}) of the unlabelled examples' inputs to D's layer "
                 f"{layer!r}, each scaled to L2 norm <= 1, L2 sensitivity 1, Gaussian noise of std noise_multiplier"))
-            self.projection_ledger = ledger
-            self.train_function = None
         values, vectors = np.linalg.eigh((moments + moments.T) / 2)
         values, vectors = values[::-1][:components], vectors[:, ::-1][:, :components]
         # Noise can leave an eigenvalue <= 0 among the top k only when k exceeds what the data support.
         floor = max(values[0], 1.0) * 1e-6
         dense.kernel.assign((vectors / np.sqrt(np.maximum(values, floor))).astype(dense.kernel.dtype))
+
+    def _gaussian_release(self, values, *, sigma, ledger, description):
+        """`values` (float64, sensitivity 1) plus N(0, sigma^2) per entry, recorded in the ledger attribute `ledger`.
+
+        The noise is drawn at the current global position, then the release is recorded, which moves the
+        position on (see `_first_position`): later steps and releases never reuse this draw.
+        """
+        (noise,) = gaussian_noise_like([tf.zeros(values.shape, tf.float64)], stddev=sigma,
+                                       seed=self.noise_stream.next_seed())
+        updated = getattr(self, ledger).copy()
+        updated.record_release(dp_accounting.GaussianDpEvent(sigma), description=description)
+        setattr(self, ledger, updated)
+        self.train_function = None  # the compiled step's positions start after this release
+        return values + keras.ops.convert_to_numpy(noise)
 
     def _release_noise_multiplier(self, stream, noise_multiplier, target_epsilon, delta, accountant, releases=1):
         """The sigma of `releases` Gaussian releases (sensitivity 1) charged to `stream`, calibrated or checked."""
