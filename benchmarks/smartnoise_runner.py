@@ -4,7 +4,8 @@ smartnoise-synth 1.x needs mbi < 2, opacus 0.14 and pandas < 3, which privgan's 
 have, so this script imports nothing from privgan: it reads the training CSV and privgan's schema JSON,
 turns every column into categories (numeric columns into `--bins` equal-width bins of the schema's
 public range, on the log scale for log1p columns; missing values into a category of their own), fits
-`snsynth.Synthesizer.create(method, epsilon, delta)` with smartnoise's defaults, samples `--rows` rows,
+`snsynth.Synthesizer.create(method, epsilon, delta)` with smartnoise's defaults (AIM's number of rounds
+from `--rounds` when given), samples `--rows` rows,
 draws each numeric value uniformly within its bin, and writes the CSV. The last line printed is a JSON
 object with the seconds spent.
 
@@ -12,12 +13,17 @@ smartnoise's label transformer reads each column's set of values from the traini
 behaviour; not covered by its guarantee). `--seed` seeds numpy's global generator, which smartnoise's
 noise uses: reproducible runs, for benchmarking only.
 
+smartnoise's AIM (mbi 1.x) compiles JAX programs in every round; as in privgan's marginal engines, XLA
+compiles them unoptimised (`--xla_backend_optimization_level=0`, set before JAX starts unless XLA_FLAGS
+names a level already): the same programs, compiled faster. MST runs as it comes.
+
     python benchmarks/smartnoise_runner.py --method=mst --epsilon=1 --delta=1e-5 --seed=0 --bins=16 \
         --train=train.csv --schema=schema.json --rows=1000 --output=synthetic.csv
 """
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -84,8 +90,14 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bins", type=int, default=16)
     parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--rounds", type=int, default=None, help="AIM's rounds; default: smartnoise's (16 x columns).")
     args = parser.parse_args()
+    if args.rounds is not None and (args.method != "aim" or args.rounds < 1):
+        parser.error(f"--rounds applies to --method=aim only and must be >= 1, got {args.rounds}")
 
+    flags = os.environ.get("XLA_FLAGS", "")
+    if args.method == "aim" and "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
     from snsynth import Synthesizer
 
     schema = json.loads(open(args.schema, encoding="utf-8").read())
@@ -95,7 +107,8 @@ def main():
     categorical = _to_categories(train, schema, args.bins)
     np.random.seed(args.seed)
     started = time.monotonic()
-    synthesizer = Synthesizer.create(args.method, epsilon=args.epsilon, delta=args.delta)
+    options = {} if args.rounds is None else {"rounds": args.rounds}
+    synthesizer = Synthesizer.create(args.method, epsilon=args.epsilon, delta=args.delta, **options)
     synthesizer.fit(categorical, categorical_columns=list(categorical.columns), preprocessor_eps=0.0)
     sampled = synthesizer.sample(args.rows)
     seconds = time.monotonic() - started
@@ -103,7 +116,8 @@ def main():
         sampled = pd.DataFrame(sampled, columns=categorical.columns)
     synthetic = _from_categories(sampled, schema, args.bins, np.random.default_rng(args.seed))
     synthetic.to_csv(args.output, index=False)
-    print(json.dumps({"smartnoise_seconds": seconds, "epsilon_spent": args.epsilon, "accountant": "smartnoise (zCDP)"}))
+    print(json.dumps({"smartnoise_seconds": seconds, "epsilon_spent": args.epsilon, "accountant": "smartnoise (zCDP)",
+                      **({"smartnoise_rounds": args.rounds} if args.method == "aim" else {})}))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ every privgan run, so the spread over seeds includes the noise's.
 Methods: privgan_aim, privgan_mst, privgan_gan (`privgan-synthesize`'s engines with their default
 settings: what the CLI runs without flags), and, when a Python with smartnoise-synth is given
 (--smartnoise_python; smartnoise-synth 1.x needs mbi < 2, opacus 0.14 and pandas < 3, so it lives in its
-own virtual environment), smartnoise_mst and smartnoise_aim with their default settings, numeric columns
+own virtual environment), smartnoise_mst and smartnoise_aim with their default settings (but AIM's
+number of rounds: see --smartnoise_aim_rounds), numeric columns
 binned into --smartnoise_bins equal-width bins between the schema's public bounds (as the issue's
 reference numbers were made), run by `benchmarks/smartnoise_runner.py` in a subprocess. Without it the
 smartnoise rows are skipped.
@@ -56,6 +57,11 @@ flags.DEFINE_list(
 )
 flags.DEFINE_string("smartnoise_python", None, "A Python interpreter with smartnoise-synth installed.")
 flags.DEFINE_integer("smartnoise_bins", 16, "Equal-width bins of numeric columns for smartnoise.")
+flags.DEFINE_enum(
+    "smartnoise_aim_rounds", "privgan", ["privgan", "smartnoise"],
+    "smartnoise AIM's rounds: privgan's default (2 x columns, at most 32), or smartnoise's (16 x columns: "
+    "a breast-cancer fit at epsilon 8 did not finish in 35 minutes on 2 cores).",
+)
 flags.DEFINE_bool("report_only", False, "Only rebuild results.json, report.md and the plot from runs.jsonl.")
 FLAGS = flags.FLAGS
 
@@ -97,6 +103,7 @@ def _privgan(method, schema, train, epsilon, seed):
 
 def _smartnoise(method, schema, train, epsilon, seed):
     from privgan.tabular import read_csv, save_schema
+    from privgan.tabular.marginal import default_rounds
 
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
@@ -108,6 +115,8 @@ def _smartnoise(method, schema, train, epsilon, seed):
             f"--seed={seed}", f"--bins={FLAGS.smartnoise_bins}", f"--train={folder / 'train.csv'}",
             f"--schema={folder / 'schema.json'}", f"--rows={len(train)}", f"--output={folder / 'synthetic.csv'}",
         ]
+        if method == "smartnoise_aim" and FLAGS.smartnoise_aim_rounds == "privgan":
+            command.append(f"--rounds={default_rounds(len(schema.columns))}")
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
