@@ -49,7 +49,8 @@ def _unscale(scaled, column):
     return np.round(values) if column.get("integer") else values
 
 
-def _to_categories(train, schema, bins):
+def to_categories(train, schema, bins):
+    """Every column as strings: categories as they are, numbers as their bin's index, missing as MISSING."""
     table = {}
     for column in schema["columns"]:
         series = train[column["name"]]
@@ -62,7 +63,8 @@ def _to_categories(train, schema, bins):
     return pd.DataFrame(table)
 
 
-def _from_categories(synthetic, schema, bins, rng):
+def from_categories(synthetic, schema, bins, rng):
+    """The inverse of `to_categories`: each number drawn uniformly within its bin."""
     table = {}
     for column in schema["columns"]:
         values = synthetic[column["name"]].astype(str).to_numpy()
@@ -79,6 +81,13 @@ def _from_categories(synthetic, schema, bins, rng):
         numbers = _unscale((codes + rng.random(len(codes))) / bins, column)
         table[column["name"]] = pd.Series(np.where(missing, np.nan, numbers))
     return pd.DataFrame(table)
+
+
+def read_train(path, schema):
+    """The training CSV with the schema's string categories kept as strings and empty cells missing."""
+    string_columns = {c["name"]: str for c in schema["columns"] if c["type"] == "categorical"
+                      and not (c["categories"] and isinstance(c["categories"][0], int))}
+    return pd.read_csv(path, dtype=string_columns, keep_default_na=False, na_values=[""])
 
 
 def main():
@@ -101,10 +110,7 @@ def main():
     from snsynth import Synthesizer
 
     schema = json.loads(open(args.schema, encoding="utf-8").read())
-    string_columns = {c["name"]: str for c in schema["columns"] if c["type"] == "categorical"
-                      and not (c["categories"] and isinstance(c["categories"][0], int))}
-    train = pd.read_csv(args.train, dtype=string_columns, keep_default_na=False, na_values=[""])
-    categorical = _to_categories(train, schema, args.bins)
+    categorical = to_categories(read_train(args.train, schema), schema, args.bins)
     np.random.seed(args.seed)
     started = time.monotonic()
     options = {} if args.rounds is None else {"rounds": args.rounds}
@@ -114,7 +120,7 @@ def main():
     seconds = time.monotonic() - started
     if not isinstance(sampled, pd.DataFrame):
         sampled = pd.DataFrame(sampled, columns=categorical.columns)
-    synthetic = _from_categories(sampled, schema, args.bins, np.random.default_rng(args.seed))
+    synthetic = from_categories(sampled, schema, args.bins, np.random.default_rng(args.seed))
     synthetic.to_csv(args.output, index=False)
     print(json.dumps({"smartnoise_seconds": seconds, "epsilon_spent": args.epsilon, "accountant": "smartnoise (zCDP)",
                       **({"smartnoise_rounds": args.rounds} if args.method == "aim" else {})}))

@@ -21,18 +21,18 @@ SCHEMA = {
 def test_binning_round_trip_keeps_each_value_in_its_bin_and_missing_values_missing():
     train = pd.DataFrame({"age": [17, 40, 90, np.nan], "gain": [0.0, 5000.0, 99999.0, 12.0],
                           "sex": ["Male", None, "Female", "Male"]})
-    categories = smartnoise_runner._to_categories(train, SCHEMA, bins=16)
+    categories = smartnoise_runner.to_categories(train, SCHEMA, bins=16)
     assert categories["age"].tolist()[-1] == smartnoise_runner.MISSING
     assert categories["sex"].tolist()[1] == smartnoise_runner.MISSING
 
-    decoded = smartnoise_runner._from_categories(categories, SCHEMA, 16, np.random.default_rng(0))
+    decoded = smartnoise_runner.from_categories(categories, SCHEMA, 16, np.random.default_rng(0))
     assert np.isnan(decoded["age"].iloc[-1]) and decoded["sex"].iloc[1] is None
     assert decoded["sex"].tolist()[::2] == ["Male", "Female"]
     for column in SCHEMA["columns"][:2]:
         values = decoded[column["name"]].dropna()
         assert values.between(column["lower"], column["upper"]).all()
         # Decoded values fall back into the bin they came from.
-        again = smartnoise_runner._to_categories(decoded, SCHEMA, bins=16)[column["name"]]
+        again = smartnoise_runner.to_categories(decoded, SCHEMA, bins=16)[column["name"]]
         assert again.tolist() == categories[column["name"]].tolist()
     assert (decoded["age"].dropna() % 1 == 0).all()
 
