@@ -27,7 +27,7 @@ binned into --smartnoise_bins equal-width bins between the schema's public bound
 reference numbers were made), run by `benchmarks/smartnoise_runner.py` in a subprocess. Without it the
 smartnoise rows are skipped. With smartnoise among --methods, the report also scores the real training
 rows put through that binning and decoding without noise: the floor of smartnoise's TVD (numbers drawn
-uniformly within 16 bins miss spikes such as capital-gain = 0), not a limit of its models.
+uniformly within a bin miss spikes such as capital-gain = 0), not a limit of its models.
 
 Every finished run is appended to `runs.jsonl` in --output_dir; a rerun skips the runs already there,
 so an interrupted benchmark resumes. At the end: results.json (all runs and the mean +- std per table,
@@ -267,11 +267,12 @@ def main(argv):
         print(f"skipping {skipped}: no --smartnoise_python", flush=True)
     tables = _tables(FLAGS.data_dir)
     real = {}
-    for name, (schema, label, positive, train, test) in tables.items():
+    for name, table in tables.items():
+        schema, label, positive, train, test = table
         baseline = classifier_auroc(train, test, schema=schema, label=label, positive=positive, seed=0)
         real[name] = {"lr": baseline.auroc_lr, "gb": baseline.auroc_gb, "train_rows": len(train), "test_rows": len(test)}
         if any(m.startswith("smartnoise_") for m in FLAGS.methods):
-            real[name]["smartnoise_binned"] = _binned_reference((schema, label, positive, train, test))
+            real[name]["smartnoise_binned"] = _binned_reference(table)
     # Seed-major: a partial run (the benchmark takes hours on 2 cores) covers every setting once first.
     for seed in seeds:
         for name, table in tables.items():
@@ -296,10 +297,9 @@ def main(argv):
     _plot(summary, table_names, present, epsilons, output_dir / "tabular_peers.png")
     markdown = _markdown(summary, real, table_names, present, epsilons)
     binned = [
-        f"{name}: LR {real[name]['smartnoise_binned']['tstr_auroc_lr']:.3f}, GB {real[name]['smartnoise_binned']['tstr_auroc_gb']:.3f}, "
-        f"mean TVD {real[name]['smartnoise_binned']['mean_tvd']:.3f}, assoc. diff. "
-        f"{real[name]['smartnoise_binned']['association_difference']:.3f}"
-        for name in table_names if "smartnoise_binned" in real[name]
+        f"{name}: LR {b['tstr_auroc_lr']:.3f}, GB {b['tstr_auroc_gb']:.3f}, mean TVD {b['mean_tvd']:.3f}, "
+        f"assoc. diff. {b['association_difference']:.3f}"
+        for name in table_names if (b := real[name].get("smartnoise_binned"))
     ]
     if binned:
         markdown += (f"\n\nThe real training rows through smartnoise's {FLAGS.smartnoise_bins} bins and back, no noise "
