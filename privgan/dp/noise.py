@@ -28,7 +28,13 @@ float32) and caps the radius at `MAX_RADIUS` = 11.6 sigma. What a cap costs: a s
 neighbouring dataset's output only if some pair's radius exceeds MAX_RADIUS - 1 / sigma, which has
 probability about exp(-(MAX_RADIUS - 1 / sigma)^2 / 2) per sampled step: 1.5e-15 at sigma = 0.3, 1e-20 at
 sigma = 0.5 and 4e-25 at sigma = 1 (`truncation_probability`). Over 10^6 sampled steps at sigma >= 0.3
-that adds at most 1.5e-9 to delta, which privgan does not add to the reported delta. Like every
+that adds at most 1.5e-9 to delta, which privgan does not add to the reported delta.
+
+No value is exactly 0, which would publish the exact clipped sum in that coordinate: near u = 1 the
+radius is computed from 1 - u (>= 2^-33, exact), so it is at least 2^-16 sigma (in float32, u itself
+rounds to 1.0 for the 128 largest words, a zero radius with probability 2^-25 per pair), and the angle
+is 2 pi (w + 1/2) 2^-32, never 0. (A float16 noise value below 6e-8 still rounds to 0, as any float16
+value does below half its smallest step: that is the float grid, not an atom of the sampler.) Like every
 floating-point sampler, this is not a "secure" Gaussian in the sense of Mironov (2012): the low-order
 bits of float32 values are not uniform.
 """
@@ -188,47 +194,65 @@ def default_stream():
     return _DEFAULT_STREAM
 
 
-def _radius_uniform(first, extension_seed):
+def _radius_uniform(first, extension_seed, *, dtype=tf.float32):
     """u in (0, 1) from uint32 words: (w + 1/2) 2^-32, and for the rare w = 0, two more words.
 
     A first word of 0 (probability 2^-32 per pair) is continued by more words, from `extension_seed`:
     u = (w' + 1/2) 2^-64, or (w'' + 1/2) 2^-96 if w' = 0 too. So u >= 2^-97 (a normal float32). The
     extension words (two per pair, in a branch taken only when some first word is 0) keep every shape
     static, so the DP step compiles with XLA (`jit_compile=True`, Keras' default on a GPU).
+
+    In float32, u rounds to 1.0 for the 128 largest words: callers that take log(u) must use
+    `_log_radius_uniform`, which never does.
     """
-    u = (tf.cast(first, tf.float32) + 0.5) * 2.0**-32
+    u = (tf.cast(first, dtype) + 0.5) * 2.0**-32
     rare = tf.equal(first, 0)
 
     def extended():
         more = tf.random.stateless_uniform(
             tf.stack([2, tf.size(first)]), seed=extension_seed, minval=None, maxval=None, dtype=tf.uint32
         )
-        second, third = (tf.cast(w, tf.float32) + 0.5 for w in tf.unstack(more))
+        second, third = (tf.cast(w, dtype) + 0.5 for w in tf.unstack(more))
         return tf.where(rare, tf.where(more[0] > 0, second * 2.0**-64, third * 2.0**-96), u)
 
     return tf.cond(tf.reduce_any(rare), extended, lambda: u)
 
 
-def standard_normal_from_words(radius_uniform, angle_words, *, dtype=tf.float32, scale=1.0):
-    """Box-Muller: pairs of N(0, 1) values from the radius's uniforms and the angle's uint32 words.
+def _log_radius_uniform(first, extension_seed, *, dtype=tf.float32):
+    """log u < 0 for the u of `_radius_uniform`, computed so that it is never 0.
 
-    Computed in float32 (float64 for float64 `dtype`) and cast, so that half-precision variables get the
-    full tails.
+    For the upper half of the words, (w + 1/2) 2^-32 would round to 1.0 in float32 for the 128 largest
+    (a radius of exactly 0: both values of the pair exactly 0, an atom that publishes the clipped sum
+    there). There log u = log1p(-(1 - u)) with 1 - u = (~w + 1/2) 2^-32 >= 2^-33, exact in float32, so
+    log u <= log1p(-2^-33) < 0 and the radius is at least 2^-16 standard deviations.
+    """
+    upper = first >= (1 << 31)
+    complement = (tf.cast(tf.bitwise.invert(first), dtype) + 0.5) * 2.0**-32
+    lower = tf.math.log(_radius_uniform(first, extension_seed, dtype=dtype))
+    return tf.where(upper, tf.math.log1p(-complement), lower)
+
+
+def standard_normal_from_words(log_radius_uniform, angle_words, *, dtype=tf.float32, scale=1.0):
+    """Box-Muller: pairs of N(0, 1) values from the radius's log-uniforms and the angle's uint32 words.
+
+    The angle is 2 pi (w + 1/2) 2^-32: the half-word offset keeps it off 0 (whose sine is exactly 0),
+    so, with the radius bounded away from 0 (`_log_radius_uniform`), no value is exactly 0. Computed in
+    float32 (float64 for float64 `dtype`) and cast, so that half-precision variables get the full tails.
 
     Args:
-        radius_uniform: uniforms in (0, 1), one per pair.
+        log_radius_uniform: log u for uniforms u in (0, 1), one per pair, all < 0.
         angle_words: uint32 words, one per pair.
         dtype: the dtype of the result.
         scale: a standard deviation to give the values (N(0, scale^2)), applied in the computing
             precision (one multiplication per pair rather than per value).
 
     Returns:
-        A vector of 2 * len(radius_uniform) values.
+        A vector of 2 * len(log_radius_uniform) values.
     """
     compute = tf.float64 if dtype == tf.float64 else tf.float32
     scale = tf.cast(scale, compute)
-    radius = tf.sqrt(tf.math.log(tf.cast(radius_uniform, compute)) * (-2.0 * scale * scale))
-    angle = (2.0 * math.pi * 2.0**-32) * tf.cast(angle_words, compute)
+    radius = tf.sqrt(tf.cast(log_radius_uniform, compute) * (-2.0 * scale * scale))
+    angle = (2.0 * math.pi * 2.0**-32) * (tf.cast(angle_words, compute) + 0.5)
     return tf.cast(tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=0), dtype)
 
 
@@ -260,8 +284,9 @@ def gaussian_noise_like(tensors, *, stddev, seed):
     )
     # The tail's extra words come from the same draw's counter with the extension bit set.
     extension_seed = tf.stack([seed[0], tf.bitwise.bitwise_or(seed[1], EXTENSION_BIT)])
+    compute = tf.float64 if dtype == tf.float64 else tf.float32
     flat = standard_normal_from_words(
-        _radius_uniform(words[0], extension_seed), words[1], dtype=dtype, scale=stddev
+        _log_radius_uniform(words[0], extension_seed, dtype=compute), words[1], dtype=dtype, scale=stddev
     )
     if not isinstance(total, int) or total % 2:
         flat = flat[:total]

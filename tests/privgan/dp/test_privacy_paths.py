@@ -23,6 +23,7 @@ from privgan.dp import (
 from privgan.dp.clipping import clipped_gradient_sum
 from privgan.dp.noise import (
     MAX_RADIUS,
+    _log_radius_uniform,
     _radius_uniform,
     NOISE_DOMAIN,
     SAMPLING_DOMAIN,
@@ -279,7 +280,8 @@ def test_the_tabular_path_refuses_non_finite_values():
 def test_the_noise_reaches_beyond_eleven_standard_deviations():
     # The smallest uniform the words can make: float32 uniforms stopped at 5.65 sigma in c7addc9.
     smallest = (0.5 * 2.0**-96) * tf.ones(1)
-    assert standard_normal_from_words(smallest, tf.zeros(1, tf.uint32))[0].numpy() == pytest.approx(MAX_RADIUS, rel=1e-5)
+    value = standard_normal_from_words(tf.math.log(smallest), tf.zeros(1, tf.uint32))[0].numpy()
+    assert value == pytest.approx(MAX_RADIUS, rel=1e-5)
     # A first word of 0 is continued by more words: find a seed where that happens (2^-32 per pair is
     # too rare to wait for, so the extension is checked directly).
     first = tf.constant([0, 5, 0], tf.uint32)
@@ -287,6 +289,32 @@ def test_the_noise_reaches_beyond_eleven_standard_deviations():
     assert extended[1] == pytest.approx(5.5 * 2.0**-32) and 0 < extended[0] < 2.0**-32 and 0 < extended[2] < 2.0**-32
     assert MAX_RADIUS > 11.5
     assert truncation_probability(0.3) < 2e-15 and truncation_probability(1.0) < 1e-24
+
+
+# The noise's atom at zero: in float32, (w + 1/2) 2^-32 rounds to 1.0 for the 128 largest words.
+
+def test_a_draw_whose_radius_word_is_near_the_top_has_no_exact_zero():
+    # Philox key 7 at the first noise position puts 2^32 - 16 among the first 2^14 radius words (found by
+    # search): there the old float32 uniform rounded to 1.0 and the pair's values were both exactly 0.
+    seed = tf.constant([7, NOISE_DOMAIN], tf.int64)
+    words = tf.random.stateless_uniform([2, 1 << 14], seed=seed, minval=None, maxval=None, dtype=tf.uint32)
+    assert int(tf.reduce_max(words[0])) >= (1 << 32) - 127
+    for dtype in ("float32", "float64"):
+        (noise,) = gaussian_noise_like([tf.zeros((1 << 15,), dtype)], stddev=1.0, seed=seed)
+        assert np.count_nonzero(noise.numpy() == 0) == 0, dtype
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_the_extreme_words_give_a_radius_and_an_angle_off_zero(dtype):
+    top = tf.constant([(1 << 32) - 1 - k for k in range(256)] + [1 << 31, (1 << 31) - 1, 1, 0], tf.uint32)
+    log_u = _log_radius_uniform(top, tf.constant([3, 4], tf.int64), dtype=dtype).numpy()
+    assert np.all(log_u < 0) and np.all(np.isfinite(log_u))
+    # The largest word: 1 - u = 2^-33, so the radius is sqrt(2^-32) = 2^-16 standard deviations.
+    assert np.sqrt(-2 * log_u[0]) == pytest.approx(2.0**-16, rel=1e-3)
+    # Angle words 0 and 2^30 (angles 0 and pi / 2 without the half-word offset): no exact zero either.
+    values = standard_normal_from_words(tf.constant([-1.0, -1.0], dtype),
+                                        tf.constant([0, 1 << 30], tf.uint32), dtype=dtype).numpy()
+    assert np.all(values != 0)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
