@@ -37,6 +37,7 @@ import sys
 import time
 
 from absl import app, flags
+from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_enum("preset", "cpu", ["cpu", "bie2023"], "Settings preset (explicit flags override it).")
 flags.DEFINE_float("epsilon", 10.0, "Target epsilon of the whole training (release and D steps).")
@@ -67,8 +68,9 @@ flags.DEFINE_integer("feature_epochs", 1, "Epochs of the feature CNN (trained on
 flags.DEFINE_float("time_limit_minutes", None, "Stop training after this wall time (epsilon then stays below target).")
 flags.DEFINE_bool("run_on_cpu", False, "Train a GPU preset (bie2023) even without a GPU instead of projecting its time.")
 flags.DEFINE_integer("timing_train_steps", 4, "Train steps (of n_critic D steps) timed for the projection on CPU.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, random features, sampling and generation (not of the noise).")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, random features and generation (the DP noise and the Poisson sampling are secret).")
 flags.DEFINE_integer("noise_seed", None, "Seed of the DP noise (release and D steps); None (default): secret.")
+define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 
 _NUM_CLASSES = 10
@@ -157,7 +159,7 @@ def main(argv):
         d_optimizer=keras.optimizers.Adam(FLAGS.d_learning_rate, beta_1=FLAGS.beta_1),
         g_optimizer=keras.optimizers.Adam(FLAGS.g_learning_rate, beta_1=FLAGS.beta_1),
     )
-    fit = dict(epochs=FLAGS.epochs, target_epsilon=FLAGS.epsilon, delta=FLAGS.delta, sampling_seed=FLAGS.seed)
+    fit = dict(epochs=FLAGS.epochs, target_epsilon=FLAGS.epsilon, delta=FLAGS.delta, sampling_seed=FLAGS.sampling_seed)
     planned = gan.planned_dp_steps(FLAGS.epochs)
     if FLAGS.preset == "bie2023" and not tf.config.list_physical_devices("GPU") and not FLAGS.run_on_cpu:
         # Time a few train steps (after the tracing ones) and project, instead of pretending to train.

@@ -14,6 +14,7 @@ import sys
 import time
 
 from absl import app, flags
+from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_enum("dataset", "mnist", ["mnist", "digits"], "mnist (IDX files or download) or digits (bundled).")
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
@@ -27,10 +28,11 @@ flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "sgd uses momentum 0.9.")
 flags.DEFINE_enum("activation", "tanh", ["tanh", "relu"], "Hidden activation of the CNN.")
 flags.DEFINE_float("delta", 1e-5, "delta of the reported epsilon.")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant of the reported epsilon.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation and sampling (the DP noise is always secret).")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation (the DP noise and the Poisson sampling are secret).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "default (one device), mirrored (all local GPUs) or multi_worker (the cluster in TF_CONFIG).")
 flags.DEFINE_string("backup_dir", None, "Back up every epoch here and resume from it after a restart.")
+define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 
 
@@ -80,7 +82,7 @@ def main(argv):
     start = time.perf_counter()
     history = model.fit(
         x_train, y_train, epochs=FLAGS.epochs, delta=FLAGS.delta, accountant=FLAGS.accountant,
-        sampling_seed=FLAGS.seed, validation_data=(x_test, y_test), verbose=2, callbacks=callbacks,
+        sampling_seed=FLAGS.sampling_seed, validation_data=(x_test, y_test), verbose=2, callbacks=callbacks,
     ).history
     seconds = time.perf_counter() - start
     test_accuracy = float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])

@@ -19,6 +19,7 @@ import sys
 import time
 
 from absl import app, flags
+from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
 flags.DEFINE_string("output_dir", "runs/privgan_mia", "Where results.json, report.md and the plots go.")
@@ -40,7 +41,8 @@ flags.DEFINE_integer("num_synthetic", 10000, "Synthetic images per model for TST
 flags.DEFINE_integer("label_epochs", 5, "Epochs of the labelling CNN (trained on the real training subset).")
 flags.DEFINE_integer("eval_epochs", 3, "Epochs of the TSTR CNN.")
 flags.DEFINE_list("models", ["GAN", "privGAN", "DPGAN"], "Models to train and attack.")
-flags.DEFINE_integer("seed", 0, "Seed of the subset, initialisation, splits, sampling and noise.")
+flags.DEFINE_integer("seed", 0, "Seed of the subset, initialisation and splits (the DP noise and the Poisson sampling are secret).")
+define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 
 NUM_CLASSES = 10
@@ -108,7 +110,7 @@ def _train_dpgan(x):
                 num_examples=len(x), expected_batch_size=FLAGS.batch_size, seed=FLAGS.seed)
     gan.compile(d_optimizer=_adam(), g_optimizer=_adam())
     gan.fit(x, epochs=FLAGS.dpgan_epochs, target_epsilon=FLAGS.dpgan_epsilon, delta=FLAGS.delta,
-            sampling_seed=FLAGS.seed, verbose=2)
+            sampling_seed=FLAGS.sampling_seed, verbose=2)
     info = {"epochs": FLAGS.dpgan_epochs, "epsilon": gan.privacy_spent(delta=FLAGS.delta), "delta": FLAGS.delta,
             "noise_multiplier": gan.dp_config.noise_multiplier, "d_steps": gan.privacy_ledger.total_steps}
     return [gan.discriminator], gan.generate, info
@@ -251,7 +253,7 @@ def main(argv):
             "latent_dim": FLAGS.latent_dim,
             "g_hidden": [int(h) for h in FLAGS.g_hidden],
             "d_hidden": [int(h) for h in FLAGS.d_hidden],
-            "seed": FLAGS.seed,
+            "seed": FLAGS.seed, "sampling_seed": FLAGS.sampling_seed,
             "seconds": round(seconds, 1),
         },
         summary=summary,

@@ -20,6 +20,7 @@ import sys
 import time
 
 from absl import app, flags
+from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
 flags.DEFINE_string("output_dir", "runs/robust_private_mnist", "Where results, report, plot and models go.")
@@ -37,7 +38,8 @@ flags.DEFINE_integer("validation_size", 5000, "Validation examples carved from t
 flags.DEFINE_integer("eval_examples", 500, "Test examples attacked (the first ones of the test split).")
 flags.DEFINE_integer("eval_steps", 50, "Iterations of APGD-CE and PGD in the evaluation.")
 flags.DEFINE_integer("eval_restarts", 2, "Random restarts of the evaluation PGD.")
-flags.DEFINE_integer("seed", 0, "Seed of the split, initialisation, sampling and attacks (DP noise is never seeded).")
+flags.DEFINE_integer("seed", 0, "Seed of the split, initialisation and attacks (the DP noise and the Poisson sampling are secret).")
+define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 
 
@@ -93,7 +95,7 @@ def _private(name, adversarial, x_train, y_train, noise_multiplier):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     start = time.perf_counter()
     model.fit(x_train, y_train, epochs=FLAGS.epochs, target_epsilon=FLAGS.target_epsilon, delta=FLAGS.delta,
-              sampling_seed=FLAGS.seed, verbose=2)
+              sampling_seed=FLAGS.sampling_seed, verbose=2)
     info = {
         "train_seconds": round(time.perf_counter() - start, 1), "private": True,
         "epsilon_spent": model.privacy_spent(delta=FLAGS.delta), "delta": FLAGS.delta,
@@ -170,7 +172,7 @@ def main(argv):
         "target_epsilon": FLAGS.target_epsilon, "delta": FLAGS.delta, "noise_multiplier": noise_multiplier,
         "l2_norm_clip": FLAGS.l2_norm_clip, "batch_size": FLAGS.batch_size, "epochs": FLAGS.epochs,
         "epsilon_attack": FLAGS.epsilon, "train_steps": FLAGS.train_steps, "eval_examples": len(y_eval),
-        "eval_steps": FLAGS.eval_steps, "eval_restarts": FLAGS.eval_restarts, "seed": FLAGS.seed,
+        "eval_steps": FLAGS.eval_steps, "eval_restarts": FLAGS.eval_restarts, "seed": FLAGS.seed, "sampling_seed": FLAGS.sampling_seed,
         "seconds": round(seconds, 1), "models": models,
     }
     write_experiment(

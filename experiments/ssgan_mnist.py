@@ -27,6 +27,7 @@ import sys
 import time
 
 from absl import app, flags
+from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
 flags.DEFINE_string("output_dir", "runs/ssgan_mnist", "Where the results go.")
@@ -83,6 +84,7 @@ flags.DEFINE_float("feature_l2_norm_clip", 0.3, "Part of an unlabelled example's
 flags.DEFINE_float("dp_learning_rate", 1e-3, "Adam learning rate of the DP SSGAN.")
 flags.DEFINE_float("dp_beta_1", 0.9, "Adam beta_1 of the DP SSGAN (more momentum averages more noise).")
 flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant.")
+define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 
 _NUM_CLASSES = 10
@@ -130,11 +132,11 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
     beta_1 = FLAGS.dp_beta_1 if private else 0.5
     gan.compile(d_optimizer=keras.optimizers.Adam(schedule, beta_1=beta_1),
                 g_optimizer=keras.optimizers.Adam(schedule, beta_1=beta_1))
-    gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=epochs, sampling_seed=seed, verbose=2,
+    gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=epochs, sampling_seed=FLAGS.sampling_seed, verbose=2,
             **(dict(target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant) if private else {}))
     if private and FLAGS.dp_labelled_gradient == "none":
         gan.fit_head(x_labelled, y_labelled, epochs=FLAGS.head_epochs, expected_batch_size=FLAGS.head_batch_size,
-                     target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant, sampling_seed=seed,
+                     target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant, sampling_seed=FLAGS.sampling_seed,
                      optimizer=keras.optimizers.Adam(FLAGS.head_learning_rate), verbose=0)
     extra = {"steps": int(gan.dp_steps.numpy()), "head_steps": gan.head_ledger.total_steps,
              "feature_probe_test_accuracy": _feature_probe(gan, x_labelled, y_labelled)}

@@ -38,6 +38,15 @@ def float32_at_least(value):
     return float(rounded)
 
 
+# What a statement says of batches drawn from an explicit sampling seed. Knowing the seed is worse than
+# losing the amplification: under add/remove-one, removing a record moves every later record onto other
+# uniforms, so the batches of neighbouring datasets differ in many rows at every step.
+FIXED_SAMPLING_SEED = (
+    "reproducible from a fixed sampling seed: the guarantee does not hold against anyone who knows that seed "
+    "(epsilon assumes that nobody knows which examples each batch held)"
+)
+
+
 class DPStepBookkeeping:
     """Privacy state of a Keras model that takes Poisson-sampled DP-SGD steps (a mixin).
 
@@ -112,9 +121,7 @@ class DPStepBookkeeping:
         if fixed is None:
             sampling = "not recorded (no fit since this model was built or loaded)"
         elif fixed:
-            sampling = ("reproducible from a fixed sampling seed: the amplification by Poisson sampling in "
-                        "epsilon assumes an adversary does not know which examples each batch held, so that "
-                        "seed must stay secret")
+            sampling = FIXED_SAMPLING_SEED
         else:
             sampling = "secret: 64 bits of operating-system entropy"
         return {"noise_seeding": self.noise_stream.describe(), "sampling_seeding": sampling}
@@ -363,6 +370,8 @@ class DPStepBookkeeping:
         if not self.noise_stream.reproducible:
             self.noise_stream.rekey(agreed["noise key"])
         self.sampling_seed_fixed = sampling_seed is not None
+        if self.sampling_seed_fixed:
+            logging.warning("fit was given sampling_seed=: its Poisson batches are %s.", FIXED_SAMPLING_SEED)
         epochs_to_run = epochs - initial_epoch
         if remaining is not None:
             # Keras restarts a dataset that runs out before the last epoch, which would repeat its

@@ -231,7 +231,9 @@ class DPModel(DPStepBookkeeping, keras.Model):
             target_epsilon: optional budget; needs `delta`.
             delta: the delta of the reported epsilon, in (0, 1); None logs epsilon at 1 / N^1.1.
             accountant: "pld" or "rdp".
-            sampling_seed: seed of the Poisson sampling (None: secret).
+            sampling_seed: None (secret Poisson sampling, the default) or an integer that makes the
+                batches reproducible, for research only: the guarantee does not hold against anyone
+                who knows it.
             callbacks: Keras callbacks.
             **kwargs: passed to `keras.Model.fit` (e.g. `verbose`, `validation_data`); arguments that
                 would change the sampling (`batch_size`, `shuffle`, `steps_per_epoch`, ...) are refused.
