@@ -15,6 +15,13 @@ after the last backup by the killed job released nothing (their weights died wit
 again, on the same batches when the sampling seed is fixed and with a fresh secret noise key. The backup
 directory is deleted once `fit` completes, as Keras' `BackupAndRestore` does: save the model yourself.
 
+What a killed job's steps after its last backup computed must not have left the process, or the resumed
+job's fresh noise on the same steps would be a second, uncharged release. `fit` therefore refuses, beside
+a `DPBackupAndRestore`, callbacks that write between epoch ends (`ModelCheckpoint` with a `save_freq` in
+batches, `TensorBoard` with an `update_freq` in batches), and runs the backup's `on_epoch_end` before
+every other callback's, so whatever they write at an epoch end describes a state already backed up.
+It warns about other callbacks that act after batches: they must not write anything outside the process.
+
 Backups hold no secret: the noise key is never saved, and a secret sampling seed is not saved either
 (a resumed job draws a fresh one, which gives fresh independent Poisson samples, as the accountant
 assumes). A fixed `sampling_seed=` must be passed again to the resumed fit.
@@ -28,6 +35,7 @@ import shutil
 import tempfile
 
 import keras
+from absl import logging
 
 from privgan.dp.distribution import is_chief
 
@@ -120,3 +128,55 @@ class DPBackupAndRestore(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.delete_on_success and is_chief(self.model.distribute_strategy):
             shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+
+
+def _acts_after_batches(callback):
+    """Whether `callback` has a batch hook of its own (a subclass's method or a LambdaCallback's function)."""
+    return any(
+        hook in vars(callback) or getattr(type(callback), hook) is not getattr(keras.callbacks.Callback, hook)
+        for hook in _BATCH_HOOKS
+    )
+
+
+def arrange_beside_backups(callbacks):
+    """The callbacks of a fit, the `DPBackupAndRestore`s first; refuses those that write between backups.
+
+    Without a `DPBackupAndRestore` the list is returned as it is.
+
+    Args:
+        callbacks: the fit's callbacks.
+
+    Returns:
+        A new list: the backups, then the other callbacks in their order.
+
+    Raises:
+        ValueError: for a `keras.callbacks.ModelCheckpoint` whose `save_freq` is not "epoch" or a
+            `keras.callbacks.TensorBoard` whose `update_freq` is not "epoch", beside a backup.
+    """
+    backups = [c for c in callbacks if isinstance(c, DPBackupAndRestore)]
+    if not backups:
+        return list(callbacks)
+    others = [c for c in callbacks if not isinstance(c, DPBackupAndRestore)]
+    for callback in others:
+        if isinstance(callback, keras.callbacks.ModelCheckpoint) and callback.save_freq != "epoch":
+            raise ValueError(
+                f"callbacks: ModelCheckpoint(save_freq={callback.save_freq!r}) beside DPBackupAndRestore writes "
+                "weights between backups; a job killed after such a save and resumed from the last backup "
+                "would release those steps twice with different noise, uncharged. Use save_freq='epoch'."
+            )
+        if isinstance(callback, keras.callbacks.TensorBoard) and callback.update_freq != "epoch":
+            raise ValueError(
+                f"callbacks: TensorBoard(update_freq={callback.update_freq!r}) beside DPBackupAndRestore writes "
+                "between backups; a job killed after such a write and resumed from the last backup would "
+                "release those steps twice with different noise, uncharged. Use update_freq='epoch'."
+            )
+        if _acts_after_batches(callback) and not type(callback).__module__.startswith("privgan."):
+            logging.warning(
+                "%s acts after batches beside DPBackupAndRestore: if it writes anything outside the process, "
+                "what it writes after the last backup of a killed job is a release the ledger does not charge.",
+                type(callback).__name__,
+            )
+    return backups + others

@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from privgan.accounting import PrivacyCallback, PrivacyLedger, calibrate_noise_multiplier, max_steps
-from privgan.dp.backup import DPBackupAndRestore
+from privgan.dp.backup import DPBackupAndRestore, arrange_beside_backups
 from privgan.dp.distribution import agree_across_workers, check_strategy, fingerprint, is_multi_worker, replica_shares
 from privgan.dp.mechanism import replicas_in_sync
 from privgan.dp.noise import NoiseStream, secret_int64
@@ -324,6 +324,7 @@ class DPStepBookkeeping:
                 "keras.callbacks.BackupAndRestore restores the weights after the Poisson sampler has "
                 "started, which would repeat its batches: use privgan.dp.DPBackupAndRestore"
             )
+        callbacks = arrange_beside_backups(callbacks)
         _refuse_non_finite(data)
         if target_epsilon is not None and delta is None:
             raise ValueError("target_epsilon needs delta")

@@ -128,3 +128,32 @@ def test_fit_refuses_what_would_break_the_accounting(call, message):
 def test_bad_privacy_parameters(overrides, message):
     with pytest.raises(ValueError, match=message):
         _private(**overrides)
+
+
+# A killed job's steps after its last backup must release nothing: no writers between backups.
+
+@pytest.mark.parametrize("writer", [
+    lambda tmp: keras.callbacks.ModelCheckpoint(str(tmp / "ckpt.weights.h5"), save_weights_only=True, save_freq=2),
+    lambda tmp: keras.callbacks.TensorBoard(str(tmp / "tb"), update_freq="batch"),
+], ids=["checkpoint_in_batches", "tensorboard_in_batches"])
+def test_a_backup_refuses_callbacks_that_write_between_backups(tmp_path, writer):
+    from privgan.dp import DPBackupAndRestore
+
+    dp_model = _private()
+    with pytest.raises(ValueError, match="between backups"):
+        dp_model.fit(X, Y, epochs=2, verbose=0, accountant=ACCOUNTANT,
+                     callbacks=[writer(tmp_path), DPBackupAndRestore(tmp_path / "backup")])
+    assert dp_model._steps_taken() == 0 and not (tmp_path / "backup").exists()
+
+
+def test_epoch_end_writers_run_after_the_backup_of_that_epoch(tmp_path):
+    from privgan.dp import DPBackupAndRestore
+
+    backup = DPBackupAndRestore(tmp_path / "backup", delete_on_success=False)
+    seen = []
+    # Listed before the backup, it still runs after it: what it writes describes a backed-up state.
+    probe = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(
+        [next_epoch for next_epoch, _ in backup.backups()]))
+    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "ckpt.weights.h5"), save_weights_only=True)
+    _private().fit(X, Y, epochs=2, verbose=0, accountant=ACCOUNTANT, callbacks=[probe, checkpoint, backup])
+    assert seen == [[1], [2]]
