@@ -319,6 +319,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         self.head_ledger = PrivacyLedger() if head_ledger is None else head_ledger
         self.projection_ledger = PrivacyLedger() if projection_ledger is None else projection_ledger
         # Which images each stream read (`privgan.models.ssgan_streams`); not a Keras-tracked attribute.
+        if stream_records is not None and not isinstance(stream_records, StreamRecords):
+            raise TypeError(f"stream_records must be a StreamRecords or None, got {stream_records!r}")
         object.__setattr__(self, "stream_records", StreamRecords() if stream_records is None else stream_records)
         self._add_privacy_variables(noise_seed)
         # G's feature-matching target: the (noisy, when private) mean features of the last real batch.
