@@ -21,10 +21,14 @@ round(num_unlabelled / unlabelled_batch_size) steps.
 Private training (`private=True`, the default). The private dataset is the disjoint union of the
 labelled examples L (an example is an (image, label) pair) and the unlabelled examples U (an image):
 each person's record is in exactly one of them, and which one is a property of the record (whether
-it carries a label), not something chosen by looking at the other records. `fit` refuses sets that
-share an image (the paper's setting, where the labelled images are among the unlabelled ones, is such
-an overlap: leave the labelled images out of `x_unlabelled`). It cannot see a person whose two
-records are different images; that the sets hold different people's records is the user's to ensure.
+it carries a label), not something chosen by looking at the other records. Every method that reads
+private images refuses, before reading, an image that the other stream read, in that call or any earlier
+one, whatever the order of the calls (the paper's setting, where the labelled images are among the
+unlabelled ones, is such an overlap: leave the labelled images out of `x_unlabelled`); see
+`privgan.models.ssgan_streams`, which also says how the records survive save/load without being
+published. The check compares exact bytes: it cannot see the same image normalised two ways, nor a
+person whose two records are different images; that the sets hold different people's records is the
+user's to ensure.
 Each D step makes two Gaussian releases, each from its own Poisson sample and its own noise draw:
 
     labelled:   (sum_{i in B_L} clip_C(grad l_i) + N(0, (sigma_L C)^2)) / (q_L N_L)
@@ -91,7 +95,6 @@ import dp_accounting
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from privgan.accounting import ParallelLedger, PrivacyLedger, calibrate_noise_multiplier, max_steps
 from privgan.accounting.events import (check_accountant, check_count, check_delta, check_noise_multiplier,
@@ -106,6 +109,7 @@ from privgan.dp.regularization import refuse_data_dependent_losses, weight_penal
 from privgan.dp.sampling import poisson_batches
 from privgan.dp.training import DPModel
 from privgan.dp.validation import check_private_model
+from privgan.models.ssgan_streams import StreamRecords
 
 # Sampling streams (`privgan.dp.noise`): the unlabelled examples use the default stream, as a single
 # private set does elsewhere; the labelled ones their own.
@@ -157,12 +161,6 @@ def _fingerprint(images, weights):
     return digest.digest()
 
 
-def _image_digests(images):
-    """One 128-bit digest per image (its exact float32 bytes), to find images present in two sets."""
-    rows = np.ascontiguousarray(images, dtype=np.float32).reshape(len(images), -1)
-    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
-
-
 def _check_positive_number(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -210,6 +208,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             labelled stream (restored from a saved model).
         projection_ledger: the `PrivacyLedger` of earlier `fit_projection` releases of the unlabelled
             stream (restored from a saved model).
+        stream_records: the `StreamRecords` of the images each stream read (restored from a saved model;
+            None: a new model, nothing read yet).
         **kwargs: passed to `keras.Model`.
 
     Raises:
@@ -239,6 +239,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         ledger=None,
         head_ledger=None,
         projection_ledger=None,
+        stream_records=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -317,6 +318,10 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.head_ledger = PrivacyLedger() if head_ledger is None else head_ledger
         self.projection_ledger = PrivacyLedger() if projection_ledger is None else projection_ledger
+        # Which images each stream read (`privgan.models.ssgan_streams`); not a Keras-tracked attribute.
+        if stream_records is not None and not isinstance(stream_records, StreamRecords):
+            raise TypeError(f"stream_records must be a StreamRecords or None, got {stream_records!r}")
+        object.__setattr__(self, "stream_records", StreamRecords() if stream_records is None else stream_records)
         self._add_privacy_variables(noise_seed)
         # G's feature-matching target: the (noisy, when private) mean features of the last real batch.
         self.feature_target = self.add_weight(shape=(self.num_features,), initializer="zeros", trainable=False,
@@ -641,7 +646,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         Raises:
             ValueError: for a refused or out-of-range argument, data of the wrong size or labels out of
                 range, a budget without delta or on a non-private model, noise multipliers to
-                calibrate without a budget, or a budget already spent.
+                calibrate without a budget, a budget already spent, or images that the other
+                stream read, now or earlier (or whose earlier reads are unknown: see `ssgan_streams`).
             NotImplementedError: under a distribution strategy with several replicas.
         """
         self._refuse_sampling_arguments(kwargs)
@@ -660,7 +666,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                              "leave target_epsilon and delta None")
         data = self._check_data(x_labelled, y_labelled, x_unlabelled)
         if self.private:
-            self._refuse_overlap(data[0][0], data[1])
+            self.stream_records.check_and_record("fit", x_labelled=data[0][0], x_unlabelled=data[1])
         return self._fit_on_poisson_batches(
             data, epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
             sampling_seed=sampling_seed, callbacks=callbacks,
@@ -668,23 +674,6 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                         (self.g_optimizer, self.generator.trainable_variables)],
             group_batches=False, **kwargs,
         )
-
-    def _refuse_overlap(self, x_labelled, x_unlabelled):
-        """Refuses labelled images that are also unlabelled ones: the streams must be disjoint.
-
-        Parallel composition charges each example its own stream only; an image in both sets would be
-        read by both streams and lose more than the stated epsilon. The unlabelled images' digests are
-        kept (in memory, never saved) so that `fit_head` can check its labelled images too.
-        """
-        unlabelled = set(_image_digests(x_unlabelled))
-        shared = [i for i, digest in enumerate(_image_digests(x_labelled)) if digest in unlabelled]
-        if shared:
-            raise ValueError(
-                f"{len(shared)} of the {len(x_labelled)} images of x_labelled (first at index {shared[0]}) are also in "
-                "x_unlabelled: the privacy accounting (parallel composition, epsilon = the worse stream's) needs "
-                "each record in one stream only. Leave the labelled images out of x_unlabelled."
-            )
-        object.__setattr__(self, "_unlabelled_digests", unlabelled)
 
     def _check_data(self, x_labelled, y_labelled, x_unlabelled):
         return self._check_labelled(x_labelled, y_labelled), self._check_images(x_unlabelled, "x_unlabelled",
@@ -744,7 +733,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         releases, earlier `fit_head` phases, the prior ledger): with `labelled_gradient="none"` in `fit`,
         the GAN phase reads no labels, and this is the labelled stream's whole cost. On a fixed, convex
         problem the labels' budget is not spent chasing features that keep moving. `x_labelled` must
-        share no image with the unlabelled set `fit` trained on (checked when `fit` ran in this process).
+        share no image with the unlabelled images read earlier (checked, as exact bytes).
         The phase's Poisson samples and noise draws take the global positions after this model's steps
         so far, so they repeat none of the GAN phase's, whatever seeds are given.
 
@@ -767,11 +756,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
         Raises:
             ValueError: for data or arguments out of range, as `fit` and `DPModel.fit` check them, or
-                labelled images that are also unlabelled ones.
+                images that the other stream read, now or earlier (or whose earlier reads are unknown: see
+                `ssgan_streams`).
         """
         x_labelled, labels = self._check_labelled(x_labelled, y_labelled)
         if self.private:
-            self._check_head_images(x_labelled)
+            self.stream_records.check_and_record("fit_head", x_labelled=x_labelled)
         features = _in_batches(self._head_input, x_labelled)
         head = self.discriminator.layers[-1]
         model = keras.Sequential([keras.Input(features.shape[1:]), head])
@@ -820,16 +810,17 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
         Raises:
             ValueError: for data or arguments out of range, a last layer that is not a Dense layer
-                with bias, a release that would exceed the budget, or labelled images that are also
-                unlabelled ones.
+                with bias, a release that would exceed the budget, or images that the other
+                stream read, now or earlier (or whose earlier reads are unknown: see `ssgan_streams`).
         """
         x_labelled, labels = self._check_labelled(x_labelled, y_labelled)
         head = self._dense_head("fit_centroid_head")
+        if self.private:
+            self.stream_records.check_and_record("fit_centroid_head", x_labelled=x_labelled)
         features = _scaled_to_unit_ball(_in_batches(self._head_input, x_labelled).astype(np.float64))
         sums = np.zeros((self.num_classes, features.shape[1]))
         np.add.at(sums, labels, features)
         if self.private:
-            self._check_head_images(x_labelled)
             sigma = self._release_noise_multiplier("labelled", noise_multiplier, target_epsilon, delta, accountant)
             sums = self._gaussian_release(sums, sigma=sigma, ledger="head_ledger", description=(
                 f"class sums of the labelled examples' features ({self.num_classes} x {sums.shape[1]}, each "
@@ -864,13 +855,14 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
         Raises:
             ValueError: for data or arguments out of range, a last layer that is not a Dense layer with
-                bias, or releases that would exceed the budget.
+                bias, releases that would exceed the budget, or images that the other
+                stream read, now or earlier (or whose earlier reads are unknown: see `ssgan_streams`).
         """
         rounds = check_count(rounds, name="rounds", minimum=1)
         head = self._dense_head("refine_centroid_head")
         x_unlabelled = self._check_images(x_unlabelled, "x_unlabelled", self.dp_config)
-        if self.private:  # so that the labelled methods can check that the streams are disjoint
-            object.__setattr__(self, "_unlabelled_digests", set(_image_digests(x_unlabelled)))
+        if self.private:
+            self.stream_records.check_and_record("refine_centroid_head", x_unlabelled=x_unlabelled)
         features = _scaled_to_unit_ball(self._unlabelled_head_inputs(x_unlabelled).astype(np.float64))
         if self.private:
             sigma = self._release_noise_multiplier("unlabelled", noise_multiplier, target_epsilon, delta, accountant,
@@ -933,7 +925,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
         Raises:
             ValueError: for data or arguments out of range, a layer that is not a Dense layer without
-                bias, or a release that would exceed the budget.
+                bias, a release that would exceed the budget, or images that the other
+                stream read, now or earlier (or whose earlier reads are unknown: see `ssgan_streams`).
         """
         try:
             dense = self.discriminator.get_layer(layer)
@@ -942,8 +935,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         if not isinstance(dense, keras.layers.Dense) or dense.use_bias:
             raise ValueError(f"layer {layer!r} must be a Dense layer without bias, got {type(dense).__name__}")
         x_unlabelled = self._check_images(x_unlabelled, "x_unlabelled", self.dp_config)
-        if self.private:  # so that the labelled methods can check that the streams are disjoint
-            object.__setattr__(self, "_unlabelled_digests", set(_image_digests(x_unlabelled)))
+        if self.private:
+            self.stream_records.check_and_record("fit_projection", x_unlabelled=x_unlabelled)
         inputs = keras.Model(self.discriminator.inputs[0], dense.input)
         dimension, components = dense.kernel.shape
         moments = np.zeros((dimension, dimension))
@@ -1007,16 +1000,6 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                 raise ValueError(f"a release with noise_multiplier={sigma:g} would spend epsilon={spent:.4g} > "
                                  f"target_epsilon={target_epsilon} on the {stream} stream (earlier events included)")
         return sigma
-
-    def _check_head_images(self, x_labelled):
-        unlabelled = getattr(self, "_unlabelled_digests", None)
-        if unlabelled is None:
-            logging.warning("cannot check that x_labelled shares no image with the unlabelled set (no method that "
-                            "reads it ran in this process): the stated epsilon assumes it does not.")
-            return
-        if any(digest in unlabelled for digest in _image_digests(x_labelled)):
-            raise ValueError("x_labelled shares images with the unlabelled set fit trained on: the privacy "
-                             "accounting (parallel composition) needs each record in one stream only")
 
     # --- statement and persistence ---------------------------------------------------------------
 
@@ -1089,10 +1072,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                 "epsilon composes, with dp-accounting, its d_steps PoissonSampledDpEvent(sampling_probability, "
                 "GaussianDpEvent(noise_multiplier)), its head or projection phases and any prior ledger; epsilon is the "
                 "larger of the two streams' (parallel composition). That assumes each person's record is in "
-                "one stream only (labelled or unlabelled, decided by the record itself): training refused "
-                "identical images in both sets, but a person with two different records in the two sets "
-                "would lose more than epsilon. The generator read only the discriminator and the released "
-                "target, so its steps cost nothing. The numbers of examples are treated as public. It assumes "
+                "one stream only (labelled or unlabelled, decided by the record itself): every method that read "
+                "private images refused an image that the other stream had read, but the check compares exact "
+                "bytes, so the same image normalised two ways, or a person with two different records in the two "
+                "sets, would pass it and lose more than epsilon: record-level disjointness is the user's to ensure. "
+                "The generator read only the discriminator and the released target, so its steps cost nothing. "
+                "The numbers of examples are treated as public. It assumes "
                 "nothing else derived from the private data (hyper-parameters tuned on it, evaluations on it, "
                 "data-derived normalisation) was used or released, that nobody knows the noise (see "
                 "noise_seeding) or the batches (see sampling_seeding), and it ignores floating-point "
@@ -1119,6 +1104,7 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
             "ledger": self.prior_ledger.to_dict(),
             "head_ledger": self.head_ledger.to_dict(),
             "projection_ledger": self.projection_ledger.to_dict(),
+            "stream_records": self.stream_records.get_config(),  # an id and a count, no digest
         }
         if self.private:
             config.update(
@@ -1138,6 +1124,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         config["ledger"] = PrivacyLedger.from_dict(config["ledger"])
         config["head_ledger"] = PrivacyLedger.from_dict(config.get("head_ledger", {"phases": []}))
         config["projection_ledger"] = PrivacyLedger.from_dict(config.get("projection_ledger", {"phases": []}))
+        # Missing in files saved before the records were kept: the records are then unknown.
+        config["stream_records"] = StreamRecords.from_config(config.get("stream_records"))
         return cls(**config)
 
 
