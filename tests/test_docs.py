@@ -1,5 +1,6 @@
 """The README stays short and every relative link of the README and the docs site leads to a file."""
 
+import ast
 import importlib.util
 import pathlib
 import re
@@ -44,6 +45,14 @@ def test_the_link_check_sees_links_and_skips_code_and_web_addresses():
     text = ("[a](docs/a.md#part) ![b](images/b.png) [web](https://example.org) [here](#top)\n"
             "`[c](c.md)`\n```\n[d](d.md)\n```\n")
     assert list(_relative_links(text)) == ["docs/a.md", "images/b.png"]
+
+
+def test_the_api_page_lists_every_top_level_name():
+    tree = ast.parse((ROOT / "privgan" / "__init__.py").read_text(encoding="utf-8"))
+    api = next(ast.literal_eval(node.value) for node in tree.body
+               if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "_API")
+    page = (ROOT / "docs" / "api" / "privgan.md").read_text(encoding="utf-8")
+    assert [name for name, module in api.items() if f"[`privgan.{name}`][{module}.{name}]" not in page] == []
 
 
 def _results_script():
