@@ -39,6 +39,8 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5"],
         "gpu": ["tensorflow[and-cuda]>=2.16,<3"],
+        # The documentation site (mkdocs.yml); mkdocstrings reads the docstrings without importing the code.
+        "docs": ["mkdocs-material>=9.5", "mkdocstrings-python>=1.10"],
     },
     entry_points={
         "console_scripts": [
