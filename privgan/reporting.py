@@ -1,8 +1,10 @@
 """Experiment outputs: `results.json` and a Markdown `report.md`, both written atomically."""
 
 import datetime
+import os
 import pathlib
 import platform
+import subprocess
 
 from privgan import __version__
 from privgan.io import write_json, write_text
@@ -10,6 +12,19 @@ from privgan.io import write_json, write_text
 
 def _cell(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def source_commit():
+    """The checkout's commit (with `+changes` when the tree differs from it), or None outside a git checkout."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+changes" if dirty else commit
 
 
 def write_experiment(output_dir, *, name, results, summary, figures=(), command=None):
@@ -28,7 +43,7 @@ def write_experiment(output_dir, *, name, results, summary, figures=(), command=
         The path of `report.md`.
     """
     output_dir = pathlib.Path(output_dir)
-    results = {**results, "privgan_version": __version__}
+    results = {**results, "privgan_version": __version__, "commit": source_commit()}
     write_json(output_dir / "results.json", results)
     lines = [f"# {name}", "", summary.strip(), "", "| key | value |", "|---|---|"]
     lines += [
@@ -36,7 +51,10 @@ def write_experiment(output_dir, *, name, results, summary, figures=(), command=
     ]
     lines += [""] + [f"![{figure}]({figure})" for figure in figures]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines += ["", f"Run {stamp} on {platform.node() or 'unknown host'} ({platform.processor() or platform.machine()})."]
+    commit = source_commit()
+    load = ", load average {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
+    lines += ["", f"Run {stamp} on {platform.node() or 'unknown host'} ({platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} CPUs{load}), commit {commit or 'unknown'}."]
     if command:
         lines += ["", f"Command: `{command}`"]
     report = output_dir / "report.md"
