@@ -22,11 +22,10 @@ def test_the_gan_runs_with_a_seed_but_secret_sampling(parsed_flags, monkeypatch)
     import privgan.tabular
     from benchmarks import tabular_peers
 
-    made = []
+    made, original = [], privgan.tabular.TabularDPSynthesizer
 
     def tiny(schema, **kwargs):  # the benchmark's arguments, with a network and a run small enough for a test
-        made.append(privgan.tabular.TabularDPSynthesizer(schema, d_steps=2, generator_hidden=(4,),
-                                                         discriminator_hidden=(4,), **kwargs))
+        made.append(original(schema, d_steps=2, generator_hidden=(4,), discriminator_hidden=(4,), **kwargs))
         return made[-1]
 
     monkeypatch.setattr(privgan.tabular, "TabularDPSynthesizer", tiny)
