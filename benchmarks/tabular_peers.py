@@ -15,8 +15,9 @@ training split, writes as many synthetic rows as it has, and is scored against t
 TSTR AUROC of LogisticRegression and HistGradientBoosting (`privgan.evaluation.tabular.classifier_auroc`),
 the mean total variation distance of the marginals and the mean difference of pairwise Cramer's V
 (test split as reference), the share of positive labels among the synthetic rows, and the wall time of
-fit + sample (on a shared machine: a measure of cost, not of speed alone). The seed sets each synthesizer's initialisation and sampling; DP noise is secret in
-every privgan run, so the spread over seeds includes the noise's.
+fit + sample (on a shared machine: a measure of cost, not of speed alone). The seed sets each synthesizer's
+initialisation and generation; the DP noise and the GAN's Poisson sampling are secret in every privgan run (and
+the GAN sizes its training by a noisy row count), so the spread over seeds includes the noise's.
 
 Methods: privgan_aim, privgan_mst, privgan_gan (`privgan-synthesize`'s engines with their default
 settings: what the CLI runs without flags), and, when a Python with smartnoise-synth is given

@@ -61,8 +61,9 @@ def _untrack(temporary):
 def check_destination(path, *, name="path"):
     """Checks, before any work, that a file can later be written at `path`.
 
-    The path must not be a folder, and its nearest existing ancestor must be a folder we may write in
-    (missing folders in between are created when writing).
+    The path must not be a folder, and its nearest existing ancestor must be a folder in which a file can
+    be created: a temporary file is created there and removed (missing folders in between are created when
+    writing).
 
     Args:
         path: the file to be written.
@@ -82,8 +83,15 @@ def check_destination(path, *, name="path"):
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise ValueError(f"{name} {str(path)!r} cannot be created: {str(ancestor)!r} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"{name} {str(path)!r} cannot be written: no write permission in folder {str(ancestor)!r}")
+    # Try it: os.access answers for the real uid from permission bits alone, so root passes it in /proc or on a
+    # read-only mount, and the failure came only after training.
+    try:
+        handle, probe = tempfile.mkstemp(dir=ancestor, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"{name} {str(path)!r} cannot be written: folder {str(ancestor)!r} refuses a new file ({reason})") from None
+    os.close(handle)
+    os.unlink(probe)
     return path
 
 

@@ -14,18 +14,22 @@ Writes to --output_dir:
   synthetic.npz   generated images `x` (N, 8, 8, 1) in [0, 1] and labels `y`
   synthetic.json  the privacy statement of synthetic.npz (epsilon, delta, the ledger of both phases, ...)
   samples.png     a grid of samples, one row per digit
-  results.json    TSTR accuracy (a CNN trained on synthetic.npz, tested on the real digits test split),
-                  FID, precision / recall / density / coverage on a digits classifier's features,
-                  within-class diversity, epsilon, timings; also the same for phase 1's generator
-and prints where they went. `--seed` fixes the split, initialisation, random features and sampling; the
-DP noise is secret (OS entropy) unless `--noise_seed` is given, so two runs with the same seed give
-statistically, not bit-for-bit, equal results. Also runs as `python -m privgan.cli.demo`.
+  results.json    TSTR accuracy (a CNN trained on synthetic.npz, tested on the held-out digits test split),
+                  within-class diversity, epsilon, timings; also the same for phase 1's generator. Under
+                  "private_evaluation", labelled PRIVATE: FID and precision / recall / density / coverage
+                  on the features of a digits classifier trained WITHOUT noise on the private training
+                  digits, so they are not covered by the guarantee (keep them, do not publish them)
+and prints where they went. `--seed` fixes the split, initialisation, random features, latents and
+generation, never the Poisson sampling or the DP noise: both are secret (OS entropy) unless
+`--sampling_seed` / `--noise_seed` is given (research only: the guarantee does not hold against anyone who
+knows them), so two runs with the same seed give statistically, not bit-for-bit, equal results. Also runs
+as `python -m privgan.cli.demo`.
 """
 
 import pathlib
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from privgan.cli import command
 
@@ -42,10 +46,33 @@ flags.DEFINE_integer("n_critic", 5, "D steps per G step in phase 2.")
 flags.DEFINE_integer("num_synthetic", 2000, "Number of synthetic digits to write.")
 flags.DEFINE_integer("tstr_epochs", 20, "Epochs of the TSTR CNN.")
 flags.DEFINE_integer("feature_epochs", 20, "Epochs of the digits classifier whose features serve FID and precision/recall.")
-flags.DEFINE_integer("seed", 0, "Seed of the split, initialisation, random features, sampling and generation.")
-flags.DEFINE_integer("noise_seed", None, "Seed of the DP noise; None (default): secret, from OS entropy.")
+flags.DEFINE_integer("seed", 0, "Seed of the split, initialisation, random features, latents and generation; never "
+                     "of the Poisson sampling or the DP noise.")
+flags.DEFINE_integer("noise_seed", None, "Seed of the DP noise, for research only: the guarantee does not hold against "
+                     "anyone who knows it; None (default): secret, from OS entropy.")
+flags.DEFINE_integer("sampling_seed", None, "Seed of phase 2's Poisson sampling, for research only: the guarantee does "
+                     "not hold against anyone who knows it; None (default): secret, from OS entropy.")
 
 _NUM_CLASSES = 10
+_PUBLIC_KEYS = ("tstr_accuracy", "within_class_pixel_std", "real_within_class_pixel_std")
+PRIVATE_NOTE = (
+    "PRIVATE: FID, precision, recall, density and coverage are measured on the features of a classifier trained "
+    "without noise on the private training digits; they are NOT covered by the guarantee of synthetic.json. "
+    "Keep them, do not publish them."
+)
+
+
+def _split(evaluation):
+    """(public numbers, PRIVATE numbers) of an `ImageEvaluation`: TSTR and diversity read the synthetic
+    images and the held-out test split; the feature metrics read the private training digits too."""
+    numbers = evaluation.to_dict()
+    return ({key: numbers[key] for key in _PUBLIC_KEYS},
+            {key: value for key, value in numbers.items() if key not in _PUBLIC_KEYS})
+
+
+def _private_line(evaluation):
+    return "PRIVATE (features trained on the private digits, not covered by the guarantee): " + ", ".join(
+        f"{key} {value:.3f}" for key, value in _split(evaluation)[1].items())
 
 
 def _evaluate(model, x_test, y_test, classifier, *, seed):
@@ -101,7 +128,7 @@ def main(argv):
                                   seed=FLAGS.seed)
     release_evaluation = _evaluate(source, x_test, y_test, classifier, seed=FLAGS.seed)
     print(f"Phase 1 (DP-MERF release, epsilon = {source.privacy_spent(delta=FLAGS.delta):.3f}): "
-          f"{release_evaluation.summary()}", flush=True)
+          f"{release_evaluation.tstr.summary()}\n{_private_line(release_evaluation)}", flush=True)
 
     # Phase 2: a DP GAN warm-started from the phase-1 generator, in the same ledger.
     model = source
@@ -113,8 +140,11 @@ def main(argv):
         )
         model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
                       g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5))
+        if FLAGS.sampling_seed is not None:
+            logging.warning("--sampling_seed fixes the Poisson sampling of phase 2: the privacy guarantee does not "
+                            "hold against anyone who knows it (research only, never for a release)")
         model.fit(x_train, y_train, epochs=FLAGS.gan_epochs, target_epsilon=FLAGS.epsilon, delta=FLAGS.delta,
-                  sampling_seed=FLAGS.seed, verbose=0)
+                  sampling_seed=FLAGS.sampling_seed, verbose=0)
     train_seconds = time.perf_counter() - start
     data_path, statement_path = model.save_synthetic(output_dir / "synthetic.npz", FLAGS.num_synthetic,
                                                      delta=FLAGS.delta)
@@ -134,17 +164,21 @@ def main(argv):
     seconds = time.perf_counter() - start
     ledger = model.privacy_ledger
     results_path = output_dir / "results.json"
+    public, private = _split(evaluation)
+    phase1_public, phase1_private = _split(release_evaluation)
     write_json(results_path, {
         "model": kind,
-        **evaluation.to_dict(),
+        **public,
         "epsilon": epsilon,
         "delta": FLAGS.delta,
         "release_epsilon": source.privacy_spent(delta=FLAGS.delta),
         "release_noise_multiplier": source.noise_multiplier,
         "d_steps": ledger.total_steps,
         "d_noise_multiplier": model.dp_config.noise_multiplier if use_gan else None,
-        "phase1_dp_merf": release_evaluation.to_dict(),
+        "phase1_dp_merf": phase1_public,
+        "private_evaluation": {"note": PRIVATE_NOTE, **private, "phase1_dp_merf": phase1_private},
         "noise_seeded": FLAGS.noise_seed is not None,
+        "sampling_seeded": FLAGS.sampling_seed is not None,
         "seed": FLAGS.seed,
         "release_seconds": round(release_seconds, 1),
         "train_seconds": round(train_seconds, 1),
@@ -153,7 +187,8 @@ def main(argv):
     steps = f", then {ledger.total_steps} DP D steps (sigma = {model.dp_config.noise_multiplier:.4f})" if use_gan else ""
     print(f"Trained a conditional {kind} on {len(x_train)} digits in {train_seconds:.0f} s: epsilon = {epsilon:.3f} "
           f"at delta = {FLAGS.delta:g} (one DP-MERF release, sigma = {source.noise_multiplier:.4f}{steps}).")
-    print(evaluation.summary())
+    print(evaluation.tstr.summary())
+    print(_private_line(evaluation))
     print(f"TSTR accuracy {evaluation.tstr.accuracy:.4f} (phase 1 alone: {release_evaluation.tstr.accuracy:.4f}); "
           f"{seconds:.0f} s in total including evaluation.")
     print(f"synthetic data:    {data_path}")

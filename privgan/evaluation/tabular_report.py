@@ -286,10 +286,10 @@ def _markdown(report, *, synthetic_name, statement_name, epsilon, delta, figures
 
 
 def write_fidelity_report(private, synthetic, *, schema, synthetic_path, epsilon, delta, label=None, positive=None,
-                          max_rows=20_000, seed=0):
-    """Measures `fidelity_report` and writes it next to the synthetic CSV (Markdown and two PNG figures).
+                          max_rows=20_000, seed=0, folder=None):
+    """Measures `fidelity_report` and writes it (Markdown and two PNG figures), named PRIVATE.
 
-    The files are `fidelity_report_paths(synthetic_path)`, each written atomically; every one of them says
+    The files are `fidelity_report_paths(synthetic_path, folder=folder)`, each written atomically; every one of them says
     that it is computed on the private data, not covered by the guarantee, and not for publication.
 
     Args:
@@ -300,6 +300,7 @@ def write_fidelity_report(private, synthetic, *, schema, synthetic_path, epsilon
         epsilon: the statement's epsilon (quoted in the warning).
         delta: the statement's delta.
         label, positive, max_rows, seed: as in `fidelity_report`.
+        folder: where the files go; None: beside the synthetic CSV. Keep it out of what gets published.
 
     Returns:
         `(report, paths)`: the `FidelityReport` and a dict name -> path of the files written ("markdown",
@@ -311,7 +312,7 @@ def write_fidelity_report(private, synthetic, *, schema, synthetic_path, epsilon
     )
     report = _measure(private, synthetic, schema=schema, private_rows=private_rows, synthetic_rows=synthetic_rows,
                       label=label, positive=positive, test_fraction=0.3, seed=seed)
-    paths = fidelity_report_paths(synthetic_path)
+    paths = fidelity_report_paths(synthetic_path, folder=folder)
     if report.associations is None:
         del paths["associations"]
     plot_marginals(private, synthetic, schema=schema, path=paths["marginals"], names=("private", "synthetic"),
@@ -325,12 +326,14 @@ def write_fidelity_report(private, synthetic, *, schema, synthetic_path, epsilon
     return report, paths
 
 
-def fidelity_report_paths(synthetic_path):
-    """Where `write_fidelity_report` writes for a synthetic CSV: markdown, marginals and associations figures."""
+def fidelity_report_paths(synthetic_path, *, folder=None):
+    """Where `write_fidelity_report` writes for a synthetic CSV: markdown, marginals and associations figures,
+    named `<stem>.PRIVATE-fidelity*`, in `folder` (None: the CSV's folder)."""
     synthetic_path = pathlib.Path(synthetic_path)
-    stem = synthetic_path.with_suffix("")
+    stem = synthetic_path.stem
+    folder = synthetic_path.parent if folder is None else pathlib.Path(folder)
     return {
-        "markdown": stem.with_name(f"{stem.name}.fidelity.md"),
-        "marginals": stem.with_name(f"{stem.name}.fidelity-marginals.png"),
-        "associations": stem.with_name(f"{stem.name}.fidelity-associations.png"),
+        "markdown": folder / f"{stem}.PRIVATE-fidelity.md",
+        "marginals": folder / f"{stem}.PRIVATE-fidelity-marginals.png",
+        "associations": folder / f"{stem}.PRIVATE-fidelity-associations.png",
     }

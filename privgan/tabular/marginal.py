@@ -303,6 +303,7 @@ class MarginalDPSynthesizer:
         one_way = {name: one_way[name] for name in names}
         # The number of rows, estimated from the noisy counts (post-processing; the model needs it).
         total = max(1.0, float(np.mean([y.sum() for y in one_way.values()])))
+        self.num_rows_estimate_ = max(1, int(round(total)))  # e.g. the default size of a synthetic table
         nonnegative = {name: _nonnegative(one_way[name], total) for name in names}
         self.groups_ = {
             name: self._groups(name, one_way[name], nonnegative[name], one_way_sigma, total) for name in names

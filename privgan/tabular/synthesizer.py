@@ -8,13 +8,24 @@ CSV and, beside it, a JSON privacy statement built from the model's privacy ledg
 Training length, expected batch size and learning rate adapt to the number of rows unless given
 (`gan_settings`): a fixed number of discriminator steps, so that a 500-row table is trained as long as a
 50,000-row one, with the sampling probability and hence sigma recalibrated for the budget.
+
+The number of rows N is private, as in the marginal engines: a share of the budget (`count_fraction`)
+releases a noisy count N~ (one `GaussianDpEvent` in the ledger), and everything that depends on the size
+(the settings, the sampling probability q = batch_size / N~, the steps per epoch, the divisor of the
+noisy gradient sum, the statement) uses N~ alone. `count_fraction=0` declares N public instead: the exact
+N is then used and published. The Poisson sampling is secret (OS entropy) unless `sampling_seed` is given.
 """
 
 import dataclasses
 import math
+import secrets
+import warnings
 
+import dp_accounting
 import keras
+import numpy as np
 
+from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
 from privgan.models.dpgan import DPGAN
 from privgan.tabular.conditions import check_conditions
@@ -24,6 +35,11 @@ from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred,
 from privgan.tabular.transformer import TableTransformer
 
 DEFAULT_D_STEPS = 1500
+DEFAULT_COUNT_FRACTION = 0.05
+FIXED_SAMPLING_SEED_WARNING = (
+    "sampling_seed fixes the Poisson sampling (which rows each discriminator step read): the privacy guarantee "
+    "does not hold against anyone who knows it; use it for research only, never for a release"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +67,8 @@ def gan_settings(num_rows, *, epochs=None, batch_size=None, learning_rate=None, 
     1,024, scaled with the square root of the batch (at least 2.5e-4), as the gradient noise of a smaller
     batch is larger. On UCI Adult (32,561 rows) this gives 47 epochs of batch 1,017 at 1e-3, close to
     the settings tuned on it by hand (`experiments/dpgan_adult.py`: 60 epochs of 1,024); a 1,000-row table
-    gets 136 epochs of 64 rows at 2.5e-4 instead of 20 epochs of 4 steps. The row count is treated as
-    public, as DP-SGD's sampling probability batch_size / rows is.
+    gets 136 epochs of 64 rows at 2.5e-4 instead of 20 epochs of 4 steps. `TabularDPSynthesizer` passes
+    the noisy count of the rows, not the private one (unless the count is declared public).
 
     Args:
         num_rows: rows of the private table, >= 1.
@@ -131,8 +147,12 @@ class TabularDPSynthesizer:
         generator_average: decay of the moving average of G's weights that replaces them after training
             (`GeneratorAverage`), in [0, 1); 0 keeps the last iterate.
         accountant: "pld" or "rdp", for calibration and the statement.
-        seed: seed of the initialisation (set globally with `keras.utils.set_random_seed`), Poisson
-            sampling and generation; None for random. The DP noise is always secret.
+        seed: seed of the initialisation (set globally with `keras.utils.set_random_seed`), latents and
+            generation; None for random. It never seeds the Poisson sampling or the DP noise.
+        sampling_seed: None (default): the Poisson sampling is secret (OS entropy); an integer fixes it, for
+            research only: the guarantee then does not hold against anyone who knows it (a warning says so).
+        count_fraction: share of epsilon spent on the noisy count of the rows that sizes the training, in
+            [0, 1); 0 declares the number of rows public (then used exactly and published).
 
     Raises:
         ValueError: if an argument is out of range.
@@ -155,6 +175,8 @@ class TabularDPSynthesizer:
         generator_average=0.99,
         accountant="pld",
         seed=None,
+        sampling_seed=None,
+        count_fraction=DEFAULT_COUNT_FRACTION,
     ):
         if not isinstance(schema, TableSchema):
             raise ValueError(f"schema must be a TableSchema, got {type(schema).__name__}")
@@ -174,6 +196,10 @@ class TabularDPSynthesizer:
         self.generator_average = float(generator_average)
         self.accountant = check_accountant(accountant)
         self.seed = seed
+        self.sampling_seed = sampling_seed
+        if not 0 <= count_fraction < 1:
+            raise ValueError(f"count_fraction must be in [0, 1), got {count_fraction}")
+        self.count_fraction = float(count_fraction)
         self.transformer = TableTransformer(schema)
 
     def fit(self, df, *, epsilon, delta, verbose="auto", callbacks=None):
@@ -197,11 +223,15 @@ class TabularDPSynthesizer:
         delta = check_delta(delta)
         warn_if_inferred(self.schema)
         encoded = self.transformer.encode(df)
-        if self.batch_size is not None and self.batch_size > len(encoded):
-            raise ValueError(f"batch_size must be in [1, number of rows={len(encoded)}], got {self.batch_size}")
+        if self.sampling_seed is not None:
+            warnings.warn(FIXED_SAMPLING_SEED_WARNING, UserWarning, stacklevel=2)
+        ledger, self.num_rows_estimate_ = self._count_rows(len(encoded), epsilon=epsilon, delta=delta)
+        size = "the number of rows" if self.count_fraction == 0 else "the noisy number of rows"
+        if self.batch_size is not None and self.batch_size > self.num_rows_estimate_:
+            raise ValueError(f"batch_size must be in [1, {size}={self.num_rows_estimate_}], got {self.batch_size}")
         self.settings_ = gan_settings(
-            len(encoded), epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            d_steps=self.d_steps,
+            self.num_rows_estimate_, epochs=self.epochs, batch_size=self.batch_size,
+            learning_rate=self.learning_rate, d_steps=self.d_steps,
         )
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
@@ -210,15 +240,16 @@ class TabularDPSynthesizer:
             temperature=self.temperature, seed=self.seed,
         )
         discriminator = tabular_discriminator(self.transformer, hidden=self.discriminator_hidden)
-        self.gan_ = DPGAN(
+        self.gan_ = _SizedDPGAN(
             generator,
             discriminator,
             l2_norm_clip=self.l2_norm_clip,
             noise_multiplier=None,
-            num_examples=len(encoded),
+            num_examples=self.num_rows_estimate_,  # q = batch_size / N~, the divisor batch_size: public
             expected_batch_size=self.settings_.batch_size,
             n_critic=self.n_critic,
             seed=self.seed,
+            ledger=ledger,
         )
         # beta_1 = 0.5: the usual GAN setting (Radford et al. 2016), less momentum against a moving target.
         self.gan_.compile(
@@ -233,7 +264,7 @@ class TabularDPSynthesizer:
             target_epsilon=epsilon,
             delta=delta,
             accountant=self.accountant,
-            sampling_seed=self.seed,
+            sampling_seed=self.sampling_seed,
             callbacks=[*(callbacks or []), GeneratorAverage(self.generator_average)],
             verbose=verbose,
         )
@@ -244,6 +275,26 @@ class TabularDPSynthesizer:
             "d_steps_taken": self.gan_.privacy_ledger.total_steps,
         }
         return self
+
+    def _count_rows(self, num_rows, *, epsilon, delta):
+        """The ledger of the noisy row count and the count the training is sized by (an int >= 1).
+
+        With `count_fraction` > 0, N + N(0, s^2) (sensitivity 1 under add/remove-one) with s calibrated so
+        that this release alone spends count_fraction * epsilon; the DP-SGD steps are then calibrated for
+        what it leaves. With 0, the exact count (declared public) and an empty ledger.
+        """
+        ledger = PrivacyLedger()
+        if self.count_fraction == 0:
+            return ledger, num_rows
+        sigma = calibrate_noise_multiplier(target_epsilon=self.count_fraction * epsilon, delta=delta,
+                                           sampling_probability=1.0, steps=1, accountant=self.accountant)
+        ledger.record_release(
+            dp_accounting.GaussianDpEvent(sigma),
+            description=f"noisy count of the rows (Gaussian noise of std {sigma:.4g}, sensitivity 1)",
+        )
+        self.count_noise_multiplier_ = sigma
+        noisy = num_rows + sigma * np.random.default_rng(secrets.randbits(128)).standard_normal()
+        return ledger, max(1, int(round(noisy)))
 
     def _check_fitted(self):
         if not hasattr(self, "gan_"):
@@ -288,6 +339,17 @@ class TabularDPSynthesizer:
         self._check_fitted()
         statement = self.gan_.privacy_report(delta=self.delta_, accountant=self.accountant)
         statement["method"] = "gan"
+        del statement["num_examples"]  # the model's N is num_rows_estimate below
+        statement["guarantee"] = statement["guarantee"].replace(" The number of examples num_examples is treated as public.", "")
+        if self.count_fraction == 0:
+            statement["num_examples"] = self.num_rows_estimate_
+            size = ("The number of rows num_examples was declared public (count_fraction=0): it sized the training "
+                    "and is published exactly.")
+        else:
+            statement["num_rows_estimate"] = self.num_rows_estimate_
+            size = ("The number of rows is private: the ledger's first release is a noisy count of them "
+                    f"({self.count_fraction:g} of epsilon), num_rows_estimate, and only that count sized the training "
+                    "(settings, sampling_probability = expected_batch_size / num_rows_estimate, steps per epoch).")
         statement["target_epsilon"] = self.target_epsilon_
         statement["training"] = {
             **self.training_, "stopped_by_budget": self.training_["d_steps_taken"] < self.training_["d_steps_planned"]
@@ -303,10 +365,8 @@ class TabularDPSynthesizer:
         statement["schema"] = self.schema.to_dict()
         statement["schema_source"] = self.schema.source
         statement["guarantee"] += (
-            " The schema (column types, numeric bounds, category sets) and the model's hyper-parameters (the "
-            "adaptive ones are chosen from the number of rows, which is treated as public, as the sampling "
-            "probability is) are taken to be public; rows are encoded with the schema alone, no statistic of "
-            "the data."
+            f" {size} The schema (column types, numeric bounds, category sets) and the model's hyper-parameters "
+            "are taken to be public; rows are encoded with the schema alone, no statistic of the data."
         )
         if self.schema.source != "public":
             statement["warning"] = INFERRED_SCHEMA_WARNING
@@ -323,3 +383,17 @@ class TabularDPSynthesizer:
         """
         self._check_fitted()
         return write_synthetic(self, csv_path, rows=rows, conditions=conditions)
+
+
+class _SizedDPGAN(DPGAN):
+    """A DPGAN sized by a count other than len(x) (the noisy one): q = expected_batch_size / num_examples.
+
+    `DPGAN.fit` refuses data whose rows differ from `num_examples`, as it would otherwise be given a wrong
+    sampling probability by mistake; here the difference is the point: q, the steps per epoch and the
+    gradient divisor depend on the released count only. The Poisson sampler reads every row of x.
+    """
+
+    def _check_data(self, x, y):
+        if y is not None:
+            raise ValueError("the tabular DPGAN is unconditional")
+        return np.asarray(x, dtype=np.float32)

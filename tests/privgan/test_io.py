@@ -92,8 +92,16 @@ def test_check_destination(tmp_path):
         io.check_destination(tmp_path / "table.csv" / "x.csv", name="--output")
     with pytest.raises(ValueError, match="is a folder"):
         io.check_destination(tmp_path, name="--output")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]  # the probe file is gone
     if os.geteuid() != 0:  # root may write anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        with pytest.raises(ValueError, match="no write permission"):
+        with pytest.raises(ValueError, match="refuses a new file"):
             io.check_destination(locked / "s.csv")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_check_destination_tries_the_folder_even_as_root():
+    # os.access passes for root whatever the folder; only creating a file there tells.
+    with pytest.raises(ValueError, match=r"--output '/proc/privgan/s.csv' cannot be written: folder '/proc' refuses"):
+        io.check_destination("/proc/privgan/s.csv", name="--output")

@@ -72,6 +72,22 @@ def test_synthesize_help_lists_its_flags_with_help_text_defaults_and_required_ma
     assert "--accountant={pld,rdp}" in stdout and "--[no]overwrite" in stdout
 
 
+def test_synthesize_help_keeps_the_sampling_secret_and_names_what_a_sampling_seed_costs(helps):
+    _, stdout, _ = helps["synthesize"]
+    text = " ".join(stdout.split())
+    lines = {name: " ".join(line.split()) for name, line in _flag_lines(stdout).items()}
+    assert "never of the Poisson sampling or the DP noise" in text  # --seed
+    assert "--sampling_seed=INT" in lines["sampling_seed"]
+    assert "the guarantee does not hold against anyone who knows it" in text
+    assert "--rows=" not in stdout.split("Flags of")[0]  # the usage example does not pass N
+
+
+def test_demo_help_keeps_the_sampling_secret(helps):
+    text = " ".join(helps["demo"][1].split())
+    assert "--sampling_seed=INT" in text and "the guarantee does not hold against anyone who knows it" in text
+    assert "Seed of the split, initialisation, random features, latents and generation" in text
+
+
 def test_synthesize_help_shows_an_example_schema_that_is_valid(helps):
     _, stdout, _ = helps["synthesize"]
     schema, _ = json.JSONDecoder().raw_decode(stdout, stdout.index('{"columns"'))

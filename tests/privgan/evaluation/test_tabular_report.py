@@ -38,5 +38,9 @@ def test_large_tables_are_compared_on_samples(tmp_path):
     text = paths["markdown"].read_text()
     assert "each compared on a random sample of 200 rows" in text and "epsilon = 1.235, delta = 1e-05" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "s.fidelity-associations.png", "s.fidelity-marginals.png", "s.fidelity.md"
+        "s.PRIVATE-fidelity-associations.png", "s.PRIVATE-fidelity-marginals.png", "s.PRIVATE-fidelity.md"
     ]
+    elsewhere = tmp_path / "private-reports"
+    _, paths = write_fidelity_report(private, synthetic, schema=SCHEMA, synthetic_path=tmp_path / "s.csv",
+                                     epsilon=1.0, delta=1e-5, max_rows=200, folder=elsewhere)
+    assert paths["markdown"] == elsewhere / "s.PRIVATE-fidelity.md" and paths["markdown"].is_file()

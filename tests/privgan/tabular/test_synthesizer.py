@@ -3,7 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from privgan.accounting import epsilon
+import dp_accounting
+
+from privgan.accounting.events import dp_sgd_event, epsilon_of_event
 from privgan.tabular import (
     SchemaError,
     TableTransformer,
@@ -25,15 +27,21 @@ def fitted():
     return synthesizer.fit(make_table(ROWS), epsilon=5.0, delta=DELTA, verbose=0)
 
 
+def _planned_steps(synthesizer):
+    # The training is sized by the noisy count of the rows, not by ROWS.
+    return EPOCHS * round(synthesizer.num_rows_estimate_ / BATCH)
+
+
 def test_statement_matches_the_accountant(fitted):
     statement = fitted.privacy_statement()
-    steps = EPOCHS * round(ROWS / BATCH)
+    steps, rows = _planned_steps(fitted), statement["num_rows_estimate"]
     assert statement["d_steps"] == steps
-    assert statement["sampling_probability"] == pytest.approx(BATCH / ROWS)
-    expected = epsilon(
-        noise_multiplier=statement["noise_multiplier"], sampling_probability=BATCH / ROWS, steps=steps, delta=DELTA
-    )
-    assert statement["epsilon"] == pytest.approx(expected, rel=1e-9)
+    assert statement["sampling_probability"] == pytest.approx(BATCH / rows)
+    event = dp_accounting.ComposedDpEvent([
+        dp_accounting.GaussianDpEvent(fitted.count_noise_multiplier_),
+        dp_sgd_event(noise_multiplier=statement["noise_multiplier"], sampling_probability=BATCH / rows, steps=steps),
+    ])
+    assert statement["epsilon"] == pytest.approx(epsilon_of_event(event, delta=DELTA), rel=1e-9)
     assert 4.5 < statement["epsilon"] <= 5.0  # calibrated to spend the budget, never more
     assert statement["schema"] == SCHEMA.to_dict() and statement["schema_source"] == "public"
     assert "warning" not in statement
@@ -66,10 +74,11 @@ def test_save_writes_csv_and_statement(fitted, tmp_path):
     assert exact["epsilon"] <= statement["epsilon"] == pytest.approx(exact["epsilon"], rel=1e-5)
     assert exact["noise_multiplier"] >= statement["noise_multiplier"] == pytest.approx(exact["noise_multiplier"], rel=1e-5)
     assert len(repr(statement["sampling_probability"])) <= 8
-    steps = EPOCHS * round(ROWS / BATCH)
+    steps = _planned_steps(fitted)
     assert statement["training"] == {"epochs_requested": EPOCHS, "epochs_run": EPOCHS, "d_steps_planned": steps,
                                      "d_steps_taken": steps, "stopped_by_budget": False}
-    assert statement["noise_seeding"].startswith("secret") and statement["sampling_seeding"].startswith("reproducible")
+    # seed=3 seeds initialisation and latents, never the sampling.
+    assert statement["noise_seeding"].startswith("secret") and statement["sampling_seeding"].startswith("secret")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synthetic.csv", "synthetic.json"]
 
 
@@ -107,7 +116,7 @@ def test_fit_with_an_inferred_schema_warns():
     table = make_table(30)
     with pytest.warns(UserWarning):
         schema = infer_schema(table, i_understand_this_is_not_private=True)
-    synthesizer = TabularDPSynthesizer(schema, epochs=1, batch_size=31)
+    synthesizer = TabularDPSynthesizer(schema, epochs=1, batch_size=31, count_fraction=0)
     # The warning comes first; the batch size larger than the table then stops fit before any training.
     with pytest.warns(UserWarning, match="source='data'"), pytest.raises(ValueError, match="batch_size must be in"):
         synthesizer.fit(table, epsilon=1.0, delta=1e-5)
@@ -151,10 +160,31 @@ def test_gan_settings_adapt_to_the_table():
 
 
 def test_fit_uses_and_states_the_adaptive_settings():
-    synthesizer = TabularDPSynthesizer(SCHEMA, d_steps=12, generator_hidden=(8,), discriminator_hidden=(8,), seed=0)
+    synthesizer = TabularDPSynthesizer(SCHEMA, d_steps=12, generator_hidden=(8,), discriminator_hidden=(8,), seed=0,
+                                       count_fraction=0)
     synthesizer.fit(make_table(700), epsilon=2.0, delta=DELTA, verbose=0)
     statement = synthesizer.privacy_statement()
     settings = statement["settings"]
     assert settings["batch_size"] == 64 and settings["adaptive"] == ["epochs", "batch_size", "learning_rate"]
     assert statement["d_steps"] == settings["epochs"] * round(700 / 64) == 11
     assert statement["sampling_probability"] == pytest.approx(64 / 700) and statement["epsilon"] <= 2.0
+    assert statement["num_examples"] == 700 and "declared public (count_fraction=0)" in statement["guarantee"]
+
+
+def test_the_number_of_rows_is_private_by_default(fitted):
+    # The statement publishes a noisy count charged to the ledger, never the exact N (as DP-MERF and AIM).
+    statement = fitted.privacy_statement()
+    assert "num_examples" not in statement and "treated as public" not in statement["guarantee"]
+    first = statement["ledger"]["phases"][0]
+    assert first["release"]["event"] == "GaussianDpEvent" and "noisy count of the rows" in first["description"]
+    assert statement["num_rows_estimate"] == fitted.num_rows_estimate_ and statement["expected_batch_size"] == BATCH
+    with pytest.raises(ValueError, match=r"count_fraction must be in \[0, 1\)"):
+        TabularDPSynthesizer(SCHEMA, count_fraction=1.0)
+
+
+def test_a_fixed_sampling_seed_is_its_own_argument_and_says_what_it_costs():
+    synthesizer = TabularDPSynthesizer(SCHEMA, epochs=1, batch_size=20, generator_hidden=(4,),
+                                       discriminator_hidden=(4,), seed=0, sampling_seed=1, count_fraction=0)
+    with pytest.warns(UserWarning, match="does not hold against anyone who knows it"):
+        synthesizer.fit(make_table(40), epsilon=5.0, delta=DELTA, verbose=0)
+    assert not synthesizer.privacy_statement()["sampling_seeding"].startswith("secret")
