@@ -138,7 +138,7 @@ def main(argv):
                                 normalization=None if FLAGS.g_normalization == "none" else FLAGS.g_normalization)
     discriminator = dcgan_discriminator(image_shape=(28, 28, 1), num_classes=_NUM_CLASSES, width=FLAGS.d_width,
                                         projection=FLAGS.d_projection)
-    gan_options = dict(num_examples=len(x_train), expected_batch_size=FLAGS.batch_size, n_critic=FLAGS.n_critic,
+    gan_options = dict(expected_batch_size=FLAGS.batch_size, n_critic=FLAGS.n_critic,
                        l2_norm_clip=FLAGS.l2_norm_clip, ema_decay=FLAGS.ema_decay or None, seed=FLAGS.seed,
                        noise_seed=FLAGS.noise_seed)
     results = {"preset": FLAGS.preset, "warm_start_fraction": FLAGS.warm_start_fraction}
@@ -154,7 +154,9 @@ def main(argv):
         results["release_seconds"] = round(time.perf_counter() - start, 1)
         gan = warm_started_dpgan(source, discriminator, **gan_options)
     else:
-        gan = DPGAN(generator, discriminator, noise_multiplier=None, num_classes=_NUM_CLASSES, **gan_options)
+        # MNIST's size is public knowledge; after a warm start the release's noisy count sizes the D steps.
+        gan = DPGAN(generator, discriminator, noise_multiplier=None, num_classes=_NUM_CLASSES,
+                    num_examples=len(x_train), **gan_options)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(FLAGS.d_learning_rate, beta_1=FLAGS.beta_1),
         g_optimizer=keras.optimizers.Adam(FLAGS.g_learning_rate, beta_1=FLAGS.beta_1),

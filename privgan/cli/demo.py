@@ -135,7 +135,7 @@ def main(argv):
     if use_gan:
         model = warm_started_dpgan(
             source, mlp_discriminator(input_shape=shape, num_classes=_NUM_CLASSES, hidden=(128, 128)),
-            num_examples=len(x_train), expected_batch_size=FLAGS.batch_size, n_critic=FLAGS.n_critic,
+            expected_batch_size=FLAGS.batch_size, n_critic=FLAGS.n_critic,
             ema_decay=0.99, seed=FLAGS.seed, noise_seed=FLAGS.noise_seed,
         )
         model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),

@@ -51,6 +51,16 @@ from privgan.dp.validation import check_private_model
 from privgan.models.emission import SyntheticSamplesMixin, check_labels
 
 
+# Where the size that sets q comes from, and what the statement says of it.
+NUM_EXAMPLES_SOURCES = ("public", "released")
+_SIZE_TEXT = {
+    "public": "The number of examples num_examples was declared public by the user (it sets the sampling "
+              "probability and is published here).",
+    "released": "The number of examples is private: num_examples is a noisy count released earlier in the "
+                "ledger, and only that count sized the training (sampling probability, steps per epoch).",
+}
+
+
 @keras.saving.register_keras_serializable(package="privgan")
 class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
     """A (conditional) GAN with a DP-SGD discriminator, trained with `fit` on Poisson-sampled data.
@@ -63,7 +73,9 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
         l2_norm_clip: clipping bound C of each real example's D gradient, > 0.
         noise_multiplier: sigma >= 0, or None to calibrate it in `fit` from the target epsilon and the
             planned number of D steps.
-        num_examples: N, the size of the private training set `fit` will receive.
+        num_examples: the size that sets the sampling probability q = expected_batch_size / num_examples:
+            the exact N of the private set `fit` will receive, declared public (the default), or a noisy
+            count released earlier in `ledger` (`num_examples_source="released"`), which keeps N private.
         expected_batch_size: q * N, the mean Poisson batch size of a D step (also the fake batch size,
             rounded).
         num_classes: None (unconditional) or the number of classes of the labels, >= 2.
@@ -75,6 +87,9 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
             for research only: the guarantee then does not hold against anyone who knows it.
         ledger: a `PrivacyLedger` of earlier DP training on the same data, composed with this model's
             steps; this model's samples and noise continue after it.
+        num_examples_source: "public" (num_examples is N, published in the statement, and `fit` checks
+            that x has that many rows) or "released" (num_examples is a noisy count charged in `ledger`;
+            `fit` takes any number of rows, and nothing but that count sizes the training).
         **kwargs: passed to `keras.Model`.
 
     Raises:
@@ -97,9 +112,15 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
         seed=None,
         noise_seed=None,
         ledger=None,
+        num_examples_source="public",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if num_examples_source not in NUM_EXAMPLES_SOURCES:
+            raise ValueError(f"num_examples_source must be one of {NUM_EXAMPLES_SOURCES}, got {num_examples_source!r}")
+        if num_examples_source == "released" and (ledger is None or not ledger.mechanism_runs):
+            raise ValueError('num_examples_source="released" needs the ledger in which the count was released')
+        self.num_examples_source = num_examples_source
         if noise_multiplier is not None:
             noise_multiplier = float32_at_least(float(noise_multiplier))
         # Validated with sigma 0 when sigma is still to be calibrated; `dp_config` is then unusable for
@@ -342,7 +363,7 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
         if x is None or isinstance(x, tf.data.Dataset):
             raise ValueError("DPGAN.fit needs the private data as arrays (it samples the batches itself)")
         x = np.asarray(x, dtype=np.float32)
-        if len(x) != self.dp_config.num_examples:
+        if self.num_examples_source == "public" and len(x) != self.dp_config.num_examples:
             raise ValueError(
                 f"x has {len(x)} rows but the model was made for num_examples={self.dp_config.num_examples}; "
                 "the sampling probability would be wrong"
@@ -384,6 +405,7 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
             "expected_batch_size": self.dp_config.expected_batch_size,
             "d_steps": ledger.total_steps,
             "num_examples": self.dp_config.num_examples,
+            "num_examples_source": self.num_examples_source,
             "conditional": self.conditional,
             "ledger": ledger.to_dict(),
             **self.randomness_policy(),
@@ -396,8 +418,9 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
                 "(per-example clipping to l2_norm_clip, Gaussian noise of std noise_multiplier * l2_norm_clip); "
                 "each D step is one PoissonSampledDpEvent(sampling_probability, GaussianDpEvent(noise_multiplier)) "
                 "composed over d_steps with dp-accounting. The generator and its samples are post-processing "
-                "of the private discriminators, so these samples carry the same guarantee. The number of "
-                "examples num_examples is treated as public. It assumes nothing else derived from the private "
+                "of the private discriminators, so these samples carry the same guarantee. "
+                + _SIZE_TEXT[self.num_examples_source]
+                + " It assumes nothing else derived from the private "
                 "data (hyper-parameters tuned on it, data-derived normalisation) was used or released, that "
                 "nobody knows the noise (see noise_seeding) or which examples each batch held (see "
                 "sampling_seeding), and it ignores floating-point effects: the noise's tails are cut at "
@@ -420,6 +443,7 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
             "seed": self.seed,
             "noise_seed": self.noise_seed,
             "ledger": self.prior_ledger.to_dict(),
+            "num_examples_source": self.num_examples_source,
         }
 
     @classmethod

@@ -8,18 +8,21 @@ the D steps for what the release left of the budget, its noise stream continues 
 position, and the statement of the final samples composes the release and every D step.
 """
 
+import math
+
 from privgan.models.dpgan import DPGAN
 
 
-def warm_started_dpgan(source, discriminator, *, num_examples, expected_batch_size, l2_norm_clip=1.0,
+def warm_started_dpgan(source, discriminator, *, expected_batch_size, num_examples=None, l2_norm_clip=1.0,
                        noise_multiplier=None, n_critic=1, **dpgan_kwargs):
     """Builds a DPGAN whose generator is `source.generator` and whose ledger continues `source`'s.
 
     Args:
         source: a fitted `MeanEmbeddingGenerator` (its release taken), conditional or not.
         discriminator: a built discriminator matching the generator's samples and conditioning.
-        num_examples: N, the size of the private set the DPGAN's `fit` will receive (the same data).
         expected_batch_size: expected Poisson batch size of a D step.
+        num_examples: None (default: N stays private; the release's noisy count of the examples, already
+            charged, sizes the D steps) or N, the exact size of the private set, declared public.
         l2_norm_clip: C of the D steps.
         noise_multiplier: sigma of the D steps, or None (default) to calibrate it in `fit` so that the
             release and the planned D steps together spend `fit`'s `target_epsilon`.
@@ -35,6 +38,11 @@ def warm_started_dpgan(source, discriminator, *, num_examples, expected_batch_si
     """
     if not source.has_released:
         raise ValueError("source must be fitted (its embedding released) before warm-starting a DPGAN from it")
+    size = {"num_examples": num_examples, "num_examples_source": "public"}
+    if num_examples is None:
+        # Post-processing of the release; at least the expected batch, so that q stays <= 1.
+        noisy = int(round(float(source.class_counts_.sum())))
+        size = {"num_examples": max(noisy, math.ceil(expected_batch_size), 1), "num_examples_source": "released"}
     return DPGAN(source.generator, discriminator, l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
-                 num_examples=num_examples, expected_batch_size=expected_batch_size, num_classes=source.num_classes,
+                 **size, expected_batch_size=expected_batch_size, num_classes=source.num_classes,
                  n_critic=n_critic, ledger=source.privacy_ledger, **dpgan_kwargs)

@@ -240,7 +240,7 @@ class TabularDPSynthesizer:
             temperature=self.temperature, seed=self.seed,
         )
         discriminator = tabular_discriminator(self.transformer, hidden=self.discriminator_hidden)
-        self.gan_ = _SizedDPGAN(
+        self.gan_ = DPGAN(
             generator,
             discriminator,
             l2_norm_clip=self.l2_norm_clip,
@@ -250,6 +250,8 @@ class TabularDPSynthesizer:
             n_critic=self.n_critic,
             seed=self.seed,
             ledger=ledger,
+            # Sized by the noisy count alone (fit takes the rows whatever their number), unless N is public.
+            num_examples_source="public" if self.count_fraction == 0 else "released",
         )
         # beta_1 = 0.5: the usual GAN setting (Radford et al. 2016), less momentum against a moving target.
         self.gan_.compile(
@@ -383,17 +385,3 @@ class TabularDPSynthesizer:
         """
         self._check_fitted()
         return write_synthetic(self, csv_path, rows=rows, conditions=conditions)
-
-
-class _SizedDPGAN(DPGAN):
-    """A DPGAN sized by a count other than len(x) (the noisy one): q = expected_batch_size / num_examples.
-
-    `DPGAN.fit` refuses data whose rows differ from `num_examples`, as it would otherwise be given a wrong
-    sampling probability by mistake; here the difference is the point: q, the steps per epoch and the
-    gradient divisor depend on the released count only. The Poisson sampler reads every row of x.
-    """
-
-    def _check_data(self, x, y):
-        if y is not None:
-            raise ValueError("the tabular DPGAN is unconditional")
-        return np.asarray(x, dtype=np.float32)

@@ -2,6 +2,8 @@
 
 import json
 
+import dp_accounting
+
 import keras
 import numpy as np
 import pytest
@@ -58,7 +60,7 @@ def test_statement_says_how_noise_and_sampling_were_seeded_and_that_n_is_public(
     statement = json.loads(path.read_text())
     assert statement["noise_seeding"].startswith("secret")
     assert statement["sampling_seeding"].startswith("secret")
-    assert "num_examples is treated as public" in statement["guarantee"]
+    assert "declared public" in statement["guarantee"] and statement["num_examples_source"] == "public"
     seeded = make_gan(noise_seed=1)
     seeded.fit(x, y, epochs=1, sampling_seed=2, verbose=0)
     report = seeded.privacy_report(delta=DELTA)
@@ -71,3 +73,25 @@ def test_fit_refuses_non_finite_samples():
     x[5, 2] = np.nan
     with pytest.raises(ValueError, match=r"NaN or infinity in 1 rows \(first: 5\)"):
         make_gan().fit(x, y, epochs=1, verbose=0)
+
+
+def test_a_released_count_sizes_a_dpgan_without_its_exact_n():
+    import keras
+
+    from privgan.accounting import PrivacyLedger
+    from privgan.models.architectures import mlp_discriminator, mlp_generator
+    from privgan.models.dpgan import DPGAN
+
+    generator, discriminator = mlp_generator(latent_dim=4, output_shape=(3,)), mlp_discriminator(input_shape=(3,))
+    with pytest.raises(ValueError, match="needs the ledger"):
+        DPGAN(generator, discriminator, l2_norm_clip=1.0, noise_multiplier=1.0, num_examples=50,
+              expected_batch_size=5, num_examples_source="released")
+    ledger = PrivacyLedger()
+    ledger.record_release(dp_accounting.GaussianDpEvent(10.0), description="a noisy count of the rows")
+    gan = DPGAN(generator, discriminator, l2_norm_clip=1.0, noise_multiplier=1.0, num_examples=50,
+                expected_batch_size=5, ledger=ledger, num_examples_source="released")
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    gan.fit(np.random.default_rng(0).normal(size=(47, 3)).astype("float32"), epochs=1, verbose=0)
+    statement = gan.privacy_report(delta=1e-5)
+    assert statement["num_examples"] == 50 and statement["num_examples_source"] == "released"
+    assert "number of examples is private" in statement["guarantee"]
