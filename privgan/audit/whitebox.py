@@ -2,7 +2,8 @@
 
 The audit runs the mechanism itself (by default `privgan.dp.private_gradients` on Poisson batches from
 `privgan.dp.poisson_batches`) with the noise multiplier, sampling probability and number of steps of
-a real run, on m canaries each included with probability 1/2 (see `privgan.audit.dirac`), lets the
+a real run, on m canaries each included with probability 1/2 (see `privgan.audit.dirac`; each canary's
+gradient may span L variables, so that a mechanism clipping each variable on its own shows), lets the
 auditor score every canary from all the intermediate noisy gradients, and turns the scores into two
 epsilon lower bounds, each at significance alpha, to compare with the accountant's epsilon:
 
@@ -59,6 +60,7 @@ class WhiteboxAuditResult:
         sampling_probability: q.
         steps: T.
         num_canaries: m.
+        canary_variables: L, the variables each canary's gradient spans.
         num_included: how many canaries were in the private dataset.
         one_run_canaries: the canaries behind the one-run bound.
         epsilon_lower_bound: the one-run bound (no independence assumption).
@@ -80,6 +82,7 @@ class WhiteboxAuditResult:
     sampling_probability: float
     steps: int
     num_canaries: int
+    canary_variables: int
     num_included: int
     one_run_canaries: int
     epsilon_lower_bound: float
@@ -107,7 +110,7 @@ class WhiteboxAuditResult:
         """A few readable lines: the accountant's epsilon, both lower bounds and their guesses."""
         lines = [
             f"white-box Dirac-canary audit: sigma={self.noise_multiplier:.4g}, q={self.sampling_probability:.4g}, "
-            f"T={self.steps}; accountant epsilon {self.epsilon:.3f} at delta={self.delta:g}",
+            f"T={self.steps}, canaries spanning {self.canary_variables} variable(s); accountant epsilon {self.epsilon:.3f} at delta={self.delta:g}",
             f"  one-run lower bound {self.epsilon_lower_bound:.3f} (confidence {1 - self.alpha:.0%}): "
             f"{self.num_correct}/{self.num_guesses} correct guesses over {self.one_run_canaries} canaries "
             f"({self.one_run_score})",
@@ -130,9 +133,10 @@ def _check_integer(name, value, *, low, high=math.inf):
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
-def _check_arguments(*, num_canaries, one_run_canaries, noise_multiplier, sampling_probability, steps,
-                     l2_norm_clip, delta, alpha, mechanism):
+def _check_arguments(*, num_canaries, one_run_canaries, canary_variables, noise_multiplier, sampling_probability,
+                     steps, l2_norm_clip, delta, alpha, mechanism, sampling_seed):
     _check_integer("num_canaries", num_canaries, low=2)
+    _check_integer("canary_variables", canary_variables, low=1)
     if one_run_canaries is not None:
         _check_integer("one_run_canaries", one_run_canaries, low=2, high=num_canaries)
     _check_integer("steps", steps, low=1)
@@ -146,6 +150,8 @@ def _check_arguments(*, num_canaries, one_run_canaries, noise_multiplier, sampli
         raise ValueError(f"delta must be in (0, 1), got {delta}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if sampling_seed is not None:
+        _check_integer("sampling_seed", sampling_seed, low=0, high=2**63 - 1)
     if not callable(mechanism):
         raise ValueError(f"mechanism must be a callable with private_gradients' signature, got {mechanism!r}")
 
@@ -170,6 +176,7 @@ def run_whitebox_audit(
     delta: float,
     num_canaries: int,
     one_run_canaries: int | None = None,
+    canary_variables: int = 1,
     l2_norm_clip: float = 1.0,
     background=None,
     alpha: float = 0.05,
@@ -177,6 +184,7 @@ def run_whitebox_audit(
     flag_fractions=DEFAULT_FLAG_FRACTIONS,
     mechanism=private_gradients,
     seed=None,
+    sampling_seed=None,
 ) -> WhiteboxAuditResult:
     """Audits a DP-SGD mechanism in one run with m Dirac canaries, each included with probability 1/2.
 
@@ -194,6 +202,10 @@ def run_whitebox_audit(
         num_canaries: m, >= 2 (10^4-10^5 for a meaningful bound at delta = 1e-5).
         one_run_canaries: how many canaries (the first ones) the one-run bound uses, in [2, m]; None:
             all. Around 10^4 is best at delta = 1e-5, as its delta term grows with m.
+        canary_variables: L >= 1, how many variables (separate layers) each canary's gradient spans, with
+            equal norm in each. For a correct mechanism the audit is the same for every L; a mechanism
+            that clips each variable's part separately (sensitivity sqrt(L) C) shows only with L > 1, more
+            clearly the larger L. The mechanism's work grows with m x L.
         l2_norm_clip: the clipping bound C, > 0.
         background: None, or an array (n, d) of background examples' gradients (see `dirac`).
         alpha: significance of each bound, in (0, 1).
@@ -201,8 +213,12 @@ def run_whitebox_audit(
         flag_fractions: fractions of the canaries to flag (see `independent_trials_bound`).
         mechanism: a callable with the signature of `privgan.dp.private_gradients`, the default; inject
             a different one to audit it (e.g. one of `privgan.audit.faults`).
-        seed: seed of the canaries' inclusion and of the Poisson sampling (None: fresh). The noise is
-            never seeded by the audit: the mechanism draws its own.
+        seed: seed of the canaries' inclusion and of the simulation that plans the guesses (None: fresh).
+            It never seeds the mechanism: the noise is the mechanism's own, and the Poisson sampling is
+            secret unless `sampling_seed` is given.
+        sampling_seed: None (the default: secret Poisson sampling from operating-system entropy, as the
+            accountant's epsilon assumes and as in training), or an int seed of the sampling, for
+            reproducing batches in research; the claimed epsilon does not hold against anyone who knows it.
 
     Returns:
         A `WhiteboxAuditResult`.
@@ -211,9 +227,10 @@ def run_whitebox_audit(
         ValueError: if an argument is out of range.
     """
     _check_arguments(
-        num_canaries=num_canaries, one_run_canaries=one_run_canaries, noise_multiplier=noise_multiplier,
+        num_canaries=num_canaries, one_run_canaries=one_run_canaries, canary_variables=canary_variables,
+        noise_multiplier=noise_multiplier,
         sampling_probability=sampling_probability, steps=steps, l2_norm_clip=l2_norm_clip, delta=delta,
-        alpha=alpha, mechanism=mechanism,
+        alpha=alpha, mechanism=mechanism, sampling_seed=sampling_seed,
     )
     scores = check_scores(scores)
     background = _check_background(background)
@@ -234,9 +251,10 @@ def run_whitebox_audit(
         sampling_probability=sampling_probability,
         steps=steps,
         l2_norm_clip=l2_norm_clip,
+        canary_variables=canary_variables,
         background=background,
         mechanism=mechanism,
-        sampling_seed=int(rng.integers(2**62)),
+        sampling_seed=sampling_seed,
     )
     seconds = time.perf_counter() - start
 
@@ -276,6 +294,7 @@ def run_whitebox_audit(
         sampling_probability=float(sampling_probability),
         steps=int(steps),
         num_canaries=int(num_canaries),
+        canary_variables=int(canary_variables),
         num_included=int(is_included.sum()),
         one_run_canaries=int(one_run_canaries),
         epsilon_lower_bound=float(bound),
