@@ -110,7 +110,8 @@ class WhiteboxAuditResult:
         """A few readable lines: the accountant's epsilon, both lower bounds and their guesses."""
         lines = [
             f"white-box Dirac-canary audit: sigma={self.noise_multiplier:.4g}, q={self.sampling_probability:.4g}, "
-            f"T={self.steps}, canaries spanning {self.canary_variables} variable(s); accountant epsilon {self.epsilon:.3f} at delta={self.delta:g}",
+            f"T={self.steps}, canaries spanning {self.canary_variables} variable(s); accountant epsilon "
+            f"{self.epsilon:.3f} at delta={self.delta:g}",
             f"  one-run lower bound {self.epsilon_lower_bound:.3f} (confidence {1 - self.alpha:.0%}): "
             f"{self.num_correct}/{self.num_guesses} correct guesses over {self.one_run_canaries} canaries "
             f"({self.one_run_score})",
