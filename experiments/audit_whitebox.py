@@ -136,6 +136,8 @@ def main(argv):
         mine = [run for run in runs if run["mechanism"] == name]
         summary_rows.append(
             f"| {name} | {epsilon:.3f} | {_mean_std([r['epsilon_lower_bound'] for r in mine])} | "
+            f"{_mean_std([r['gaussian_dp_mu_lower_bound'] for r in mine])} / "
+            f"{_mean_std([r['gaussian_dp_epsilon_lower_bound'] for r in mine])} | "
             f"{_mean_std([r['independent_trials_lower_bound'] for r in mine])} | {len(mine)} |"
         )
     run_rows = [
@@ -162,8 +164,12 @@ def main(argv):
         "adds independent noise per coordinate and samples examples independently, as DP-SGD does. Both at "
         f"confidence {1 - FLAGS.alpha:.0%}. Mechanisms: "
         + "; ".join(f"{name}: {MECHANISMS[name]}" for name in FLAGS.mechanisms)
-        + ".\n\n| mechanism | accountant epsilon | one-run lower bound | independent-trials lower bound | seeds |\n"
-        "|---|---|---|---|---|\n" + "\n".join(summary_rows)
+        + f". The f-DP one-run bound (Mahloujifar, Melis & Chaudhuri 2024) is the largest mu whose mu-Gaussian-DP "
+        f"claim the same canaries reject, to compare with mu = {runs[0]['claimed_mu']:.3f} of a Gaussian mechanism "
+        "with the accountant's epsilon, and its epsilon at delta (a bound for Gaussian-shaped privacy curves only)"
+        ".\n\n| mechanism | accountant epsilon | one-run lower bound | f-DP one-run mu / epsilon | "
+        "independent-trials lower bound | seeds |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(summary_rows)
         + "\n\n| mechanism | seed | one-run | correct/guesses | trials | included/flagged | AUC ("
         + ", ".join(runs[0]["auc"]) + ") | seconds |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(run_rows)
         + "\n\nThe one-run bound cannot exceed about 6 at delta = 1e-5 whatever the number of canaries (its "

@@ -12,6 +12,12 @@ epsilon lower bounds, each at significance alpha, to compare with the accountant
   2 m delta, so it is computed on a fixed subset of `one_run_canaries` canaries (the others, included
   independently of them, are just part of the mechanism for that bound). At delta = 1e-5 it cannot
   exceed about 6 for any m, even with every guess right.
+- `gaussian_dp_mu_lower_bound` and `gaussian_dp_epsilon_lower_bound`, the f-DP one-run bound of
+  Mahloujifar, Melis & Chaudhuri (2024) from the same scores (its own planned guesses): the largest mu
+  whose mu-Gaussian-DP claim is rejected, and its epsilon at delta. No 2 m delta term, so not capped;
+  but it refutes "the run is mu-GDP", which is stronger than (epsilon, delta)-DP, so its epsilon bounds
+  mechanisms with a Gaussian-shaped curve only (DP-SGD's is close to one); compare its mu with
+  `claimed_mu` rather than flag it.
 - `independent_trials_lower_bound`, Clopper-Pearson over the canaries as independent trials (Jagielski
   et al. 2020; Nasr et al. 2023 use one training run per trial): valid when the canaries' outcomes
   are independent, which a correct DP-SGD implementation guarantees here (independent noise per
@@ -29,10 +35,11 @@ import dataclasses
 import math
 import time
 
+import dp_accounting
 import numpy as np
 
 from privgan.accounting import epsilon as accountant_epsilon
-from privgan.audit.bounds import epsilon_lower_bound_one_run
+from privgan.audit.bounds import epsilon_lower_bound_one_run, gaussian_dp_lower_bound_one_run
 from privgan.audit.canaries import (
     DEFAULT_FLAG_FRACTIONS,
     independent_trials_bound,
@@ -67,6 +74,15 @@ class WhiteboxAuditResult:
         one_run_score: the score behind it.
         num_guesses: its guesses.
         num_correct: its correct guesses.
+        gaussian_dp_mu_lower_bound: the f-DP one-run bound (Mahloujifar, Melis & Chaudhuri 2024) on the
+            same canaries: the largest mu whose mu-Gaussian-DP claim the guesses reject.
+        gaussian_dp_epsilon_lower_bound: the epsilon at `delta` of that mu (a lower bound on epsilon for
+            mechanisms whose trade-off curve is Gaussian-shaped, not for every mechanism).
+        gaussian_dp_score: the score behind it.
+        gaussian_dp_guesses: its guesses (planned on the simulation for this bound).
+        gaussian_dp_correct: its correct guesses.
+        claimed_mu: the mu of a Gaussian mechanism with the accountant's epsilon at `delta`, to compare
+            with the f-DP bound's mu.
         independent_trials_lower_bound: the Clopper-Pearson bound over canaries as independent trials.
         trials_score: the score behind it.
         num_flagged: the canaries it flagged as included.
@@ -89,6 +105,12 @@ class WhiteboxAuditResult:
     one_run_score: str
     num_guesses: int
     num_correct: int
+    gaussian_dp_mu_lower_bound: float
+    gaussian_dp_epsilon_lower_bound: float
+    gaussian_dp_score: str
+    gaussian_dp_guesses: int
+    gaussian_dp_correct: int
+    claimed_mu: float
     independent_trials_lower_bound: float
     trials_score: str
     num_flagged: int
@@ -115,6 +137,10 @@ class WhiteboxAuditResult:
             f"  one-run lower bound {self.epsilon_lower_bound:.3f} (confidence {1 - self.alpha:.0%}): "
             f"{self.num_correct}/{self.num_guesses} correct guesses over {self.one_run_canaries} canaries "
             f"({self.one_run_score})",
+            f"  f-DP one-run bound: mu >= {self.gaussian_dp_mu_lower_bound:.3f} (accountant's epsilon as a Gaussian "
+            f"mechanism: mu {self.claimed_mu:.3f}), epsilon {self.gaussian_dp_epsilon_lower_bound:.3f} if the "
+            f"curve is Gaussian: {self.gaussian_dp_correct}/{self.gaussian_dp_guesses} correct "
+            f"({self.gaussian_dp_score})",
             f"  independent-trials lower bound {self.independent_trials_lower_bound:.3f}: "
             f"{self.true_positives}/{self.num_flagged} flagged canaries included, {self.num_included} of "
             f"{self.num_canaries} included ({self.trials_score})",
@@ -127,6 +153,11 @@ class WhiteboxAuditResult:
             lines.append("  WARNING: the independent-trials lower bound exceeds the accountant's epsilon: the "
                          "mechanism is not the DP-SGD mechanism it claims to be")
         return "\n".join(lines)
+
+
+def _gaussian_dp_epsilon(**counts):
+    # The f-DP one-run bound as one number (its epsilon at delta), to plan guesses and pick candidates.
+    return gaussian_dp_lower_bound_one_run(**counts)[1]
 
 
 def _check_integer(name, value, *, low, high=math.inf):
@@ -268,24 +299,32 @@ def run_whitebox_audit(
         sampling_probability=sampling_probability, steps=steps, seed=int(rng.integers(2**62)),
     )
     one_run_alpha = alpha / (2 * len(scores))
-    one_run, trials, auc = [], [], {}
+    one_run, gaussian, trials, auc = [], [], [], {}
     for name in scores:
-        planned = plan_one_run_guesses(simulated[name], simulated_included, delta=delta, alpha=one_run_alpha)
-        for num_top, num_bottom in (planned, (one_run_canaries // 2, one_run_canaries - one_run_canaries // 2)):
-            guesses, correct = one_run_guess_outcome(
-                all_scores[name][:one_run_canaries], is_included[:one_run_canaries], num_top=num_top,
-                num_bottom=num_bottom,
+        for bound_fn, candidates in ((epsilon_lower_bound_one_run, one_run), (_gaussian_dp_epsilon, gaussian)):
+            planned = plan_one_run_guesses(
+                simulated[name], simulated_included, delta=delta, alpha=one_run_alpha, bound_fn=bound_fn
             )
-            bound = epsilon_lower_bound_one_run(
-                num_canaries=one_run_canaries, num_guesses=guesses, num_correct=correct, delta=delta,
-                alpha=one_run_alpha,
-            )
-            one_run.append((bound, name, guesses, correct))
+            for num_top, num_bottom in (planned, (one_run_canaries // 2, one_run_canaries - one_run_canaries // 2)):
+                guesses, correct = one_run_guess_outcome(
+                    all_scores[name][:one_run_canaries], is_included[:one_run_canaries], num_top=num_top,
+                    num_bottom=num_bottom,
+                )
+                bound = bound_fn(
+                    num_canaries=one_run_canaries, num_guesses=guesses, num_correct=correct, delta=delta,
+                    alpha=one_run_alpha,
+                )
+                candidates.append((bound, name, guesses, correct))
         trials.append((*independent_trials_bound(
             all_scores[name], is_included, delta=delta, alpha=alpha / len(scores), flag_fractions=flag_fractions
         ), name))
         auc[name] = evaluate_attack(all_scores[name], is_included, attack=name).auc
     bound, one_run_score, guesses, correct = max(one_run, key=lambda candidate: candidate[0])
+    _, gaussian_score, gaussian_guesses, gaussian_correct = max(gaussian, key=lambda candidate: candidate[0])
+    gaussian_mu, gaussian_epsilon = gaussian_dp_lower_bound_one_run(
+        num_canaries=one_run_canaries, num_guesses=gaussian_guesses, num_correct=gaussian_correct, delta=delta,
+        alpha=one_run_alpha,
+    )
     trials_bound, flagged, true_positives, trials_score = max(trials, key=lambda candidate: candidate[0])
     return WhiteboxAuditResult(
         epsilon=float(claimed),
@@ -302,6 +341,12 @@ def run_whitebox_audit(
         one_run_score=one_run_score,
         num_guesses=int(guesses),
         num_correct=int(correct),
+        gaussian_dp_mu_lower_bound=gaussian_mu,
+        gaussian_dp_epsilon_lower_bound=gaussian_epsilon,
+        gaussian_dp_score=gaussian_score,
+        gaussian_dp_guesses=int(gaussian_guesses),
+        gaussian_dp_correct=int(gaussian_correct),
+        claimed_mu=float(1 / dp_accounting.get_sigma_gaussian(claimed, delta)),
         independent_trials_lower_bound=float(trials_bound),
         trials_score=trials_score,
         num_flagged=int(flagged),
