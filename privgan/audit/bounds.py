@@ -30,6 +30,12 @@ def _check_count(name, value, *, low, high):
         raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
 
 
+def _check_guess_counts(num_canaries, num_guesses, num_correct):
+    _check_count("num_canaries", num_canaries, low=1, high=math.inf)
+    _check_count("num_guesses", num_guesses, low=0, high=num_canaries)
+    _check_count("num_correct", num_correct, low=0, high=num_guesses)
+
+
 def _check_delta_alpha(delta, alpha):
     if not 0 <= delta < 1:
         raise ValueError(f"delta must be in [0, 1), got {delta}")
@@ -119,9 +125,7 @@ def one_run_p_value(
         TypeError: if a count is not an integer.
         ValueError: if a count, epsilon or delta is out of range.
     """
-    _check_count("num_canaries", num_canaries, low=1, high=math.inf)
-    _check_count("num_guesses", num_guesses, low=0, high=num_canaries)
-    _check_count("num_correct", num_correct, low=0, high=num_guesses)
+    _check_guess_counts(num_canaries, num_guesses, num_correct)
     if not epsilon >= 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     if not 0 <= delta < 1:
@@ -229,9 +233,7 @@ def gaussian_dp_lower_bound_one_run(
         TypeError: if a count is not an integer.
         ValueError: if a count, delta or alpha is out of range.
     """
-    _check_count("num_canaries", num_canaries, low=1, high=math.inf)
-    _check_count("num_guesses", num_guesses, low=0, high=num_canaries)
-    _check_count("num_correct", num_correct, low=0, high=num_guesses)
+    _check_guess_counts(num_canaries, num_guesses, num_correct)
     _check_delta_alpha(delta, alpha)
     if delta == 0:
         raise ValueError("delta must be in (0, 1) for the Gaussian-DP bound (its epsilon at delta = 0 is infinite)")
