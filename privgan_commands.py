@@ -1,4 +1,4 @@
-"""Console entry points of privgan's commands: privgan-budget, privgan-demo, privgan-synthesize.
+"""Console entry points of privgan's commands: privgan-audit, privgan-budget, privgan-demo, privgan-synthesize.
 
 They live outside the `privgan` package on purpose. Importing anything in `privgan` imports Keras and
 TensorFlow, and TensorFlow's C++ start-up writes its messages straight to the process's stderr during
@@ -98,6 +98,11 @@ def _run(command, *, uses_devices):
 def _help_requested():
     return any(argument in ("--help", "-help", "--helpshort", "-helpshort", "-h", "-?", "--helpfull")
                for argument in sys.argv[1:])
+
+
+def audit():
+    """`privgan-audit`: see `privgan.cli.audit`."""
+    _run("audit", uses_devices=True)
 
 
 def budget():

@@ -44,6 +44,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "privgan-audit=privgan_commands:audit",
             "privgan-budget=privgan_commands:budget",
             "privgan-demo=privgan_commands:demo",
             "privgan-synthesize=privgan_commands:synthesize",

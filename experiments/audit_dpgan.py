@@ -18,6 +18,7 @@ import sys
 import time
 
 from absl import app, flags
+from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
 flags.DEFINE_string("output_dir", "runs/audit_dpgan", "Where results.json, report.md and the plots go.")
@@ -37,7 +38,11 @@ flags.DEFINE_integer("latent_dim", 32, "Latent dimension.")
 flags.DEFINE_list("d_hidden", ["512", "256"], "Hidden widths of the MLP discriminator.")
 flags.DEFINE_list("g_hidden", ["256", "512", "1024"], "Hidden widths of the MLP generator (BatchNorm, ReLU).")
 flags.DEFINE_bool("reference", True, "Subtract the logit of a reference DPGAN trained without canaries.")
-flags.DEFINE_integer("seed", 0, "Seed of the subset, canaries, inclusion, initialisation and sampling (the DP noise is always secret).")
+flags.DEFINE_integer(
+    "seed", 0,
+    "Seed of the subset, canaries, inclusion and initialisation (the DP noise and the Poisson sampling are secret).",
+)
+define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 
 NUM_CLASSES = 10
@@ -61,9 +66,9 @@ def _load():
 
 
 def _trainer(target_epsilon):
-    """A `train(x, y, seed)` for a conditional DPGAN: sigma = 0 without a target, else calibrated to it."""
+    """A `train(x, y, seed, sampling_seed)` for a conditional DPGAN: sigma 0 without a target, else calibrated."""
 
-    def train(x, y, seed):
+    def train(x, y, seed, sampling_seed):
         import keras
 
         from privgan.models.architectures import mlp_discriminator, mlp_generator
@@ -86,7 +91,7 @@ def _trainer(target_epsilon):
                     g_optimizer=keras.optimizers.Adam(FLAGS.g_learning_rate, beta_1=0.5))
         epochs = FLAGS.non_private_epochs if target_epsilon is None else FLAGS.epochs
         gan.fit(x, y, epochs=epochs, target_epsilon=target_epsilon,
-                delta=None if target_epsilon is None else FLAGS.delta, sampling_seed=seed, verbose=0)
+                delta=None if target_epsilon is None else FLAGS.delta, sampling_seed=sampling_seed, verbose=0)
         return gan
 
     return train
@@ -102,13 +107,14 @@ def _run(name, target_epsilon, data):
     (x, y), (x_canaries, y_canaries) = data
     train = _trainer(target_epsilon)
     start = time.perf_counter()
-    # The reference never sees a canary and shares no seed with the audited run, so the guesses depend
-    # on the audited run only through its discriminator, as the one-run bound requires.
-    reference = train(x, y, seed=FLAGS.seed + 1) if FLAGS.reference else None
+    # The reference never sees a canary and shares no seed with the audited run (its batches are always
+    # secret), so the guesses depend on the audited run only through its discriminator, as the one-run
+    # bound requires.
+    reference = train(x, y, seed=FLAGS.seed + 1, sampling_seed=None) if FLAGS.reference else None
     models = []
 
     def train_and_keep(x, y):
-        models.append(train(x, y, seed=FLAGS.seed))
+        models.append(train(x, y, seed=FLAGS.seed, sampling_seed=FLAGS.sampling_seed))
         return models[-1]
 
     def score(gan, x, y):
@@ -209,7 +215,7 @@ def main(argv):
             "epochs": FLAGS.epochs,
             "non_private_epochs": FLAGS.non_private_epochs,
             "l2_norm_clip": FLAGS.l2_norm_clip,
-            "seed": FLAGS.seed,
+            "seed": FLAGS.seed, "sampling_seed": FLAGS.sampling_seed,
             "seconds": round(seconds, 1),
         },
         summary=summary,

@@ -4,11 +4,12 @@
 
 The MNIST DP-SGD schedule by default (N = 60000, expected batch 256, 60 epochs: q = 256/60000, T = 14040)
 with sigma calibrated to --epsilon at --delta. Each audit runs `privgan.dp.private_gradients` (secret
-noise) on Poisson batches of --num_canaries gradient-space canaries, each included with probability
-1/2, scores every canary from all the noisy steps and reports two lower bounds (see
-`privgan.audit.whitebox`): the one-run bound of Steinke et al. (2023) on --one_run_canaries of them,
-and the Clopper-Pearson bound over all canaries as independent trials. The same audit is run on
-deliberately broken mechanisms (`privgan.audit.faults`: half the noise, noise repeated every step),
+noise) on Poisson batches (secret unless --sampling_seed) of --num_canaries gradient-space canaries,
+each included with probability 1/2 and spanning --canary_variables variables, scores every canary
+from all the noisy steps and reports two lower bounds (see `privgan.audit.whitebox`): the one-run
+bound of Steinke et al. (2023) on --one_run_canaries of them, and the Clopper-Pearson bound over all
+canaries as independent trials. The same audit is run on deliberately broken mechanisms
+(`privgan.audit.faults`: half the noise, noise repeated every step, each variable clipped separately),
 which the accountant still charges at the full sigma. Writes results.json, report.md and
 epsilon_bounds.png to --output_dir.
 """
@@ -18,6 +19,7 @@ import sys
 import time
 
 from absl import app, flags
+from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_string("output_dir", "runs/audit_whitebox", "Where results.json, report.md and the plot go.")
 flags.DEFINE_float("epsilon", 8.0, "Target epsilon of the audited run (sigma is calibrated to it).")
@@ -26,18 +28,26 @@ flags.DEFINE_float("alpha", 0.05, "Significance of each lower bound (confidence 
 flags.DEFINE_integer("num_examples", 60000, "N of the audited run (q = batch_size / N).")
 flags.DEFINE_integer("batch_size", 256, "Expected batch size of the audited run.")
 flags.DEFINE_integer("steps", 14040, "T of the audited run (MNIST DP-SGD: 60 epochs of round(60000 / 256) steps).")
-flags.DEFINE_integer("num_canaries", 100000, "m, Dirac canaries (one coordinate each).")
+flags.DEFINE_integer("num_canaries", 100000, "m, Dirac canaries.")
+flags.DEFINE_integer(
+    "canary_variables", 1,
+    "L, variables (layers) each canary's gradient spans, with equal norm in each (one coordinate per variable): "
+    "per_variable_clipping shows only with L > 1; the mechanism's work grows with m x L.",
+)
 flags.DEFINE_integer("one_run_canaries", 10000, "Canaries behind the one-run bound (its delta term grows with m).")
 flags.DEFINE_integer("num_background", 0, "MNIST training images added as background examples (needs --data_dir).")
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files, for --num_background.")
 flags.DEFINE_list("mechanisms", ["correct", "halved_noise", "repeated_noise"], "Mechanisms to audit.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Audit seeds (canary inclusion and sampling; the noise is secret).")
+flags.DEFINE_list("seeds", ["0", "1", "2"],
+                  "Audit seeds (canary inclusion; the noise and the Poisson sampling are secret).")
+define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 
 MECHANISMS = {
     "correct": "privgan.dp.private_gradients",
     "halved_noise": "noise_multiplier / 2 while the accountant charges the full sigma",
     "repeated_noise": "the same noise vector at every step (a fixed stateless seed)",
+    "per_variable_clipping": "each variable's part of a gradient clipped to C on its own (sensitivity sqrt(L) C)",
 }
 
 
@@ -46,7 +56,8 @@ def _mechanism(name):
     from privgan.dp import private_gradients
 
     return {"correct": private_gradients, "halved_noise": faults.halved_noise(),
-            "repeated_noise": faults.repeated_noise()}[name]
+            "repeated_noise": faults.repeated_noise(),
+            "per_variable_clipping": faults.per_variable_clipping()}[name]
 
 
 def _background():
@@ -111,8 +122,8 @@ def main(argv):
             result = run_whitebox_audit(
                 noise_multiplier=noise_multiplier, sampling_probability=sampling_probability, steps=steps,
                 delta=FLAGS.delta, alpha=FLAGS.alpha, num_canaries=FLAGS.num_canaries,
-                one_run_canaries=FLAGS.one_run_canaries, background=background, mechanism=_mechanism(name),
-                seed=seed,
+                one_run_canaries=FLAGS.one_run_canaries, canary_variables=FLAGS.canary_variables,
+                background=background, mechanism=_mechanism(name), seed=seed, sampling_seed=FLAGS.sampling_seed,
             )
             print(f"[{name}, seed {seed}] {result.summary()}", flush=True)
             runs.append({"mechanism": name, "seed": seed, **dataclasses.asdict(result)})
@@ -125,6 +136,8 @@ def main(argv):
         mine = [run for run in runs if run["mechanism"] == name]
         summary_rows.append(
             f"| {name} | {epsilon:.3f} | {_mean_std([r['epsilon_lower_bound'] for r in mine])} | "
+            f"{_mean_std([r['gaussian_dp_mu_lower_bound'] for r in mine])} / "
+            f"{_mean_std([r['gaussian_dp_epsilon_lower_bound'] for r in mine])} | "
             f"{_mean_std([r['independent_trials_lower_bound'] for r in mine])} | {len(mine)} |"
         )
     run_rows = [
@@ -135,8 +148,10 @@ def main(argv):
         for r in runs
     ]
     summary = (
-        f"White-box audit of `privgan.dp.private_gradients` (Poisson batches, secret noise) with "
-        f"{FLAGS.num_canaries} Dirac canaries (gradient C e_j on a coordinate no other example touches), each "
+        "White-box audit of `privgan.dp.private_gradients` (secret noise; Poisson batches "
+        + ("secret" if FLAGS.sampling_seed is None else "from a fixed sampling seed") + ") with "
+        f"{FLAGS.num_canaries} Dirac canaries (each with its own coordinate, no other example touches it, in "
+        f"each of {FLAGS.canary_variables} variable(s), its gradient's norm spread evenly over them), each "
         f"included with probability 1/2, at the schedule of a real run: N = {FLAGS.num_examples}, expected batch "
         f"{FLAGS.batch_size} (q = {sampling_probability:.6f}), T = {steps} steps, sigma = "
         f"{noise_multiplier:.4f} calibrated to epsilon = {FLAGS.epsilon:g} at delta = {FLAGS.delta:g}"
@@ -149,8 +164,12 @@ def main(argv):
         "adds independent noise per coordinate and samples examples independently, as DP-SGD does. Both at "
         f"confidence {1 - FLAGS.alpha:.0%}. Mechanisms: "
         + "; ".join(f"{name}: {MECHANISMS[name]}" for name in FLAGS.mechanisms)
-        + ".\n\n| mechanism | accountant epsilon | one-run lower bound | independent-trials lower bound | seeds |\n"
-        "|---|---|---|---|---|\n" + "\n".join(summary_rows)
+        + f". The f-DP one-run bound (Mahloujifar, Melis & Chaudhuri 2024) is the largest mu whose mu-Gaussian-DP "
+        f"claim the same canaries reject, to compare with mu = {runs[0]['claimed_mu']:.3f} of a Gaussian mechanism "
+        "with the accountant's epsilon, and its epsilon at delta (a bound for Gaussian-shaped privacy curves only)"
+        ".\n\n| mechanism | accountant epsilon | one-run lower bound | f-DP one-run mu / epsilon | "
+        "independent-trials lower bound | seeds |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(summary_rows)
         + "\n\n| mechanism | seed | one-run | correct/guesses | trials | included/flagged | AUC ("
         + ", ".join(runs[0]["auc"]) + ") | seconds |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(run_rows)
         + "\n\nThe one-run bound cannot exceed about 6 at delta = 1e-5 whatever the number of canaries (its "
@@ -170,6 +189,8 @@ def main(argv):
             "sampling_probability": sampling_probability,
             "steps": steps,
             "num_canaries": FLAGS.num_canaries,
+            "canary_variables": FLAGS.canary_variables,
+            "sampling_seed": FLAGS.sampling_seed,
             "one_run_canaries": FLAGS.one_run_canaries,
             "num_background": FLAGS.num_background,
             "seconds": round(seconds, 1),

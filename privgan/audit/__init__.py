@@ -7,6 +7,7 @@ bound, to audit a privacy claim and to catch bugs in DP code (a lower bound abov
 from privgan.audit.bounds import (
     epsilon_lower_bound_clopper_pearson,
     epsilon_lower_bound_one_run,
+    gaussian_dp_lower_bound_one_run,
     one_run_p_value,
 )
 from privgan.audit.canaries import (
@@ -47,6 +48,7 @@ __all__ = [
     "epsilon_lower_bound_clopper_pearson",
     "epsilon_lower_bound_one_run",
     "evaluate_attack",
+    "gaussian_dp_lower_bound_one_run",
     "independent_trials_bound",
     "lira_attack",
     "logit_confidence",

@@ -8,10 +8,17 @@ are hypothesis tests of the claim "the run is (epsilon, delta)-DP" at significan
   independent trials, each giving a true/false positive; exact binomial confidence intervals.
 - `epsilon_lower_bound_one_run` (Steinke, Nasr & Jagielski 2023): one training run with m canaries,
   each included independently with probability 1/2; the auditor guesses some of them.
+- `gaussian_dp_lower_bound_one_run` (Mahloujifar, Melis & Chaudhuri 2024, "Auditing f-Differential
+  Privacy in One Run"): the same guesses tested against the trade-off curve of mu-Gaussian DP instead
+  of (epsilon, delta)-DP. It has no 2 m delta term, so it is not capped near 6 at delta = 1e-5, and it is
+  tighter for mechanisms whose curve is Gaussian-shaped, as DP-SGD's nearly is; but it refutes "the
+  run is mu-GDP", a stronger claim than (epsilon, delta)-DP: the epsilon it reports (the epsilon at
+  delta of the rejected mu) is a lower bound for mechanisms with a Gaussian curve only.
 """
 
 import math
 
+import dp_accounting
 import numpy as np
 from scipy import optimize, special, stats
 
@@ -21,6 +28,12 @@ def _check_count(name, value, *, low, high):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if not low <= value <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+
+
+def _check_guess_counts(num_canaries, num_guesses, num_correct):
+    _check_count("num_canaries", num_canaries, low=1, high=math.inf)
+    _check_count("num_guesses", num_guesses, low=0, high=num_canaries)
+    _check_count("num_correct", num_correct, low=0, high=num_guesses)
 
 
 def _check_delta_alpha(delta, alpha):
@@ -112,9 +125,7 @@ def one_run_p_value(
         TypeError: if a count is not an integer.
         ValueError: if a count, epsilon or delta is out of range.
     """
-    _check_count("num_canaries", num_canaries, low=1, high=math.inf)
-    _check_count("num_guesses", num_guesses, low=0, high=num_canaries)
-    _check_count("num_correct", num_correct, low=0, high=num_guesses)
+    _check_guess_counts(num_canaries, num_guesses, num_correct)
     if not epsilon >= 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     if not 0 <= delta < 1:
@@ -171,3 +182,72 @@ def epsilon_lower_bound_one_run(
     while margin(high) > 0:
         low, high = high, 2 * high
     return float(optimize.brentq(margin, low, high, xtol=1e-9))
+
+
+def _gaussian_dp_margin(*, num_canaries, num_guesses, num_correct, mu, alpha):
+    """Positive when v correct guesses out of r reject "the run is mu-GDP" at significance alpha.
+
+    The numerical test of Mahloujifar, Melis & Chaudhuri (2024): under an f-DP mechanism, walk down from
+    v correct guesses to 0 with r_i (probability mass of runs with i correct guesses among the
+    rejected ones) and h_i (that of their wrong guesses), starting at r_v = alpha v / m and
+    h_v = alpha (r - v) / m, with
+
+        h_i = max(h_{i+1}, blow_up_inverse(r_{i+1})),  r_i = r_{i+1} + i / (r - i) (h_i - h_{i+1}),
+
+    where blow_up_inverse(x) = Phi(Phi^-1(x) - mu) for mu-GDP (two hypotheses: the canary's bit). The
+    claim is consistent with the observation iff r_0 + h_0 <= r / m.
+    """
+    ratio_mass = alpha * num_correct / num_canaries
+    wrong_mass = alpha * (num_guesses - num_correct) / num_canaries
+    for i in range(num_correct - 1, -1, -1):
+        blown = float(special.ndtr(special.ndtri(ratio_mass) - mu))
+        if blown <= wrong_mass:
+            break  # h stays, so r stays: nothing changes from here down
+        # r can only reach 1 when the claim is already rejected; capping keeps Phi^-1 finite.
+        ratio_mass = min(ratio_mass + i / (num_guesses - i) * (blown - wrong_mass), 1.0)
+        wrong_mass = blown
+    return ratio_mass + wrong_mass - num_guesses / num_canaries
+
+
+def gaussian_dp_lower_bound_one_run(
+    *, num_canaries: int, num_guesses: int, num_correct: int, delta: float, alpha: float = 0.05
+) -> tuple:
+    """Lower bounds on mu (Gaussian DP) and on its epsilon from one run (Mahloujifar, Melis & Chaudhuri 2024).
+
+    The largest mu whose mu-GDP claim is rejected at significance alpha by v correct guesses out of r
+    on m canaries, each included independently with probability 1/2 (the guesses may say "included"
+    or "excluded", as for `epsilon_lower_bound_one_run`), and the epsilon at `delta` of a mu-GDP
+    mechanism (a Gaussian mechanism with noise multiplier 1 / mu), from dp-accounting.
+
+    Args:
+        num_canaries: m, the number of canaries, >= 1.
+        num_guesses: r, guesses made (abstentions excluded), in [0, m].
+        num_correct: v, correct guesses, in [0, r].
+        delta: the delta of the reported epsilon, in (0, 1).
+        alpha: significance, in (0, 1).
+
+    Returns:
+        `(mu, epsilon)`, both >= 0 (0 when even mu -> 0 is not rejected).
+
+    Raises:
+        TypeError: if a count is not an integer.
+        ValueError: if a count, delta or alpha is out of range.
+    """
+    _check_guess_counts(num_canaries, num_guesses, num_correct)
+    _check_delta_alpha(delta, alpha)
+    if delta == 0:
+        raise ValueError("delta must be in (0, 1) for the Gaussian-DP bound (its epsilon at delta = 0 is infinite)")
+
+    def margin(mu):
+        return _gaussian_dp_margin(
+            num_canaries=num_canaries, num_guesses=num_guesses, num_correct=num_correct, mu=mu, alpha=alpha
+        )
+
+    if num_correct == 0 or margin(1e-9) <= 0:
+        return 0.0, 0.0
+    low, high = 1e-9, 1.0
+    # As mu grows the blow-up inverse vanishes and r_0 + h_0 falls to alpha r / m < r / m, so this ends.
+    while margin(high) > 0:
+        low, high = high, 2 * high
+    mu = float(optimize.brentq(margin, low, high, xtol=1e-9))
+    return mu, float(dp_accounting.get_epsilon_gaussian(1 / mu, delta))

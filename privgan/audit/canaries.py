@@ -174,7 +174,9 @@ def one_run_guess_outcome(scores, is_included, *, num_top: int, num_bottom: int)
     return num_top + num_bottom, correct
 
 
-def plan_one_run_guesses(scores, is_included, *, delta, alpha=0.05, fractions=PLAN_GUESS_FRACTIONS):
+def plan_one_run_guesses(
+    scores, is_included, *, delta, alpha=0.05, fractions=PLAN_GUESS_FRACTIONS, bound_fn=epsilon_lower_bound_one_run
+):
     """The numbers of top and bottom guesses that give the best one-run bound on `scores`.
 
     Meant for scores simulated from the claimed mechanism before the audit: guesses planned from public
@@ -188,6 +190,9 @@ def plan_one_run_guesses(scores, is_included, *, delta, alpha=0.05, fractions=PL
         alpha: the significance the real audit will use, in (0, 1).
         fractions: candidate fractions of m in (0, 1] for either end; each pair (and no bottom guess)
             is tried.
+        bound_fn: the bound to maximise, called with keyword arguments num_canaries, num_guesses,
+            num_correct, delta and alpha and returning a number: `epsilon_lower_bound_one_run` (the
+            default) or another one-run bound.
 
     Returns:
         `(num_top, num_bottom)`.
@@ -205,7 +210,7 @@ def plan_one_run_guesses(scores, is_included, *, delta, alpha=0.05, fractions=PL
             if num_top + num_bottom > num_canaries:
                 continue
             guesses, correct = one_run_guess_outcome(scores, is_included, num_top=num_top, num_bottom=num_bottom)
-            bound = epsilon_lower_bound_one_run(
+            bound = bound_fn(
                 num_canaries=num_canaries, num_guesses=guesses, num_correct=correct, delta=delta, alpha=alpha
             )
             if best is None or bound > best[0]:

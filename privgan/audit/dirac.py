@@ -2,7 +2,15 @@
 
 Canary j is an example whose gradient is a multiple of the unit vector e_j of a parameter vector w
 that no other example touches (Nasr et al. 2021, 2023; Steinke, Nasr & Jagielski 2023): its loss is
-linear, c * w_j, so the mechanism clips its gradient to exactly C in coordinate j. Optional background
+linear, c * w_j, so the mechanism clips its gradient to exactly C in coordinate j. With L > 1 canary
+variables w^1..w^L (separate layers), canary j's loss is c * (w^1_j + ... + w^L_j): its gradient has the
+same norm in each variable, 2C there, so a correct mechanism clips the whole to C (C / sqrt(L) per
+variable) while one that clips each variable's part on its own lets through C per variable, sqrt(L) C in
+all (the bug of a per-layer clipping rule that forgets the global norm). The observation of canary j is
+the sum of its L coordinates divided by sqrt(L): for a correct mechanism it has exactly the one-variable
+canary's distribution (the L noises average to one of the same variance), so the scores below, and the
+audit's power against every other fault, are unchanged; per-variable clipping multiplies its mean by
+sqrt(L). Optional background
 examples have linear losses <v, x_i> on a separate parameter vector v, so their gradients x_i never
 reach a canary's coordinate. The loss being linear, the gradient does not depend on the parameters and
 no update needs to be applied: the auditor sees every step's privatised gradient (the update, up to the
@@ -27,8 +35,9 @@ import tensorflow as tf
 
 from privgan.dp import poisson_batches, private_gradients
 
-# A canary's raw gradient norm, in units of C: above 1, so that the mechanism has to clip it (a mechanism
-# that does not would show a larger step in the canary's coordinate).
+# A canary's raw gradient norm in each of its variables, in units of C: above 1, so that the mechanism has to
+# clip it (a mechanism that does not would show a larger step in the canary's coordinates), even one that
+# clips each variable on its own.
 CANARY_GRADIENT_NORM = 2.0
 
 
@@ -125,6 +134,7 @@ def dirac_canary_scores(
     sampling_probability: float,
     steps: int,
     l2_norm_clip: float = 1.0,
+    canary_variables: int = 1,
     background=None,
     mechanism=private_gradients,
     sampling_seed=None,
@@ -143,11 +153,14 @@ def dirac_canary_scores(
         sampling_probability: Poisson sampling probability q, in (0, 1].
         steps: number of DP-SGD steps T, >= 1.
         l2_norm_clip: the clipping bound C, > 0.
+        canary_variables: L >= 1, how many variables (separate layers) each canary's gradient spans,
+            with equal norm in each; L > 1 exposes a mechanism that clips each variable separately.
         background: None, or an array (n, d) of background examples' gradients x_i (losses <v, x_i>).
         mechanism: a callable with the signature of `privgan.dp.private_gradients` (the default);
             called as `mechanism(loss_fn, variables, batch, l2_norm_clip=..., noise_multiplier=...,
             expected_batch_size=...)`.
-        sampling_seed: seed of the Poisson sampling (None: fresh from the operating system).
+        sampling_seed: seed of the Poisson sampling (None, the default: secret, from the operating system,
+            as the claimed epsilon assumes).
 
     Returns:
         A dict from every name in `SCORES` to an array of shape (m,), higher = more likely included.
@@ -157,17 +170,25 @@ def dirac_canary_scores(
     num_background = 0 if background is None else len(background)
     expected_batch_size = sampling_probability * (num_background + num_canaries / 2)
 
-    canary_layer = keras.layers.Embedding(num_canaries, 1, embeddings_initializer="zeros")
-    canary_layer.build((None,))
-    variables = [canary_layer.embeddings]
+    if isinstance(canary_variables, bool) or not isinstance(canary_variables, (int, np.integer)) \
+            or canary_variables < 1:
+        raise ValueError(f"canary_variables must be an integer >= 1, got {canary_variables!r}")
+    canary_layers = [
+        keras.layers.Embedding(num_canaries, 1, embeddings_initializer="zeros") for _ in range(canary_variables)
+    ]
+    for layer in canary_layers:
+        layer.build((None,))
+    variables = [layer.embeddings for layer in canary_layers]
     if background is not None:
         background_layer = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")
         background_layer.build((None, background.shape[1]))
         variables.append(background_layer.kernel)
-    canary_norm = CANARY_GRADIENT_NORM * l2_norm_clip
+    # Each canary's gradient: 2C in its coordinate of every canary variable (2 sqrt(L) C in all).
+    canary_weight = CANARY_GRADIENT_NORM * l2_norm_clip
 
     def per_example_loss(batch):
-        losses = canary_norm * batch["scale"] * canary_layer(batch["index"])[:, 0]
+        weights = tf.add_n([layer(batch["index"])[:, 0] for layer in canary_layers])
+        losses = canary_weight * batch["scale"] * weights
         if background is not None:
             losses += background_layer(batch["features"])[:, 0]
         return losses
@@ -178,8 +199,9 @@ def dirac_canary_scores(
         steps=steps,
         seed=sampling_seed,
     )
-    # Observations in units where an included, sampled canary adds 1 to its coordinate.
-    to_observation = expected_batch_size / l2_norm_clip
+    # Observations in units where an included, sampled canary adds 1 (its L coordinates' sum / sqrt(L))
+    # through a correct mechanism.
+    to_observation = expected_batch_size / (l2_norm_clip * math.sqrt(canary_variables))
 
     claimed = {"noise_multiplier": noise_multiplier, "sampling_probability": sampling_probability}
 
@@ -195,7 +217,8 @@ def dirac_canary_scores(
                 noise_multiplier=noise_multiplier,
                 expected_batch_size=expected_batch_size,
             )
-            state = _add_step(state, gradients[0][:, 0] * to_observation, **claimed)
+            coordinates = tf.add_n([gradient[:, 0] for gradient in gradients[:canary_variables]])
+            state = _add_step(state, coordinates * to_observation, **claimed)
         return _named(state)
 
     return {name: score.numpy() for name, score in run().items()}

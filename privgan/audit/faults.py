@@ -40,3 +40,19 @@ def repeated_noise(mechanism=private_gradients, *, seed: int = 0):
         ]
 
     return broken
+
+
+def per_variable_clipping(mechanism=private_gradients):
+    """A mechanism that clips each variable's part of an example's gradient to C on its own.
+
+    Each variable gets the noise it should (sigma C per coordinate), but an example whose gradient spans
+    L variables moves the update by up to sqrt(L) C instead of C: the bug of a per-layer clipping rule
+    that bounds its own layer's norm instead of contributing to the example's global norm. Canaries
+    that touch one variable cannot see it (for them it is the correct mechanism); canaries spread over
+    several (`run_whitebox_audit(canary_variables=...)`) can.
+    """
+
+    def broken(per_example_loss_fn, variables, batch, **kwargs):
+        return [mechanism(per_example_loss_fn, [variable], batch, **kwargs)[0] for variable in variables]
+
+    return broken

@@ -2,7 +2,8 @@
 
 The audit runs the mechanism itself (by default `privgan.dp.private_gradients` on Poisson batches from
 `privgan.dp.poisson_batches`) with the noise multiplier, sampling probability and number of steps of
-a real run, on m canaries each included with probability 1/2 (see `privgan.audit.dirac`), lets the
+a real run, on m canaries each included with probability 1/2 (see `privgan.audit.dirac`; each canary's
+gradient may span L variables, so that a mechanism clipping each variable on its own shows), lets the
 auditor score every canary from all the intermediate noisy gradients, and turns the scores into two
 epsilon lower bounds, each at significance alpha, to compare with the accountant's epsilon:
 
@@ -11,6 +12,12 @@ epsilon lower bounds, each at significance alpha, to compare with the accountant
   2 m delta, so it is computed on a fixed subset of `one_run_canaries` canaries (the others, included
   independently of them, are just part of the mechanism for that bound). At delta = 1e-5 it cannot
   exceed about 6 for any m, even with every guess right.
+- `gaussian_dp_mu_lower_bound` and `gaussian_dp_epsilon_lower_bound`, the f-DP one-run bound of
+  Mahloujifar, Melis & Chaudhuri (2024) from the same scores (its own planned guesses): the largest mu
+  whose mu-Gaussian-DP claim is rejected, and its epsilon at delta. No 2 m delta term, so not capped;
+  but it refutes "the run is mu-GDP", which is stronger than (epsilon, delta)-DP, so its epsilon bounds
+  mechanisms with a Gaussian-shaped curve only (DP-SGD's is close to one); compare its mu with
+  `claimed_mu` rather than flag it.
 - `independent_trials_lower_bound`, Clopper-Pearson over the canaries as independent trials (Jagielski
   et al. 2020; Nasr et al. 2023 use one training run per trial): valid when the canaries' outcomes
   are independent, which a correct DP-SGD implementation guarantees here (independent noise per
@@ -28,10 +35,11 @@ import dataclasses
 import math
 import time
 
+import dp_accounting
 import numpy as np
 
 from privgan.accounting import epsilon as accountant_epsilon
-from privgan.audit.bounds import epsilon_lower_bound_one_run
+from privgan.audit.bounds import epsilon_lower_bound_one_run, gaussian_dp_lower_bound_one_run
 from privgan.audit.canaries import (
     DEFAULT_FLAG_FRACTIONS,
     independent_trials_bound,
@@ -59,12 +67,22 @@ class WhiteboxAuditResult:
         sampling_probability: q.
         steps: T.
         num_canaries: m.
+        canary_variables: L, the variables each canary's gradient spans.
         num_included: how many canaries were in the private dataset.
         one_run_canaries: the canaries behind the one-run bound.
         epsilon_lower_bound: the one-run bound (no independence assumption).
         one_run_score: the score behind it.
         num_guesses: its guesses.
         num_correct: its correct guesses.
+        gaussian_dp_mu_lower_bound: the f-DP one-run bound (Mahloujifar, Melis & Chaudhuri 2024) on the
+            same canaries: the largest mu whose mu-Gaussian-DP claim the guesses reject.
+        gaussian_dp_epsilon_lower_bound: the epsilon at `delta` of that mu (a lower bound on epsilon for
+            mechanisms whose trade-off curve is Gaussian-shaped, not for every mechanism).
+        gaussian_dp_score: the score behind it.
+        gaussian_dp_guesses: its guesses (planned on the simulation for this bound).
+        gaussian_dp_correct: its correct guesses.
+        claimed_mu: the mu of a Gaussian mechanism with the accountant's epsilon at `delta`, to compare
+            with the f-DP bound's mu.
         independent_trials_lower_bound: the Clopper-Pearson bound over canaries as independent trials.
         trials_score: the score behind it.
         num_flagged: the canaries it flagged as included.
@@ -80,12 +98,19 @@ class WhiteboxAuditResult:
     sampling_probability: float
     steps: int
     num_canaries: int
+    canary_variables: int
     num_included: int
     one_run_canaries: int
     epsilon_lower_bound: float
     one_run_score: str
     num_guesses: int
     num_correct: int
+    gaussian_dp_mu_lower_bound: float
+    gaussian_dp_epsilon_lower_bound: float
+    gaussian_dp_score: str
+    gaussian_dp_guesses: int
+    gaussian_dp_correct: int
+    claimed_mu: float
     independent_trials_lower_bound: float
     trials_score: str
     num_flagged: int
@@ -107,10 +132,15 @@ class WhiteboxAuditResult:
         """A few readable lines: the accountant's epsilon, both lower bounds and their guesses."""
         lines = [
             f"white-box Dirac-canary audit: sigma={self.noise_multiplier:.4g}, q={self.sampling_probability:.4g}, "
-            f"T={self.steps}; accountant epsilon {self.epsilon:.3f} at delta={self.delta:g}",
+            f"T={self.steps}, canaries spanning {self.canary_variables} variable(s); accountant epsilon "
+            f"{self.epsilon:.3f} at delta={self.delta:g}",
             f"  one-run lower bound {self.epsilon_lower_bound:.3f} (confidence {1 - self.alpha:.0%}): "
             f"{self.num_correct}/{self.num_guesses} correct guesses over {self.one_run_canaries} canaries "
             f"({self.one_run_score})",
+            f"  f-DP one-run bound: mu >= {self.gaussian_dp_mu_lower_bound:.3f} (accountant's epsilon as a Gaussian "
+            f"mechanism: mu {self.claimed_mu:.3f}), epsilon {self.gaussian_dp_epsilon_lower_bound:.3f} if the "
+            f"curve is Gaussian: {self.gaussian_dp_correct}/{self.gaussian_dp_guesses} correct "
+            f"({self.gaussian_dp_score})",
             f"  independent-trials lower bound {self.independent_trials_lower_bound:.3f}: "
             f"{self.true_positives}/{self.num_flagged} flagged canaries included, {self.num_included} of "
             f"{self.num_canaries} included ({self.trials_score})",
@@ -125,14 +155,20 @@ class WhiteboxAuditResult:
         return "\n".join(lines)
 
 
+def _gaussian_dp_epsilon(**counts):
+    # The f-DP one-run bound as one number (its epsilon at delta), to plan guesses and pick candidates.
+    return gaussian_dp_lower_bound_one_run(**counts)[1]
+
+
 def _check_integer(name, value, *, low, high=math.inf):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
-def _check_arguments(*, num_canaries, one_run_canaries, noise_multiplier, sampling_probability, steps,
-                     l2_norm_clip, delta, alpha, mechanism):
+def _check_arguments(*, num_canaries, one_run_canaries, canary_variables, noise_multiplier, sampling_probability,
+                     steps, l2_norm_clip, delta, alpha, mechanism, sampling_seed):
     _check_integer("num_canaries", num_canaries, low=2)
+    _check_integer("canary_variables", canary_variables, low=1)
     if one_run_canaries is not None:
         _check_integer("one_run_canaries", one_run_canaries, low=2, high=num_canaries)
     _check_integer("steps", steps, low=1)
@@ -146,6 +182,8 @@ def _check_arguments(*, num_canaries, one_run_canaries, noise_multiplier, sampli
         raise ValueError(f"delta must be in (0, 1), got {delta}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if sampling_seed is not None:
+        _check_integer("sampling_seed", sampling_seed, low=0, high=2**63 - 1)
     if not callable(mechanism):
         raise ValueError(f"mechanism must be a callable with private_gradients' signature, got {mechanism!r}")
 
@@ -170,6 +208,7 @@ def run_whitebox_audit(
     delta: float,
     num_canaries: int,
     one_run_canaries: int | None = None,
+    canary_variables: int = 1,
     l2_norm_clip: float = 1.0,
     background=None,
     alpha: float = 0.05,
@@ -177,6 +216,7 @@ def run_whitebox_audit(
     flag_fractions=DEFAULT_FLAG_FRACTIONS,
     mechanism=private_gradients,
     seed=None,
+    sampling_seed=None,
 ) -> WhiteboxAuditResult:
     """Audits a DP-SGD mechanism in one run with m Dirac canaries, each included with probability 1/2.
 
@@ -194,6 +234,10 @@ def run_whitebox_audit(
         num_canaries: m, >= 2 (10^4-10^5 for a meaningful bound at delta = 1e-5).
         one_run_canaries: how many canaries (the first ones) the one-run bound uses, in [2, m]; None:
             all. Around 10^4 is best at delta = 1e-5, as its delta term grows with m.
+        canary_variables: L >= 1, how many variables (separate layers) each canary's gradient spans, with
+            equal norm in each. For a correct mechanism the audit is the same for every L; a mechanism
+            that clips each variable's part separately (sensitivity sqrt(L) C) shows only with L > 1, more
+            clearly the larger L. The mechanism's work grows with m x L.
         l2_norm_clip: the clipping bound C, > 0.
         background: None, or an array (n, d) of background examples' gradients (see `dirac`).
         alpha: significance of each bound, in (0, 1).
@@ -201,8 +245,12 @@ def run_whitebox_audit(
         flag_fractions: fractions of the canaries to flag (see `independent_trials_bound`).
         mechanism: a callable with the signature of `privgan.dp.private_gradients`, the default; inject
             a different one to audit it (e.g. one of `privgan.audit.faults`).
-        seed: seed of the canaries' inclusion and of the Poisson sampling (None: fresh). The noise is
-            never seeded by the audit: the mechanism draws its own.
+        seed: seed of the canaries' inclusion and of the simulation that plans the guesses (None: fresh).
+            It never seeds the mechanism: the noise is the mechanism's own, and the Poisson sampling is
+            secret unless `sampling_seed` is given.
+        sampling_seed: None (the default: secret Poisson sampling from operating-system entropy, as the
+            accountant's epsilon assumes and as in training), or an int seed of the sampling, for
+            reproducing batches in research; the claimed epsilon does not hold against anyone who knows it.
 
     Returns:
         A `WhiteboxAuditResult`.
@@ -211,9 +259,10 @@ def run_whitebox_audit(
         ValueError: if an argument is out of range.
     """
     _check_arguments(
-        num_canaries=num_canaries, one_run_canaries=one_run_canaries, noise_multiplier=noise_multiplier,
+        num_canaries=num_canaries, one_run_canaries=one_run_canaries, canary_variables=canary_variables,
+        noise_multiplier=noise_multiplier,
         sampling_probability=sampling_probability, steps=steps, l2_norm_clip=l2_norm_clip, delta=delta,
-        alpha=alpha, mechanism=mechanism,
+        alpha=alpha, mechanism=mechanism, sampling_seed=sampling_seed,
     )
     scores = check_scores(scores)
     background = _check_background(background)
@@ -234,9 +283,10 @@ def run_whitebox_audit(
         sampling_probability=sampling_probability,
         steps=steps,
         l2_norm_clip=l2_norm_clip,
+        canary_variables=canary_variables,
         background=background,
         mechanism=mechanism,
-        sampling_seed=int(rng.integers(2**62)),
+        sampling_seed=sampling_seed,
     )
     seconds = time.perf_counter() - start
 
@@ -249,24 +299,32 @@ def run_whitebox_audit(
         sampling_probability=sampling_probability, steps=steps, seed=int(rng.integers(2**62)),
     )
     one_run_alpha = alpha / (2 * len(scores))
-    one_run, trials, auc = [], [], {}
+    one_run, gaussian, trials, auc = [], [], [], {}
     for name in scores:
-        planned = plan_one_run_guesses(simulated[name], simulated_included, delta=delta, alpha=one_run_alpha)
-        for num_top, num_bottom in (planned, (one_run_canaries // 2, one_run_canaries - one_run_canaries // 2)):
-            guesses, correct = one_run_guess_outcome(
-                all_scores[name][:one_run_canaries], is_included[:one_run_canaries], num_top=num_top,
-                num_bottom=num_bottom,
+        for bound_fn, candidates in ((epsilon_lower_bound_one_run, one_run), (_gaussian_dp_epsilon, gaussian)):
+            planned = plan_one_run_guesses(
+                simulated[name], simulated_included, delta=delta, alpha=one_run_alpha, bound_fn=bound_fn
             )
-            bound = epsilon_lower_bound_one_run(
-                num_canaries=one_run_canaries, num_guesses=guesses, num_correct=correct, delta=delta,
-                alpha=one_run_alpha,
-            )
-            one_run.append((bound, name, guesses, correct))
+            for num_top, num_bottom in (planned, (one_run_canaries // 2, one_run_canaries - one_run_canaries // 2)):
+                guesses, correct = one_run_guess_outcome(
+                    all_scores[name][:one_run_canaries], is_included[:one_run_canaries], num_top=num_top,
+                    num_bottom=num_bottom,
+                )
+                bound = bound_fn(
+                    num_canaries=one_run_canaries, num_guesses=guesses, num_correct=correct, delta=delta,
+                    alpha=one_run_alpha,
+                )
+                candidates.append((bound, name, guesses, correct))
         trials.append((*independent_trials_bound(
             all_scores[name], is_included, delta=delta, alpha=alpha / len(scores), flag_fractions=flag_fractions
         ), name))
         auc[name] = evaluate_attack(all_scores[name], is_included, attack=name).auc
     bound, one_run_score, guesses, correct = max(one_run, key=lambda candidate: candidate[0])
+    _, gaussian_score, gaussian_guesses, gaussian_correct = max(gaussian, key=lambda candidate: candidate[0])
+    gaussian_mu, gaussian_epsilon = gaussian_dp_lower_bound_one_run(
+        num_canaries=one_run_canaries, num_guesses=gaussian_guesses, num_correct=gaussian_correct, delta=delta,
+        alpha=one_run_alpha,
+    )
     trials_bound, flagged, true_positives, trials_score = max(trials, key=lambda candidate: candidate[0])
     return WhiteboxAuditResult(
         epsilon=float(claimed),
@@ -276,12 +334,19 @@ def run_whitebox_audit(
         sampling_probability=float(sampling_probability),
         steps=int(steps),
         num_canaries=int(num_canaries),
+        canary_variables=int(canary_variables),
         num_included=int(is_included.sum()),
         one_run_canaries=int(one_run_canaries),
         epsilon_lower_bound=float(bound),
         one_run_score=one_run_score,
         num_guesses=int(guesses),
         num_correct=int(correct),
+        gaussian_dp_mu_lower_bound=gaussian_mu,
+        gaussian_dp_epsilon_lower_bound=gaussian_epsilon,
+        gaussian_dp_score=gaussian_score,
+        gaussian_dp_guesses=int(gaussian_guesses),
+        gaussian_dp_correct=int(gaussian_correct),
+        claimed_mu=float(1 / dp_accounting.get_sigma_gaussian(claimed, delta)),
         independent_trials_lower_bound=float(trials_bound),
         trials_score=trials_score,
         num_flagged=int(flagged),

@@ -169,3 +169,96 @@ def test_clopper_pearson_rejects_bad_arguments():
         epsilon_lower_bound_clopper_pearson(
             true_positives=1, false_positives=11, num_positives=10, num_negatives=10, delta=0.0
         )
+
+
+# --- f-DP one run (Mahloujifar, Melis & Chaudhuri 2024) ----------------------------------------------
+
+
+def _paper_rejects(m, guesses, correct, mu, alpha):
+    # Written from the paper's numerical test, independently of privgan's loop: tables r[i], h[i] for
+    # i = correct .. 0 over an alphabet of k = 2 values (the canary's bit), threshold tau = alpha c' / m,
+    # r[c] = tau c / c', h[c] = tau (c' - c) / c', no early exit and no cap; the claim "mu-GDP" survives
+    # iff r[0] + h[0] <= c' / m.
+    k = 2
+    inverse_blow_up = lambda x: special.ndtr(special.ndtri(min(x, 1.0)) - mu)  # noqa: E731
+    tau = alpha * guesses / m
+    r = [0.0] * (correct + 1)
+    h = [0.0] * (correct + 1)
+    r[correct], h[correct] = tau * correct / guesses, tau * (guesses - correct) / guesses
+    for i in range(correct - 1, -1, -1):
+        h[i] = max(h[i + 1], (k - 1) * inverse_blow_up(r[i + 1]))
+        r[i] = r[i + 1] + i / (guesses - i) * (h[i] - h[i + 1])
+    return r[0] + h[0] > guesses / m
+
+
+def _paper_mu_bound(m, guesses, correct, alpha):
+    # Bisection on the paper's test (rejection is monotone: a larger mu allows more correct guesses).
+    low, high = 0.0, 20.0
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if _paper_rejects(m, guesses, correct, middle, alpha) else (low, middle)
+    return low
+
+
+@pytest.mark.parametrize(
+    "m, guesses, correct, alpha",
+    [(1000, 100, 100, 0.05), (1000, 100, 90, 0.05), (10_000, 300, 282, 0.0125), (10_000, 200, 164, 0.05),
+     (500, 60, 41, 0.1)],
+)
+def test_gaussian_dp_bound_matches_the_papers_test(m, guesses, correct, alpha):
+    from privgan.audit import gaussian_dp_lower_bound_one_run
+
+    mu, epsilon = gaussian_dp_lower_bound_one_run(
+        num_canaries=m, num_guesses=guesses, num_correct=correct, delta=1e-5, alpha=alpha
+    )
+    assert mu == pytest.approx(_paper_mu_bound(m, guesses, correct, alpha), abs=1e-6)
+    assert mu > 0
+    # Just below the bound the paper's test rejects mu-GDP; just above it does not.
+    assert _paper_rejects(m, guesses, correct, mu - 1e-4, alpha)
+    assert not _paper_rejects(m, guesses, correct, mu + 1e-4, alpha)
+    # The epsilon is that of a Gaussian mechanism with noise multiplier 1 / mu at delta: its delta(epsilon)
+    # (Balle & Wang 2018) is Phi(-eps / mu + mu / 2) - e^eps Phi(-eps / mu - mu / 2).
+    gaussian_delta = stats.norm.cdf(-epsilon / mu + mu / 2) - math.exp(epsilon) * stats.norm.cdf(-epsilon / mu - mu / 2)
+    assert gaussian_delta == pytest.approx(1e-5, rel=1e-4)
+
+
+def test_gaussian_dp_bound_with_one_correct_guess_has_a_closed_form():
+    # With v = 1 the recursion has one step: h_0 = max(alpha (r - 1) / m, Phi(Phi^-1(alpha / m) - mu)),
+    # r_0 = alpha / m, and mu-GDP is rejected iff r_0 + h_0 > r / m: with r = 1 iff
+    # Phi(Phi^-1(alpha / m) - mu) > (1 - alpha) / m, i.e. mu < Phi^-1(alpha / m) - Phi^-1((1 - alpha) / m),
+    # which is negative: one guess out of one never rejects anything.
+    from privgan.audit import gaussian_dp_lower_bound_one_run
+
+    assert stats.norm.ppf(0.05 / 10) - stats.norm.ppf(0.95 / 10) < 0
+    assert gaussian_dp_lower_bound_one_run(num_canaries=10, num_guesses=1, num_correct=1, delta=1e-5) == (0.0, 0.0)
+    assert gaussian_dp_lower_bound_one_run(num_canaries=10, num_guesses=5, num_correct=0, delta=1e-5) == (0.0, 0.0)
+
+
+def test_gaussian_dp_bound_is_valid_and_informative_on_a_gaussian_mechanism():
+    # 200 simulated one-run audits of an exactly mu-GDP mechanism (mu = 1): canary j's observation is
+    # N(mu b_j, 1). Guessing the 50 highest "included" and the 50 lowest "excluded", the bound must exceed
+    # the true mu in at most about alpha of the runs, and should see most of it.
+    from privgan.audit import gaussian_dp_lower_bound_one_run
+
+    rng = np.random.default_rng(0)
+    mu, alpha, m = 1.0, 0.1, 1000
+    bounds = []
+    for _ in range(200):
+        included = rng.random(m) < 0.5
+        order = np.argsort(-(rng.normal(size=m) + mu * included))
+        correct = int(included[order[:50]].sum() + (~included[order[-50:]]).sum())
+        bounds.append(gaussian_dp_lower_bound_one_run(
+            num_canaries=m, num_guesses=100, num_correct=correct, delta=1e-5, alpha=alpha
+        )[0])
+    bounds = np.array(bounds)
+    assert np.mean(bounds > mu) <= alpha  # measured 0 of 200 (largest 0.98)
+    assert np.median(bounds) > 0.4 * mu  # measured 0.66
+
+
+def test_gaussian_dp_bound_refuses_bad_arguments():
+    from privgan.audit import gaussian_dp_lower_bound_one_run
+
+    with pytest.raises(ValueError, match="num_correct must be in"):
+        gaussian_dp_lower_bound_one_run(num_canaries=10, num_guesses=5, num_correct=6, delta=1e-5)
+    with pytest.raises(ValueError, match="delta must be in"):
+        gaussian_dp_lower_bound_one_run(num_canaries=10, num_guesses=5, num_correct=5, delta=0.0)

@@ -1,4 +1,4 @@
-"""`--help` of the three console commands (their own flags with help text, an example schema) and the example files.
+"""`--help` of the four console commands (their own flags with help text, an example schema) and the example files.
 
 Run through the console entry points (`privgan_commands`) with TensorFlow's log level unset, as a user
 runs them: stderr must stay empty (TensorFlow's start-up lines are filtered).
@@ -17,12 +17,12 @@ from privgan.data.breast_cancer import BREAST_CANCER_SCHEMA
 from privgan.tabular import TableSchema, load_schema, read_csv
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
-COMMANDS = {"budget": "--help", "demo": "-h", "synthesize": "--help"}
+COMMANDS = {"audit": "--help", "budget": "--help", "demo": "-h", "synthesize": "--help"}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The three `--help`s and `privgan-synthesize --write_example`, started together."""
+    """The four `--help`s and `privgan-synthesize --write_example`, started together."""
     folder = tmp_path_factory.mktemp("example")
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(REPO)
@@ -101,6 +101,9 @@ def test_budget_and_demo_help_list_their_flags(helps):
         _flag_lines(helps["budget"][1])
     )
     assert {"output_dir", "epsilon", "delta", "seed"} <= set(_flag_lines(helps["demo"][1]))
+    assert {"statement", "whitebox", "phase", "num_canaries", "canary_variables", "seed"} <= set(
+        _flag_lines(helps["audit"][1])
+    )
 
 
 def test_write_example_writes_a_table_and_its_schema_and_says_what_to_run(runs):

@@ -145,6 +145,12 @@ def test_save_synthetic_writes_data_and_a_statement_with_the_accountants_epsilon
     for key in ("delta", "accountant", "l2_norm_clip", "sampling_probability", "num_examples", "privgan_version", "date"):
         assert key in statement
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synthetic.json", "synthetic.npz"]
+    # privgan-audit reads the statement as written and finds its epsilon in its ledger.
+    from privgan.cli.audit import check_statement
+
+    text, consistent, _, ledger = check_statement(statement_path)
+    assert consistent, text
+    assert ledger.total_steps == statement["d_steps"]
 
 
 def test_save_load_round_trip_keeps_the_privacy_state(trained, tmp_path):
