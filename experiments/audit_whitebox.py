@@ -19,6 +19,7 @@ import sys
 import time
 
 from absl import app, flags
+
 from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_string("output_dir", "runs/audit_whitebox", "Where results.json, report.md and the plot go.")

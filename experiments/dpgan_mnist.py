@@ -37,6 +37,7 @@ import sys
 import time
 
 from absl import app, flags
+
 from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_enum("preset", "cpu", ["cpu", "bie2023"], "Settings preset (explicit flags override it).")

@@ -14,6 +14,7 @@ import sys
 import time
 
 from absl import app, flags
+
 from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_enum("dataset", "mnist", ["mnist", "digits"], "mnist (IDX files or download) or digits (bundled).")

@@ -19,6 +19,7 @@ import sys
 import time
 
 from absl import app, flags
+
 from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")

@@ -96,7 +96,6 @@ def main(argv):
     del argv
     import pathlib
 
-    import keras
     import numpy as np
 
     from privgan.data import load_mnist_with_validation

@@ -27,6 +27,7 @@ import sys
 import time
 
 from absl import app, flags
+
 from experiments.randomness import define_sampling_seed_flag
 
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
@@ -158,8 +159,6 @@ def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilo
     calibrated to what is left. G is built but not trained: at about 1.6 ms per image through the
     scattering layer on this CPU, GAN steps through it did not fit in the run budget.
     """
-    import keras
-
     from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
     from privgan.models import SemiSupervisedGAN
     from privgan.models.architectures import mlp_generator, scattering_discriminator

@@ -52,7 +52,7 @@ def _load_statement(path):
     try:
         statement = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise command.CommandError(f"--statement: cannot read a JSON privacy statement from {path!r}: {error}")
+        raise command.CommandError(f"--statement: cannot read a JSON privacy statement from {path!r}: {error}") from error
     missing = [key for key in ("epsilon", "delta", "ledger")
                if not isinstance(statement, dict) or key not in statement]
     if missing:
@@ -62,7 +62,7 @@ def _load_statement(path):
     try:
         ledger = PrivacyLedger.from_dict(statement["ledger"])
     except (TypeError, ValueError) as error:
-        raise command.CommandError(f"--statement: its ledger is not valid: {error}")
+        raise command.CommandError(f"--statement: its ledger is not valid: {error}") from error
     return statement, ledger
 
 
@@ -101,7 +101,7 @@ def check_statement(path):
     try:
         recomputed = ledger.epsilon(delta=delta, accountant=accountant)
     except (TypeError, ValueError, dp_accounting.UnsupportedEventError) as error:
-        raise command.CommandError(f"--statement: cannot recompute its epsilon: {error}")
+        raise command.CommandError(f"--statement: cannot recompute its epsilon: {error}") from error
     claimed = float(statement["epsilon"])
     consistent = math.isclose(claimed, recomputed, rel_tol=_TOLERANCE, abs_tol=1e-9)
     lines = [
@@ -129,7 +129,7 @@ def whitebox_report(statement, ledger, *, phase=None, num_canaries, canary_varia
             one_run_canaries=min(num_canaries, 10000), canary_variables=canary_variables, seed=seed,
         )
     except ValueError as error:
-        raise command.CommandError(str(error))
+        raise command.CommandError(str(error)) from error
     return "\n".join([
         f"white-box audit of privgan's DP-SGD mechanism at that phase ({_phase_text(audited)}), "
         f"{num_canaries} canaries over {canary_variables} variable(s), {result.seconds:.0f} s:",

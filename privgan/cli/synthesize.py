@@ -139,7 +139,10 @@ def main(argv):
             raise ValueError("--condition needs --method=aim or --method=mst: the DPGAN cannot condition on a value")
         table = read_csv(FLAGS.csv, schema)
         if replaced:
-            warnings.warn(f"{output} holds an earlier release, replaced when this run is done; note that {SECOND_BUDGET}")
+            warnings.warn(
+                f"{output} holds an earlier release, replaced when this run is done; note that {SECOND_BUDGET}",
+                stacklevel=2,
+            )
         if marginal:
             synthesizer = MarginalDPSynthesizer(schema, method=FLAGS.method, seed=FLAGS.seed)
             synthesizer.fit(table, epsilon=epsilon, delta=delta)

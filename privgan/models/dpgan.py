@@ -50,7 +50,6 @@ from privgan.dp.regularization import refuse_data_dependent_losses, weight_penal
 from privgan.dp.validation import check_private_model
 from privgan.models.emission import SyntheticSamplesMixin, check_labels
 
-
 # Where the size that sets q comes from, and what the statement says of it.
 NUM_EXAMPLES_SOURCES = ("public", "released")
 _SIZE_TEXT = {

@@ -97,8 +97,7 @@ import numpy as np
 import tensorflow as tf
 
 from privgan.accounting import ParallelLedger, PrivacyLedger, calibrate_noise_multiplier, max_steps
-from privgan.accounting.events import (check_accountant, check_count, check_delta, check_noise_multiplier,
-                                      check_positive)
+from privgan.accounting.events import check_accountant, check_count, check_delta, check_noise_multiplier, check_positive
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clip_factors, clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig

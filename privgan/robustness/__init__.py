@@ -12,8 +12,8 @@ from privgan.robustness.attacks import APGD, FGSM, PGD, AdversarialAttackResult,
 from privgan.robustness.callbacks import RobustValidation
 from privgan.robustness.classifier import Classifier
 from privgan.robustness.private import DPAdversarialTraining
-from privgan.robustness.smoothing import CertificationResult, GaussianNoiseTraining, SmoothedClassifier
 from privgan.robustness.report import GradientMaskingWarning, MaskingCheck, RobustnessReport, robustness_report
+from privgan.robustness.smoothing import CertificationResult, GaussianNoiseTraining, SmoothedClassifier
 from privgan.robustness.training import TRADES, AdversarialTrainer, FastFGSMTraining, PGDAdversarialTraining
 
 __all__ = [

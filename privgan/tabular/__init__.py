@@ -1,5 +1,8 @@
 """Private synthetic tables: a public schema, its encoding for a GAN, tabular G/D and a DP synthesizer."""
 
+from privgan.tabular.conditions import check_conditions, parse_condition
+from privgan.tabular.discretize import TableDiscretizer
+from privgan.tabular.marginal import MarginalDPSynthesizer
 from privgan.tabular.networks import TabularActivation, tabular_discriminator, tabular_generator
 from privgan.tabular.schema import (
     CategoricalColumn,
@@ -10,9 +13,6 @@ from privgan.tabular.schema import (
     load_schema,
     save_schema,
 )
-from privgan.tabular.conditions import check_conditions, parse_condition
-from privgan.tabular.discretize import TableDiscretizer
-from privgan.tabular.marginal import MarginalDPSynthesizer
 from privgan.tabular.synthesizer import GANSettings, GeneratorAverage, TabularDPSynthesizer, gan_settings
 from privgan.tabular.transformer import TableTransformer, read_csv, validate_frame
 

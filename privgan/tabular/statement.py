@@ -8,7 +8,6 @@ from privgan.accounting.events import check_count
 from privgan.accounting.statement import rounded_statement
 from privgan.io import atomic_path
 
-
 INFERRED_SCHEMA_WARNING = (
     "The schema was read from the private data (infer_schema): its bounds and categories are NOT covered by "
     "the guarantee above and may reveal individual rows."

@@ -12,7 +12,6 @@ import keras
 import numpy as np
 import pytest
 
-import privgan
 from privgan.dp import make_private
 from tests.privgan.models.test_dpgan import data, make_gan
 

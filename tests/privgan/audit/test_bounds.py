@@ -10,7 +10,6 @@ from privgan.audit import (
     one_run_p_value,
 )
 
-
 # --- Clopper-Pearson (Jagielski et al. 2020) ---------------------------------------------------------
 
 

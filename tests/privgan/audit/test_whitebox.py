@@ -4,9 +4,8 @@ broken ones (these tests fail when the mechanism is broken: that is their point)
 import numpy as np
 import pytest
 
-from privgan.audit import run_whitebox_audit
+from privgan.audit import dirac, run_whitebox_audit
 from privgan.audit.dirac import dirac_canary_scores
-from privgan.audit import dirac
 from privgan.audit.faults import halved_noise, per_variable_clipping, repeated_noise
 from privgan.dp import private_gradients
 

@@ -3,7 +3,6 @@
 import json
 
 import dp_accounting
-
 import keras
 import numpy as np
 import pytest

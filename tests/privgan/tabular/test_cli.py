@@ -11,9 +11,8 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 import dp_accounting
+import pytest
 
 from privgan.accounting.events import dp_sgd_event, epsilon_of_event
 from privgan.tabular import read_csv, save_schema, validate_frame

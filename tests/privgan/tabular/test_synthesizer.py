@@ -1,9 +1,8 @@
 import json
 
+import dp_accounting
 import numpy as np
 import pytest
-
-import dp_accounting
 
 from privgan.accounting.events import dp_sgd_event, epsilon_of_event
 from privgan.tabular import (
