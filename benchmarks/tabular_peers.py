@@ -211,12 +211,14 @@ def _markdown(summary, real, tables, methods, epsilons):
                 if cell is None:
                     continue
                 values = " | ".join(
-                    f"{cell[m][0]:.0f} ± {cell[m][1]:.0f}" if m.endswith("seconds") else f"{cell[m][0]:.3f} ± {cell[m][1]:.3f}"
+                    f"{cell[m][0]:.0f} ± {cell[m][1]:.0f}" if m.endswith("seconds")
+                    else f"{cell[m][0]:.3f} ± {cell[m][1]:.3f}"
                     for m in METRICS
                 )
                 count = "" if cell[METRICS[0]][2] == 3 else f" (n={cell[METRICS[0]][2]})"
                 lines.append(
-                    f"| {table} ({real[table]['lr']:.3f} / {real[table]['gb']:.3f}) | {method}{count} | {epsilon:g} | {values} |"
+                    f"| {table} ({real[table]['lr']:.3f} / {real[table]['gb']:.3f}) | {method}{count} | {epsilon:g} "
+                    f"| {values} |"
                 )
     return "\n".join(lines)
 
@@ -270,7 +272,8 @@ def main(argv):
     for name, table in tables.items():
         schema, label, positive, train, test = table
         baseline = classifier_auroc(train, test, schema=schema, label=label, positive=positive, seed=0)
-        real[name] = {"lr": baseline.auroc_lr, "gb": baseline.auroc_gb, "train_rows": len(train), "test_rows": len(test)}
+        real[name] = {"lr": baseline.auroc_lr, "gb": baseline.auroc_gb, "train_rows": len(train),
+                      "test_rows": len(test)}
         if any(m.startswith("smartnoise_") for m in FLAGS.methods):
             real[name]["smartnoise_binned"] = _binned_reference(table)
     # Seed-major: a partial run (the benchmark takes hours on 2 cores) covers every setting once first.
@@ -310,7 +313,8 @@ def main(argv):
         "real": real,
         "runs": runs,
         "summary": [
-            {"table": t, "method": m, "epsilon": e, **{k: {"mean": v[0], "std": v[1], "runs": v[2]} for k, v in cells.items()}}
+            {"table": t, "method": m, "epsilon": e,
+             **{k: {"mean": v[0], "std": v[1], "runs": v[2]} for k, v in cells.items()}}
             for (t, m, e), cells in sorted(summary.items())
         ],
     }
@@ -319,7 +323,8 @@ def main(argv):
         summary=(
             "Mean ± std over seeds (TSTR AUROC on the real test split; TVD and association difference against "
             "it; wall and CPU seconds of fit + sample, measured on a shared 2-core machine under heavy load: the "
-            "wall times are inflated by the load, CPU seconds are the cost of the run itself, all threads together).\n\n" + markdown
+            "wall times are inflated by the load, CPU seconds are the cost of the run itself, all threads "
+            "together).\n\n" + markdown
         ),
         figures=["tabular_peers.png"], command="python -m benchmarks.tabular_peers " + " ".join(sys.argv[1:]),
     )

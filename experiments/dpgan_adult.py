@@ -35,7 +35,8 @@ flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of D and G.")
 flags.DEFINE_float("l2_norm_clip", 1.0, "Per-example clipping bound of D's gradient.")
 flags.DEFINE_float("generator_average", 0.99, "Decay of the moving average of G's weights (0: last iterate).")
 flags.DEFINE_integer("num_synthetic", None, "Synthetic rows per epsilon (default: as many as adult.data).")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, sampling, generation and the classifiers (the DP noise is always secret).")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, sampling, generation and the classifiers "
+                     "(the DP noise is always secret).")
 FLAGS = flags.FLAGS
 
 _TARGET_GAP = {1.0: 0.08, 8.0: 0.05}  # allowed real - TSTR LR AUROC gap (issue 4)

@@ -67,9 +67,11 @@ flags.DEFINE_integer("num_synthetic", 10000, "Synthetic images generated for the
 flags.DEFINE_integer("eval_epochs", 5, "Epochs of the TSTR CNN (trained on the synthetic images).")
 flags.DEFINE_integer("feature_epochs", 1, "Epochs of the feature CNN (trained on the real training images).")
 flags.DEFINE_float("time_limit_minutes", None, "Stop training after this wall time (epsilon then stays below target).")
-flags.DEFINE_bool("run_on_cpu", False, "Train a GPU preset (bie2023) even without a GPU instead of projecting its time.")
+flags.DEFINE_bool("run_on_cpu", False,
+                  "Train a GPU preset (bie2023) even without a GPU instead of projecting its time.")
 flags.DEFINE_integer("timing_train_steps", 4, "Train steps (of n_critic D steps) timed for the projection on CPU.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, random features and generation (the DP noise and the Poisson sampling are secret).")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, random features and generation "
+                     "(the DP noise and the Poisson sampling are secret).")
 flags.DEFINE_integer("noise_seed", None, "Seed of the DP noise (release and D steps); None (default): secret.")
 define_sampling_seed_flag()
 FLAGS = flags.FLAGS
@@ -196,7 +198,8 @@ def main(argv):
         x_synthetic, y_synthetic = synthetic["x"], synthetic["y"]
     epsilon = gan.privacy_spent(delta=FLAGS.delta)
     save_sample_grid(x_synthetic, f"{FLAGS.output_dir}/samples.png", labels=y_synthetic, num_classes=_NUM_CLASSES,
-                     title=f"DP GAN{' (DP-MERF warm start)' if FLAGS.warm_start_fraction else ''}, epsilon = {epsilon:.2f}")
+                     title=f"DP GAN{' (DP-MERF warm start)' if FLAGS.warm_start_fraction else ''}, "
+                           f"epsilon = {epsilon:.2f}")
     feature_classifier = train_classifier(x_train, y_train, num_classes=_NUM_CLASSES, epochs=FLAGS.feature_epochs,
                                           seed=FLAGS.seed)
     evaluation = evaluate_synthetic_images(x_synthetic, y_synthetic, x_test, y_test,
@@ -227,8 +230,9 @@ def main(argv):
             f"DCGAN-style G and D, {warm}D trained with DP-SGD on Poisson batches (q = "
             f"{results['sampling_probability']:.5f}, sigma = {results['noise_multiplier']:.4f} calibrated for "
             f"{planned} planned D steps, C = {FLAGS.l2_norm_clip}), {FLAGS.n_critic} D steps per G step. "
-            f"{results['d_steps']} D steps; the whole ledger spent epsilon = **{epsilon:.3f}** at delta = {FLAGS.delta} "
-            f"(PLD).\n\nMeasured on the {results['evaluated_on']}:\n\n{evaluation.summary()}\n\n"
+            f"{results['d_steps']} D steps; the whole ledger spent epsilon = **{epsilon:.3f}** "
+            f"at delta = {FLAGS.delta} (PLD).\n\nMeasured on the {results['evaluated_on']}:\n\n"
+            f"{evaluation.summary()}\n\n"
             "The evaluation reads real data outside the DP guarantee. "
             f"Wall time {seconds / 60:.1f} min in total, {train_seconds / 60:.1f} min of training."
         ),

@@ -42,7 +42,8 @@ flags.DEFINE_integer("num_synthetic", 10000, "Synthetic images per model for TST
 flags.DEFINE_integer("label_epochs", 5, "Epochs of the labelling CNN (trained on the real training subset).")
 flags.DEFINE_integer("eval_epochs", 3, "Epochs of the TSTR CNN.")
 flags.DEFINE_list("models", ["GAN", "privGAN", "DPGAN"], "Models to train and attack.")
-flags.DEFINE_integer("seed", 0, "Seed of the subset, initialisation and splits (the DP noise and the Poisson sampling are secret).")
+flags.DEFINE_integer("seed", 0, "Seed of the subset, initialisation and splits "
+                     "(the DP noise and the Poisson sampling are secret).")
 define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 

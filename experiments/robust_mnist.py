@@ -123,7 +123,8 @@ def main(argv):
         report = robustness_report(target, x_eval, y_eval, epsilon=FLAGS.epsilon, suite=suite,
                                    many_steps=FLAGS.eval_steps, seed=FLAGS.seed)
         clean = float(np.mean(target.predict_labels(x_test) == y_test))
-        info.update(report.to_dict(), clean_accuracy_full_test=clean, eval_seconds=round(time.perf_counter() - start, 1))
+        info.update(report.to_dict(), clean_accuracy_full_test=clean,
+                    eval_seconds=round(time.perf_counter() - start, 1))
         print(report.summary(), flush=True)
         with atomic_path(output_dir / "models" / f"{name}.keras") as path:
             classifier.save(path)
@@ -142,13 +143,15 @@ def main(argv):
         for name, info in models.items()
     ]
     table = "\n".join(
-        ["| model | epochs | clean (10k test) | robust (worst case) | APGD-CE | PGD x restarts | masking checks pass | train s |",
+        ["| model | epochs | clean (10k test) | robust (worst case) | APGD-CE | PGD x restarts "
+         "| masking checks pass | train s |",
          "|---|---|---|---|---|---|---|---|", *rows]
     )
     results = {
         "epsilon": FLAGS.epsilon, "norm": "linf", "eval_examples": len(y_eval), "eval_steps": FLAGS.eval_steps,
         "eval_restarts": FLAGS.eval_restarts, "validation_size": FLAGS.validation_size, "width": FLAGS.width,
-        "train_steps": FLAGS.train_steps, "epsilon_warmup_epochs": FLAGS.epsilon_warmup_epochs, "batch_size": FLAGS.batch_size, "learning_rate": FLAGS.learning_rate,
+        "train_steps": FLAGS.train_steps, "epsilon_warmup_epochs": FLAGS.epsilon_warmup_epochs,
+        "batch_size": FLAGS.batch_size, "learning_rate": FLAGS.learning_rate,
         "seed": FLAGS.seed, "seconds": round(seconds, 1), "models": models,
     }
     write_experiment(

@@ -1,6 +1,6 @@
 """Privacy meets robustness on MNIST: DP-SGD and DP adversarial training at the same (epsilon, delta).
 
-    python -m experiments.robust_private_mnist --data_dir=../shared/datasets/mnist --output_dir=runs/robust_private_mnist
+    python -m experiments.robust_private_mnist --data_dir=../shared/datasets/mnist  # to runs/robust_private_mnist
 
 Trains the DP-SGD tutorial CNN (tanh, no normalisation) on MNIST's training split less a validation split:
   - `dp_sgd`: DP-SGD (`privgan.dp.make_private`), sigma calibrated so that the planned steps spend
@@ -39,7 +39,8 @@ flags.DEFINE_integer("validation_size", 5000, "Validation examples carved from t
 flags.DEFINE_integer("eval_examples", 500, "Test examples attacked (the first ones of the test split).")
 flags.DEFINE_integer("eval_steps", 50, "Iterations of APGD-CE and PGD in the evaluation.")
 flags.DEFINE_integer("eval_restarts", 2, "Random restarts of the evaluation PGD.")
-flags.DEFINE_integer("seed", 0, "Seed of the split, initialisation and attacks (the DP noise and the Poisson sampling are secret).")
+flags.DEFINE_integer("seed", 0, "Seed of the split, initialisation and attacks "
+                     "(the DP noise and the Poisson sampling are secret).")
 define_sampling_seed_flag()
 FLAGS = flags.FLAGS
 
@@ -166,14 +167,16 @@ def main(argv):
     ]
     sweep_header = " | ".join(f"PGD-20 eps {point['epsilon']:g}" for point in models["dp_sgd"]["epsilon_sweep"])
     table = "\n".join([
-        f"| model | DP | epsilon (delta={FLAGS.delta:g}) | clean (10k test) | robust at {FLAGS.epsilon:g} (worst case) | "
+        f"| model | DP | epsilon (delta={FLAGS.delta:g}) | clean (10k test) "
+        f"| robust at {FLAGS.epsilon:g} (worst case) | "
         f"{sweep_header} | masking checks pass | train s |",
         "|---|---|---|---|---|" + "---|" * len(models["dp_sgd"]["epsilon_sweep"]) + "---|---|", *rows])
     results = {
         "target_epsilon": FLAGS.target_epsilon, "delta": FLAGS.delta, "noise_multiplier": noise_multiplier,
         "l2_norm_clip": FLAGS.l2_norm_clip, "batch_size": FLAGS.batch_size, "epochs": FLAGS.epochs,
         "epsilon_attack": FLAGS.epsilon, "train_steps": FLAGS.train_steps, "eval_examples": len(y_eval),
-        "eval_steps": FLAGS.eval_steps, "eval_restarts": FLAGS.eval_restarts, "seed": FLAGS.seed, "sampling_seed": FLAGS.sampling_seed,
+        "eval_steps": FLAGS.eval_steps, "eval_restarts": FLAGS.eval_restarts, "seed": FLAGS.seed,
+        "sampling_seed": FLAGS.sampling_seed,
         "seconds": round(seconds, 1), "models": models,
     }
     write_experiment(

@@ -1,4 +1,4 @@
-"""Semi-supervised GAN on MNIST with 100 labels, non-private and with DP, against supervised and self-training baselines.
+"""Semi-supervised GAN on MNIST with 100 labels, non-private and DP, against supervised and self-training baselines.
 
     python -m experiments.ssgan_mnist --data_dir=../shared/datasets/mnist --output_dir=runs/ssgan_mnist
 
@@ -58,20 +58,22 @@ flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate of D and G (beta_1
 flags.DEFINE_float("unsupervised_weight", 1.0, "Weight of D's GAN losses relative to the labelled loss.")
 # Its DP version.
 flags.DEFINE_enum("dp_discriminator", "scattering", ["scattering", "mlp"],
-                  "scattering: D on a fixed wavelet-scattering front end, its projection and head set by three kinds of "
-                  "Gaussian releases (no GAN steps); mlp: the DP GAN phase (Salimans et al.'s MLP D) and fit_head.")
+                  "scattering: D on a fixed wavelet-scattering front end, its projection and head set by three "
+                  "kinds of Gaussian releases (no GAN steps); mlp: the DP GAN phase (Salimans et al.'s MLP D) "
+                  "and fit_head.")
 flags.DEFINE_integer("projection", 45, "Scattering D: dimensions of the DP PCA whitening of the scattering features.")
 flags.DEFINE_integer("refine_rounds", 5, "Scattering D: DP k-means rounds of the head on the unlabelled stream.")
 flags.DEFINE_float("refine_noise_multiplier", 20.0,
-                   "Scattering D: sigma of each k-means round's release (the projection's sigma is calibrated to the rest "
-                   "of the unlabelled stream's budget).")
+                   "Scattering D: sigma of each k-means round's release (the projection's sigma is calibrated to "
+                   "the rest of the unlabelled stream's budget).")
 flags.DEFINE_integer("dp_epochs", 5, "Epochs of the DP SSGAN (the noise is calibrated for them).")
 flags.DEFINE_integer("dp_batch_size", 250, "Expected unlabelled batch size of the DP SSGAN.")
 flags.DEFINE_integer("dp_labelled_batch_size", 100, "Expected labelled batch size of the DP SSGAN.")
 flags.DEFINE_list("dp_d_hidden", ["500", "250", "250"], "Hidden widths of the DP SSGAN's D.")
 flags.DEFINE_float("dp_input_noise", 0.3, "Std of the noise on the DP D's input.")
 flags.DEFINE_float("dp_hidden_noise", 0.5, "Std of the noise on the DP D's hidden layers.")
-flags.DEFINE_enum("labelled_gradient", "all", ["all", "head", "split"], "Variables of D the labelled loss trains (non-private).")
+flags.DEFINE_enum("labelled_gradient", "all", ["all", "head", "split"],
+                  "Variables of D the labelled loss trains (non-private).")
 flags.DEFINE_enum("dp_labelled_gradient", "none", ["all", "head", "split", "none"],
                   "Variables of D the labelled loss trains under DP; none: the GAN phase reads no labels and the "
                   "head is then trained on frozen features (fit_head).")
@@ -79,7 +81,8 @@ flags.DEFINE_integer("head_epochs", 100, "Epochs of the DP head phase (labelled_
 flags.DEFINE_integer("head_batch_size", 50, "Expected Poisson batch size of the DP head phase.")
 flags.DEFINE_float("head_learning_rate", 0.01, "Adam learning rate of the DP head phase.")
 flags.DEFINE_float("dp_unsupervised_weight", 0.02,
-                   "Weight of the DP D's GAN losses relative to the labelled loss (Adam makes it matter for the head only).")
+                   "Weight of the DP D's GAN losses relative to the labelled loss "
+                   "(Adam makes it matter for the head only).")
 flags.DEFINE_float("l2_norm_clip", 1.0, "C of both private streams.")
 flags.DEFINE_float("feature_l2_norm_clip", 0.3, "Part of an unlabelled example's C spent on its features.")
 flags.DEFINE_float("dp_learning_rate", 1e-3, "Adam learning rate of the DP SSGAN.")
@@ -137,8 +140,9 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
             **(dict(target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant) if private else {}))
     if private and FLAGS.dp_labelled_gradient == "none":
         gan.fit_head(x_labelled, y_labelled, epochs=FLAGS.head_epochs, expected_batch_size=FLAGS.head_batch_size,
-                     target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant, sampling_seed=FLAGS.sampling_seed,
-                     optimizer=keras.optimizers.Adam(FLAGS.head_learning_rate), verbose=0)
+                     target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant,
+                     sampling_seed=FLAGS.sampling_seed, optimizer=keras.optimizers.Adam(FLAGS.head_learning_rate),
+                     verbose=0)
     extra = {"steps": int(gan.dp_steps.numpy()), "head_steps": gan.head_ledger.total_steps,
              "feature_probe_test_accuracy": _feature_probe(gan, x_labelled, y_labelled)}
     if private:
@@ -163,7 +167,8 @@ def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilo
     from privgan.models import SemiSupervisedGAN
     from privgan.models.architectures import mlp_generator, scattering_discriminator
 
-    discriminator = scattering_discriminator(input_shape=(28, 28, 1), num_logits=_NUM_CLASSES, projection=FLAGS.projection)
+    discriminator = scattering_discriminator(input_shape=(28, 28, 1), num_logits=_NUM_CLASSES,
+                                             projection=FLAGS.projection)
     generator = mlp_generator(output_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim,
                               hidden=[int(h) for h in FLAGS.g_hidden], batch_norm=True)
     private = epsilon is not None
@@ -241,14 +246,16 @@ def _run(name, draw, x_labelled, y_labelled, x_unlabelled):
 def _summary(results):
     import numpy as np
 
-    rows = ["| run | test accuracy (mean ± std) | validation accuracy | draws | ε (δ = %g) | minutes per draw |" % FLAGS.delta,
+    rows = ["| run | test accuracy (mean ± std) | validation accuracy | draws | ε (δ = %g) | minutes per draw |"
+            % FLAGS.delta,
             "|---|---|---|---|---|---|"]
     for name, draws in results["runs"].items():
         test = np.array([d["test_accuracy"] for d in draws])
         validation = np.array([d["validation_accuracy"] for d in draws])
         epsilon = ", ".join(f"{d['epsilon']:.2f}" for d in draws) if "epsilon" in draws[0] else "∞ (not private)"
         minutes = np.mean([d["seconds"] for d in draws]) / 60
-        rows.append(f"| {name} | {test.mean():.4f} ± {test.std():.4f} | {validation.mean():.4f} ± {validation.std():.4f} "
+        rows.append(f"| {name} | {test.mean():.4f} ± {test.std():.4f} "
+                    f"| {validation.mean():.4f} ± {validation.std():.4f} "
                     f"| {len(draws)} | {epsilon} | {minutes:.1f} |")
     return "\n".join(rows)
 
@@ -305,7 +312,8 @@ def main(argv):
                      "test_accuracy": _accuracy(model, x_test, y_test),
                      "seconds": round(time.perf_counter() - start, 1)}
             results["runs"].setdefault(name, []).append(entry)
-            print(f"{name} draw {draw}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if k != "streams"), flush=True)
+            print(f"{name} draw {draw}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if k != "streams"),
+                  flush=True)
             _plot(results, f"{FLAGS.output_dir}/accuracy.png")
             write_experiment(
                 FLAGS.output_dir, name="Semi-supervised GAN on MNIST, 100 labels", results=results,
@@ -321,9 +329,10 @@ def main(argv):
                     "unlabelled examples private, epsilon the worse stream's (parallel composition); with "
                     f"--dp_discriminator={FLAGS.dp_discriminator}: " + (
                         "D on a fixed scattering front end, its whitening, centroid head and k-means rounds set "
-                        "by Gaussian releases of the two streams, no GAN step." if FLAGS.dp_discriminator == "scattering"
-                        else "the SSGAN trained with DP-SGD on D (two Poisson streams), then fit_head.") + " Wall times were measured on a "
-                    "shared, loaded 2-core machine."
+                        "by Gaussian releases of the two streams, no GAN step."
+                        if FLAGS.dp_discriminator == "scattering"
+                        else "the SSGAN trained with DP-SGD on D (two Poisson streams), then fit_head."
+                    ) + " Wall times were measured on a shared, loaded 2-core machine."
                 ),
                 figures=["accuracy.png"],
                 command=" ".join(sys.argv),

@@ -89,7 +89,9 @@ def check_destination(path, *, name="path"):
         handle, probe = tempfile.mkstemp(dir=ancestor, prefix=f".{path.name}.", suffix=".probe")
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise ValueError(f"{name} {str(path)!r} cannot be written: folder {str(ancestor)!r} refuses a new file ({reason})") from None
+        raise ValueError(
+            f"{name} {str(path)!r} cannot be written: folder {str(ancestor)!r} refuses a new file ({reason})"
+        ) from None
     os.close(handle)
     os.unlink(probe)
     return path

@@ -74,7 +74,9 @@ def test_results_script_copies_a_report_and_its_figures_onto_the_page(tmp_path):
     (run / "plot.png").write_bytes(b"png")
     page = results.refresh(run, pages=pages)
     assert page == pages / "dpsgd_mnist.md"
-    assert page.read_text(encoding="utf-8") == "# DP-SGD\n\n| key | value |\n\n![plot.png](dpsgd_mnist/plot.png)\n\nCommand: `x`\n"
+    assert page.read_text(encoding="utf-8") == (
+        "# DP-SGD\n\n| key | value |\n\n![plot.png](dpsgd_mnist/plot.png)\n\nCommand: `x`\n"
+    )
     assert (pages / "dpsgd_mnist" / "plot.png").read_bytes() == b"png"
 
 

@@ -52,7 +52,9 @@ def _load_statement(path):
     try:
         statement = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise command.CommandError(f"--statement: cannot read a JSON privacy statement from {path!r}: {error}") from error
+        raise command.CommandError(
+            f"--statement: cannot read a JSON privacy statement from {path!r}: {error}"
+        ) from error
     missing = [key for key in ("epsilon", "delta", "ledger")
                if not isinstance(statement, dict) or key not in statement]
     if missing:

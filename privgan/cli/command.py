@@ -90,7 +90,8 @@ def flags_help(module, *, required=()):
             first = f"  {synopsis:<{_FLAG_COLUMN - 2}}  "
             entries.append(textwrap.fill(text, _WIDTH, initial_indent=first, subsequent_indent=indent))
         else:
-            entries.append(f"  {synopsis}\n" + textwrap.fill(text, _WIDTH, initial_indent=indent, subsequent_indent=indent))
+            body = textwrap.fill(text, _WIDTH, initial_indent=indent, subsequent_indent=indent)
+            entries.append(f"  {synopsis}\n" + body)
     return "\n".join(entries)
 
 

@@ -34,7 +34,8 @@ from absl import app, flags, logging
 from privgan.cli import command
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "privgan_demo", "Folder for synthetic.npz, synthetic.json, samples.png, results.json.")
+flags.DEFINE_string("output_dir", "privgan_demo",
+                    "Folder for synthetic.npz, synthetic.json, samples.png, results.json.")
 flags.DEFINE_float("epsilon", 10.0, "Privacy budget (epsilon) of both phases together.")
 flags.DEFINE_float("delta", 1e-5, "delta of the budget; keep it well below 1 / 1437.")
 flags.DEFINE_float("release_fraction", 0.5, "Share of epsilon aimed at the DP-MERF release (phase 1), in (0, 1].")
@@ -45,7 +46,8 @@ flags.DEFINE_integer("batch_size", 64, "Expected Poisson batch size of a D step.
 flags.DEFINE_integer("n_critic", 5, "D steps per G step in phase 2.")
 flags.DEFINE_integer("num_synthetic", 2000, "Number of synthetic digits to write.")
 flags.DEFINE_integer("tstr_epochs", 20, "Epochs of the TSTR CNN.")
-flags.DEFINE_integer("feature_epochs", 20, "Epochs of the digits classifier whose features serve FID and precision/recall.")
+flags.DEFINE_integer("feature_epochs", 20,
+                     "Epochs of the digits classifier whose features serve FID and precision/recall.")
 flags.DEFINE_integer("seed", 0, "Seed of the split, initialisation, random features, latents and generation; never "
                      "of the Poisson sampling or the DP noise.")
 flags.DEFINE_integer("noise_seed", None, "Seed of the DP noise, for research only: the guarantee does not hold against "
@@ -124,8 +126,8 @@ def main(argv):
     source.release_embedding(x_train, y_train, target_epsilon=release_epsilon, delta=FLAGS.delta)
     source.fit(epochs=1, steps_per_epoch=FLAGS.release_steps, verbose=0)
     release_seconds = time.perf_counter() - start
-    classifier = train_classifier(x_train, y_train, num_classes=_NUM_CLASSES, epochs=FLAGS.feature_epochs, batch_size=64,
-                                  seed=FLAGS.seed)
+    classifier = train_classifier(x_train, y_train, num_classes=_NUM_CLASSES, epochs=FLAGS.feature_epochs,
+                                  batch_size=64, seed=FLAGS.seed)
     release_evaluation = _evaluate(source, x_test, y_test, classifier, seed=FLAGS.seed)
     print(f"Phase 1 (DP-MERF release, epsilon = {source.privacy_spent(delta=FLAGS.delta):.3f}): "
           f"{release_evaluation.tstr.summary()}\n{_private_line(release_evaluation)}", flush=True)
@@ -184,7 +186,8 @@ def main(argv):
         "train_seconds": round(train_seconds, 1),
         "seconds": round(seconds, 1),
     })
-    steps = f", then {ledger.total_steps} DP D steps (sigma = {model.dp_config.noise_multiplier:.4f})" if use_gan else ""
+    steps = (f", then {ledger.total_steps} DP D steps (sigma = {model.dp_config.noise_multiplier:.4f})"
+             if use_gan else "")
     print(f"Trained a conditional {kind} on {len(x_train)} digits in {train_seconds:.0f} s: epsilon = {epsilon:.3f} "
           f"at delta = {FLAGS.delta:g} (one DP-MERF release, sigma = {source.noise_multiplier:.4f}{steps}).")
     print(evaluation.tstr.summary())

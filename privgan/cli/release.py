@@ -1,4 +1,4 @@
-"""Where a synthetic release goes, checked before any training: writable, not over an input, not over an earlier release.
+"""Where a synthetic release goes, checked before training: writable, not over an input, not over an earlier release.
 
 A run that fails after training has spent its privacy budget for nothing, so the destination is checked
 first, by creating and removing a file there (`privgan.io.check_destination`). No file of the release may

@@ -4,8 +4,8 @@ r"""privgan-synthesize: a differentially private synthetic copy of a CSV table, 
 
 Fits a private synthesizer to the rows of --csv within the budget (--epsilon, --delta) and writes --rows
 synthetic rows (default: as many as the noisy count of the private rows, which is part of the release;
-the exact number of rows is private) to --output and the privacy statement (epsilon from the accountant, delta, every noisy
-release in the ledger, the settings used, the schema) to the same path with suffix .json. The schema
+the exact number of rows is private) to --output and the privacy statement (epsilon from the accountant, delta,
+every noisy release in the ledger, the settings used, the schema) to the same path with suffix .json. The schema
 (JSON, see `privgan.tabular.TableSchema.to_dict`) gives the column types, numeric bounds and category
 sets; it must be written from public knowledge, not read from the private file. Empty cells are missing
 values.
@@ -13,9 +13,9 @@ values.
 --method chooses the engine: "aim" (default) and "mst" fit a graphical model to noisy marginal counts
 (`privgan.tabular.MarginalDPSynthesizer`, RDP accountant); "gan" trains a DPGAN
 (`privgan.tabular.TabularDPSynthesizer`), whose epochs, batch size and learning rate follow the number
-of the noisy count of rows unless given. AIM is the default; the README compares the three engines and smartnoise-synth's
-MST (`benchmarks/tabular_peers.py`) on breast cancer (398 training rows) and a 1,000-row sample of UCI
-Adult at epsilon 1 and 8, where the marginal engines are well ahead of the DPGAN. --condition column=value
+of the noisy count of rows unless given. AIM is the default; the README compares the three engines and
+smartnoise-synth's MST (`benchmarks/tabular_peers.py`) on breast cancer (398 training rows) and a 1,000-row sample of
+UCI Adult at epsilon 1 and 8, where the marginal engines are well ahead of the DPGAN. --condition column=value
 (repeatable) makes every row take that value and draws the other columns from the model's conditional
 distribution (aim and mst).
 
@@ -94,7 +94,8 @@ flags.DEFINE_string(
     "write_example", None, "Write an example table and its public schema (scikit-learn's breast cancer) to this folder."
 )
 flags.DEFINE_string(
-    "label", None, "Categorical column the fidelity report's TSTR predicts (default: the schema's last categorical one)."
+    "label", None,
+    "Categorical column the fidelity report's TSTR predicts (default: the schema's last categorical one).",
 )
 
 
@@ -249,7 +250,8 @@ def _fidelity_report(table, csv_path, *, schema, statement, folder):
         _fail(f"the release was written, but not its fidelity report: {error}")
     print(f"PRIVATE (computed on the private data, not covered by the guarantee): {report.summary()}")
     print(
-        f"PRIVATE fidelity report: {paths['markdown']} (+ {', '.join(p.name for k, p in paths.items() if k != 'markdown')}); "
+        f"PRIVATE fidelity report: {paths['markdown']} "
+        f"(+ {', '.join(p.name for k, p in paths.items() if k != 'markdown')}); "
         f"keep it, do not publish it. Publish {csv_path.name} and {csv_path.with_suffix('.json').name} only."
     )
 

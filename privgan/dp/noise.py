@@ -24,8 +24,8 @@ knows the seed (compare Opacus' `secure_mode`).
 The noise itself is Box-Muller on 32-bit words, one for the radius and one for the angle of each pair.
 The radius needs uniforms near 0 to reach the tails: one word gives u >= 2^-33 and caps the radius at
 6.8 sigma, so a word of 0 is continued by further words, twice, which gives u >= 2^-97 (still a normal
-float32) and caps the radius at `MAX_RADIUS` = 11.6 sigma. What a cap costs: a sampled step's output can leave the support of the
-neighbouring dataset's output only if some pair's radius exceeds MAX_RADIUS - 1 / sigma, which has
+float32) and caps the radius at `MAX_RADIUS` = 11.6 sigma. What a cap costs: a sampled step's output can leave
+the support of the neighbouring dataset's output only if some pair's radius exceeds MAX_RADIUS - 1 / sigma, which has
 probability about exp(-(MAX_RADIUS - 1 / sigma)^2 / 2) per sampled step: 1.5e-15 at sigma = 0.3, 1e-20 at
 sigma = 0.5 and 4e-25 at sigma = 1 (`truncation_probability`). Over 10^6 sampled steps at sigma >= 0.3
 that adds at most 1.5e-9 to delta, which privgan does not add to the reported delta.

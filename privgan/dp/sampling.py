@@ -69,7 +69,8 @@ def poisson_batches(
     q = tf.constant(sampling_probability, tf.float64)
 
     def sample(step):
-        uniforms = tf.random.stateless_uniform([num_examples], seed=sampling_seed_pair(seed, step, stream), dtype=tf.float64)
+        uniforms = tf.random.stateless_uniform([num_examples], seed=sampling_seed_pair(seed, step, stream),
+                                               dtype=tf.float64)
         indices = tf.where(uniforms < q)[:, 0]
         return tf.nest.map_structure(lambda t: tf.gather(t, indices), tensors)
 

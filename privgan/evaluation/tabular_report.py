@@ -83,7 +83,8 @@ class FidelityReport:
             i, j = np.unravel_index(np.argmax(difference), difference.shape)
             lines.append(
                 f"  pairwise associations: Cramér's V differs by {a.mean_absolute_difference:.3f} on average over "
-                f"{len(a.columns) * (len(a.columns) - 1) // 2} column pairs, most for ({a.columns[i]}, {a.columns[j]}): "
+                f"{len(a.columns) * (len(a.columns) - 1) // 2} column pairs, "
+                f"most for ({a.columns[i]}, {a.columns[j]}): "
                 f"private {a.real[i, j]:.3f}, synthetic {a.synthetic[i, j]:.3f}"
             )
         if self.tstr is not None:
@@ -119,7 +120,9 @@ def _tstr(private, synthetic, *, schema, label, positive, test_fraction, seed):
         raise SchemaError(f"the TSTR label {label!r} must be a categorical column of the schema")
     positive = column.categories[0] if positive is None else positive
     if positive not in column.categories:
-        raise SchemaError(f"the TSTR positive class {positive!r} is not a category of {label!r}: {list(column.categories)}")
+        raise SchemaError(
+            f"the TSTR positive class {positive!r} is not a category of {label!r}: {list(column.categories)}"
+        )
     is_positive = (private[label] == positive).to_numpy()
     if is_positive.sum() < 2 or (~is_positive).sum() < 2:
         return None, None, f"skipped: the private rows have fewer than two of {label}={positive!r} or of the rest"
@@ -289,8 +292,8 @@ def write_fidelity_report(private, synthetic, *, schema, synthetic_path, epsilon
                           max_rows=20_000, seed=0, folder=None):
     """Measures `fidelity_report` and writes it (Markdown and two PNG figures), named PRIVATE.
 
-    The files are `fidelity_report_paths(synthetic_path, folder=folder)`, each written atomically; every one of them says
-    that it is computed on the private data, not covered by the guarantee, and not for publication.
+    The files are `fidelity_report_paths(synthetic_path, folder=folder)`, each written atomically; every one of
+    them says that it is computed on the private data, not covered by the guarantee, and not for publication.
 
     Args:
         private: the private DataFrame the synthesizer was trained on.
@@ -319,8 +322,8 @@ def write_fidelity_report(private, synthetic, *, schema, synthetic_path, epsilon
                    title=f"Marginals of {synthetic_path.name}, {NOT_FOR_PUBLICATION}")
     if report.associations is not None:
         _plot_associations(report.associations, paths["associations"])
-    text = _markdown(report, synthetic_name=synthetic_path.name, statement_name=synthetic_path.with_suffix(".json").name,
-                     epsilon=epsilon, delta=delta,
+    text = _markdown(report, synthetic_name=synthetic_path.name,
+                     statement_name=synthetic_path.with_suffix(".json").name, epsilon=epsilon, delta=delta,
                      figures={name: path.name for name, path in paths.items() if name != "markdown"})
     write_text(paths["markdown"], text)
     return report, paths

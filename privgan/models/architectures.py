@@ -106,7 +106,8 @@ def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, n
     h = keras.layers.Reshape((base, base, filters))(h)
     for _ in range(upsamplings - 1):
         filters //= 2
-        h = activate(keras.layers.Conv2DTranspose(max(filters, 1), 4, strides=2, padding="same", use_bias=normalization is None)(h))
+        h = activate(keras.layers.Conv2DTranspose(max(filters, 1), 4, strides=2, padding="same",
+                                                  use_bias=normalization is None)(h))
     images = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid")(h)
     return keras.Model(_outputs(inputs), images, name="dcgan_generator")
 
@@ -140,7 +141,9 @@ def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=F
     _check_positive_int(width, name="width")
     _check_positive_int(num_logits, name="num_logits")
     if projection and (num_classes is None or num_logits != 1):
-        raise ValueError("projection=True needs num_classes and num_logits=1 (it projects on an embedding of the label)")
+        raise ValueError(
+            "projection=True needs num_classes and num_logits=1 (it projects on an embedding of the label)"
+        )
     side = image_shape[0]
     images = keras.Input(shape=tuple(image_shape), name="images")
     inputs, h = [images], images
@@ -250,10 +253,10 @@ def scattering_discriminator(*, input_shape, num_logits, scales=2, orientations=
     statistics, so no private data enter the normalisation) -> Flatten -> optionally a linear map to
     `projection` dimensions without bias (the layer named "projection", which
     `SemiSupervisedGAN.fit_projection` sets to a PCA whitening from a DP release of the unlabelled
-    images) -> `hidden` Dense + LeakyReLU layers -> L2 normalisation to unit norm (the layer named "features") -> Dense(num_logits). Only the
-    Dense layers are trainable: few parameters to privatise, on features that cost no privacy. The unit
-    norm of the features bounds each labelled example's contribution to a class centroid
-    (`SemiSupervisedGAN.fit_centroid_head`) and keeps the logits' scale fixed.
+    images) -> `hidden` Dense + LeakyReLU layers -> L2 normalisation to unit norm (the layer named
+    "features") -> Dense(num_logits). Only the Dense layers are trainable: few parameters to privatise, on
+    features that cost no privacy. The unit norm of the features bounds each labelled example's contribution
+    to a class centroid (`SemiSupervisedGAN.fit_centroid_head`) and keeps the logits' scale fixed.
 
     Args:
         input_shape: (side, side, 1), side a multiple of 2^scales.

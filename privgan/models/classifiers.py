@@ -8,7 +8,8 @@ def dpsgd_cnn(*, input_shape=(28, 28, 1), num_classes=10, activation="tanh"):
     """The small CNN of the DP-SGD MNIST tutorials (Abadi et al. 2016; tensorflow-privacy's tutorial).
 
     Conv(16, 8x8, stride 2) - MaxPool(2, stride 1) - Conv(32, 4x4, stride 2) - MaxPool(2, stride 1) -
-    Dense(32) - Dense(num_classes) logits (same padding in the second conv for images under 10x10). No normalisation layers, so it can be trained privately.
+    Dense(32) - Dense(num_classes) logits (same padding in the second conv for images under 10x10). No
+    normalisation layers, so it can be trained privately.
     Bounded activations (tanh) keep gradient norms from exploding under clipping (Papernot et al. 2021).
 
     Args:

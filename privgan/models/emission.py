@@ -25,7 +25,9 @@ def check_labels(labels, *, rows, num_classes):
     """
     labels = np.asarray(labels)
     if labels.shape != (rows,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be {rows} integers (shape ({rows},)), got {labels.dtype} of shape {labels.shape}")
+        raise ValueError(
+            f"labels must be {rows} integers (shape ({rows},)), got {labels.dtype} of shape {labels.shape}"
+        )
     if rows and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must be in [0, num_classes={num_classes}), got [{labels.min()}, {labels.max()}]")
     return labels.astype(np.int32)

@@ -284,7 +284,9 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
             raise ValueError("fit needs the private data x for the release")
         x = np.asarray(x, dtype=np.float32)
         if x.shape[1:] != self.sample_shape:
-            raise ValueError(f"x must have samples of shape {self.sample_shape} (the generator's output), got {x.shape[1:]}")
+            raise ValueError(
+                f"x must have samples of shape {self.sample_shape} (the generator's output), got {x.shape[1:]}"
+            )
         if not np.all(np.isfinite(x)):
             raise ValueError("x contains NaN or infinite values")
         if self.conditional:
@@ -327,7 +329,9 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
         sigma = self.noise_multiplier
         if sigma is None:
             if target_epsilon is None:
-                raise ValueError("noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta")
+                raise ValueError(
+                    "noise_multiplier=None is calibrated in fit, which then needs target_epsilon and delta"
+                )
             # One Gaussian mechanism of sensitivity 1 is DP-SGD's single full-batch step (q = 1).
             sigma = calibrate_noise_multiplier(target_epsilon=target_epsilon, delta=delta, sampling_probability=1.0,
                                                steps=1, accountant=accountant, ledger=self.prior_ledger)

@@ -182,4 +182,5 @@ class Scattering2D(keras.layers.Layer):
         return (input_shape[0], side, side, self.channels)
 
     def get_config(self):
-        return {**super().get_config(), "scales": self.scales, "orientations": self.orientations, "epsilon": self.epsilon}
+        return {**super().get_config(), "scales": self.scales, "orientations": self.orientations,
+                "epsilon": self.epsilon}

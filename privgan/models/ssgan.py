@@ -363,7 +363,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
     def _first_position(self):
         # `fit_head`'s steps took the positions after the GAN steps before them (see the module docstring).
-        return self.prior_ledger.mechanism_runs + self.head_ledger.mechanism_runs + self.projection_ledger.mechanism_runs
+        return (self.prior_ledger.mechanism_runs + self.head_ledger.mechanism_runs
+                + self.projection_ledger.mechanism_runs)
 
     def _step_parameters(self):
         return {
@@ -651,7 +652,9 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         """
         self._refuse_sampling_arguments(kwargs)
         if self.distribute_strategy.num_replicas_in_sync > 1:
-            raise NotImplementedError("SemiSupervisedGAN trains on one device; build it outside a multi-replica strategy")
+            raise NotImplementedError(
+                "SemiSupervisedGAN trains on one device; build it outside a multi-replica strategy"
+            )
         epochs = check_count(epochs, name="epochs", minimum=1)
         accountant = check_accountant(accountant)
         if delta is not None:
@@ -699,7 +702,9 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
 
     def _calibrate(self, *, epochs, target_epsilon, delta, accountant):
         if target_epsilon is None:
-            raise ValueError("noise multipliers of None are calibrated in fit, which then needs target_epsilon and delta")
+            raise ValueError(
+                "noise multipliers of None are calibrated in fit, which then needs target_epsilon and delta"
+            )
         if self._steps_taken():
             raise ValueError("noise multipliers can only be calibrated before this model's first DP step")
         steps = self.planned_dp_steps(epochs)
@@ -886,7 +891,8 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         cache = getattr(self, "_projection_cache", None)
         if cache is not None:
             dense, fingerprint, rows = cache
-            if fingerprint == _fingerprint(x_unlabelled, keras.Model(self.discriminator.inputs[0], dense.input).weights):
+            projection_weights = keras.Model(self.discriminator.inputs[0], dense.input).weights
+            if fingerprint == _fingerprint(x_unlabelled, projection_weights):
                 return _in_batches(keras.Model(dense.input, self.discriminator.layers[-1].input), rows, batch_size=4096)
         return _in_batches(self._head_input, x_unlabelled)
 
@@ -1021,7 +1027,9 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
         from privgan import __version__
 
         if not self.private:
-            raise ValueError("this SemiSupervisedGAN was trained without DP (private=False): it has no privacy statement")
+            raise ValueError(
+                "this SemiSupervisedGAN was trained without DP (private=False): it has no privacy statement"
+            )
         delta = check_delta(delta)
         accountant = check_accountant(accountant)
         ledger = self.privacy_ledger
@@ -1069,12 +1077,12 @@ class SemiSupervisedGAN(DPStepBookkeeping, keras.Model):
                 "Gaussian releases of its feature second moments (fit_projection) and of k-means class sums "
                 "(refine_centroid_head), each of L2 sensitivity 1 as described there. Each stream's "
                 "epsilon composes, with dp-accounting, its d_steps PoissonSampledDpEvent(sampling_probability, "
-                "GaussianDpEvent(noise_multiplier)), its head or projection phases and any prior ledger; epsilon is the "
-                "larger of the two streams' (parallel composition). That assumes each person's record is in "
-                "one stream only (labelled or unlabelled, decided by the record itself): every method that read "
-                "private images refused an image that the other stream had read, but the check compares exact "
-                "bytes, so the same image normalised two ways, or a person with two different records in the two "
-                "sets, would pass it and lose more than epsilon: record-level disjointness is the user's to ensure. "
+                "GaussianDpEvent(noise_multiplier)), its head or projection phases and any prior ledger; epsilon is "
+                "the larger of the two streams' (parallel composition). That assumes each person's record is in one "
+                "stream only (labelled or unlabelled, decided by the record itself): every method that read private "
+                "images refused an image that the other stream had read, but the check compares exact bytes, so the "
+                "same image normalised two ways, or a person with two different records in the two sets, would pass it "
+                "and lose more than epsilon: record-level disjointness is the user's to ensure. "
                 "The generator read only the discriminator and the released target, so its steps cost nothing. "
                 "The numbers of examples are treated as public. It assumes "
                 "nothing else derived from the private data (hyper-parameters tuned on it, evaluations on it, "

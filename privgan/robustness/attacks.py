@@ -406,8 +406,8 @@ class APGD(_Attack):
     def _perturb_batch(self, classifier, x, labels, targets, seed):
         objective = _objective(classifier, labels, targets, self.loss, self.targeted)
         _, x_best, found = perturbations.auto_projected_gradient_ascent(
-            objective, x, start=self._random_start(classifier, x, seed), epsilon=self.epsilon, norm=self.norm, steps=self.steps,
-            valid_range=classifier.valid_range, rho=self.rho,
+            objective, x, start=self._random_start(classifier, x, seed), epsilon=self.epsilon, norm=self.norm,
+            steps=self.steps, valid_range=classifier.valid_range, rho=self.rho,
         )
         return x_best, found
 

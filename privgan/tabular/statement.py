@@ -29,8 +29,8 @@ def write_synthetic(synthesizer, csv_path, *, rows, conditions=None):
     """Writes `rows` synthetic rows to a CSV and the synthesizer's privacy statement to JSON beside it.
 
     The statement goes to `csv_path` with suffix `.json`, with the number of rows, the data file's name and
-    the conditions (if any), its floats rounded never in the guarantee's favour (`rounded_statement`). Both files are written to temporary files and renamed only when both are
-    complete, so an error leaves neither.
+    the conditions (if any), its floats rounded never in the guarantee's favour (`rounded_statement`). Both
+    files are written to temporary files and renamed only when both are complete, so an error leaves neither.
 
     Args:
         synthesizer: a fitted synthesizer with `sample(n, conditions=...)` and `privacy_statement()`.
@@ -52,7 +52,8 @@ def write_synthetic(synthesizer, csv_path, *, rows, conditions=None):
     statement = {**synthesizer.privacy_statement(), "num_rows": rows, "data_file": csv_path.name}
     if conditions:
         statement["conditions"] = {name: value for name, value in conditions.items()}
-    text = json.dumps(rounded_statement(statement), indent=2, sort_keys=True, allow_nan=False, default=_json_value) + "\n"
+    text = json.dumps(rounded_statement(statement), indent=2, sort_keys=True, allow_nan=False,
+                      default=_json_value) + "\n"
     statement_path = csv_path.with_suffix(".json")
     with atomic_path(csv_path) as csv_temporary, atomic_path(statement_path) as json_temporary:
         synthetic.to_csv(csv_temporary, index=False)

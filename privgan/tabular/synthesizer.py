@@ -342,7 +342,8 @@ class TabularDPSynthesizer:
         statement = self.gan_.privacy_report(delta=self.delta_, accountant=self.accountant)
         statement["method"] = "gan"
         del statement["num_examples"]  # the model's N is num_rows_estimate below
-        statement["guarantee"] = statement["guarantee"].replace(" The number of examples num_examples is treated as public.", "")
+        statement["guarantee"] = statement["guarantee"].replace(
+            " The number of examples num_examples is treated as public.", "")
         if self.count_fraction == 0:
             statement["num_examples"] = self.num_rows_estimate_
             size = ("The number of rows num_examples was declared public (count_fraction=0): it sized the training "

@@ -53,7 +53,8 @@ def _column_mismatch(schema, columns):
         guesses = {name: difflib.get_close_matches(name, extra, n=1, cutoff=0.6) for name in missing}
         hints = [f"{guess[0]!r} for {name!r}" for name, guess in guesses.items() if guess]
         if not extra:
-            return f"missing columns {missing}: in the schema but not in the table (which has {[str(c) for c in columns]})"
+            return (f"missing columns {missing}: in the schema but not in the table "
+                    f"(which has {[str(c) for c in columns]})")
         message = f"missing columns {missing}: in the schema but not in the table, whose unmatched columns are {extra}"
         return message + (f"; did you mean {', '.join(hints)}?" if hints else "")
     if extra:

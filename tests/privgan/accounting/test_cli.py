@@ -10,7 +10,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[3]
 RUNS = {
     "statement": ["--num_examples=60000", "--batch_size=256", "--epochs=60", "--noise_multiplier=1.1"],
-    "calibration": ["--num_examples=1000", "--batch_size=50", "--epochs=10", "--target_epsilon=1.5", "--accountant=rdp"],
+    "calibration": ["--num_examples=1000", "--batch_size=50", "--epochs=10", "--target_epsilon=1.5",
+                    "--accountant=rdp"],
     "bad_delta": ["--num_examples=60000", "--batch_size=256", "--epochs=60", "--noise_multiplier=1.1", "--delta=2"],
 }
 

@@ -46,7 +46,8 @@ def test_epsilon_of_event_agrees_with_epsilon():
 @pytest.mark.parametrize("accountant", ["rdp", "pld"])
 def test_zero_steps_cost_nothing_and_zero_noise_costs_everything(accountant):
     assert epsilon(noise_multiplier=1.0, sampling_probability=0.1, steps=0, delta=1e-5, accountant=accountant) == 0.0
-    assert epsilon(noise_multiplier=0.0, sampling_probability=0.1, steps=1, delta=1e-5, accountant=accountant) == math.inf
+    assert epsilon(noise_multiplier=0.0, sampling_probability=0.1, steps=1, delta=1e-5,
+                   accountant=accountant) == math.inf
 
 
 @pytest.mark.parametrize("accountant", ["rdp", "pld"])

@@ -64,8 +64,8 @@ def _flag_lines(stdout):
 def test_synthesize_help_lists_its_flags_with_help_text_defaults_and_required_marks(helps):
     _, stdout, _ = helps["synthesize"]
     lines = _flag_lines(stdout)
-    for name in ("csv", "schema", "epsilon", "delta", "rows", "output", "method", "condition", "epochs", "batch_size", "seed", "overwrite",
-                 "fidelity_report", "label"):
+    for name in ("csv", "schema", "epsilon", "delta", "rows", "output", "method", "condition", "epochs", "batch_size",
+                 "seed", "overwrite", "fidelity_report", "label"):
         assert name in lines, name
     assert lines["csv"].startswith("  --csv=TEXT") and "The private table (CSV with a header row). (required)" in stdout
     assert "--epochs=INT" in lines["epochs"] and "--method={aim,mst,gan}" in stdout and "(default: aim)" in stdout
@@ -113,4 +113,5 @@ def test_write_example_writes_a_table_and_its_schema_and_says_what_to_run(runs):
     schema = load_schema(folder / "breast_cancer.schema.json")
     assert schema == BREAST_CANCER_SCHEMA and schema.source == "public"
     assert len(read_csv(folder / "breast_cancer.csv", schema)) == 569  # fits its schema
-    assert f"privgan-synthesize --csv={folder / 'breast_cancer.csv'} --schema={folder / 'breast_cancer.schema.json'} " in stdout
+    assert (f"privgan-synthesize --csv={folder / 'breast_cancer.csv'} "
+            f"--schema={folder / 'breast_cancer.schema.json'} ") in stdout

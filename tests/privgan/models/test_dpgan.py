@@ -117,7 +117,8 @@ def test_calibrated_sigma_spends_exactly_the_target(trained):
 def test_training_stops_at_the_budget_without_restarting_the_sampler():
     x, y = data()
     gan = make_gan(noise_multiplier=2.0)
-    allowed = max_steps(target_epsilon=2.9, delta=DELTA, noise_multiplier=2.0, sampling_probability=BATCH / NUM_EXAMPLES)
+    allowed = max_steps(target_epsilon=2.9, delta=DELTA, noise_multiplier=2.0,
+                        sampling_probability=BATCH / NUM_EXAMPLES)
     assert allowed < 20 * round(NUM_EXAMPLES / BATCH) and allowed % 2 == 1  # ends inside a train step of 2
     # Keras re-creates the iterator of a dataset that runs dry before the last epoch (warning "Your input
     # ran out of data"), which would replay the first Poisson batches: fit must stop first.
@@ -142,7 +143,8 @@ def test_save_synthetic_writes_data_and_a_statement_with_the_accountants_epsilon
     assert statement["epsilon"] == epsilon(noise_multiplier=statement["noise_multiplier"],
                                            sampling_probability=BATCH / NUM_EXAMPLES,
                                            steps=statement["d_steps"], delta=DELTA)
-    for key in ("delta", "accountant", "l2_norm_clip", "sampling_probability", "num_examples", "privgan_version", "date"):
+    for key in ("delta", "accountant", "l2_norm_clip", "sampling_probability", "num_examples", "privgan_version",
+                "date"):
         assert key in statement
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synthetic.json", "synthetic.npz"]
     # privgan-audit reads the statement as written and finds its epsilon in its ledger.
@@ -264,7 +266,8 @@ def test_fit_under_mirrored_strategy_equals_one_device(mirrored_strategy):
 
 
 def test_budget_holds_under_mirrored_strategy(mirrored_strategy):
-    allowed = max_steps(target_epsilon=3.0, delta=DELTA, noise_multiplier=1.0, sampling_probability=BATCH / NUM_EXAMPLES)
+    allowed = max_steps(target_epsilon=3.0, delta=DELTA, noise_multiplier=1.0,
+                        sampling_probability=BATCH / NUM_EXAMPLES)
     gan = _fit_gan(mirrored_strategy, epochs=allowed // 6 + 3, target_epsilon=3.0)
     assert int(gan.dp_steps.numpy()) == allowed - allowed % 2  # whole train steps of n_critic = 2 D steps
     assert gan.privacy_spent(delta=DELTA) <= 3.0

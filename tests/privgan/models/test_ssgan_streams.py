@@ -24,7 +24,8 @@ X_L_WITH_UNLABELLED = np.concatenate([X_L[:-2], X_U[[3, 5]]])
 
 def make():
     keras.utils.set_random_seed(0)
-    discriminator = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(4, use_bias=False, name="projection"),
+    discriminator = keras.Sequential([keras.Input((FEATURES,)),
+                                      keras.layers.Dense(4, use_bias=False, name="projection"),
                                       keras.layers.Dense(CLASSES)])
     gan = SemiSupervisedGAN(mlp_generator(output_shape=(FEATURES,), latent_dim=2, hidden=(4,)), discriminator,
                             num_labelled=NUM_LABELLED, num_unlabelled=NUM_UNLABELLED, labelled_batch_size=6,

@@ -44,12 +44,16 @@ def runs(tmp_path_factory):
         "bad": (MODULE, [*gan, f"--csv={folder / 'bad.csv'}", f"--output={folder / 'bad' / 'synthetic.csv'}"]),
         "taken": (MODULE, [*gan, f"--csv={folder / 'private.csv'}", f"--output={folder / 'taken' / 'synthetic.csv'}"]),
         "mst": (MODULE, ["--method=mst", f"--csv={folder / 'private.csv'}", "--rows=120",
-                         f"--output={folder / 'mst' / 'synthetic.csv'}", "--condition=label=yes", "--condition=colour="]),
-        "refused": (MODULE, [*gan, f"--csv={folder / 'private.csv'}", f"--output={folder / 'refused' / 'synthetic.csv'}",
-                             "--condition=label=yes"]),
-        "input": (MODULE, [*gan, f"--csv={folder / 'input.csv'}", f"--output={folder / 'input.csv'}", "--overwrite", "--rows=50"]),
-        "proc": (MODULE, [*gan, f"--csv={folder / 'private.csv'}", "--output=/proc/privgan/synthetic.csv", "--rows=50"]),
-        "report_inside": (MODULE, [*gan, f"--csv={folder / 'private.csv'}", f"--output={folder / 'ri' / 'synthetic.csv'}",
+                         f"--output={folder / 'mst' / 'synthetic.csv'}", "--condition=label=yes",
+                         "--condition=colour="]),
+        "refused": (MODULE, [*gan, f"--csv={folder / 'private.csv'}",
+                             f"--output={folder / 'refused' / 'synthetic.csv'}", "--condition=label=yes"]),
+        "input": (MODULE, [*gan, f"--csv={folder / 'input.csv'}", f"--output={folder / 'input.csv'}", "--overwrite",
+                           "--rows=50"]),
+        "proc": (MODULE, [*gan, f"--csv={folder / 'private.csv'}", "--output=/proc/privgan/synthetic.csv",
+                          "--rows=50"]),
+        "report_inside": (MODULE, [*gan, f"--csv={folder / 'private.csv'}",
+                                   f"--output={folder / 'ri' / 'synthetic.csv'}",
                                    f"--fidelity_report={folder / 'ri' / 'private'}"]),
     }
     quiet = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
@@ -79,7 +83,8 @@ def test_writes_synthetic_csv_and_a_statement_matching_the_accountant(runs):
     count = statement["ledger"]["phases"][0]["release"]
     event = dp_accounting.ComposedDpEvent([
         dp_accounting.GaussianDpEvent(count["noise_multiplier"]),
-        dp_sgd_event(noise_multiplier=statement["noise_multiplier"], sampling_probability=BATCH / noisy_rows, steps=steps),
+        dp_sgd_event(noise_multiplier=statement["noise_multiplier"], sampling_probability=BATCH / noisy_rows,
+                     steps=steps),
     ])
     assert statement["epsilon"] == pytest.approx(epsilon_of_event(event, delta=DELTA), rel=1e-5)
     assert statement["epsilon"] <= 3.0 and f"epsilon = {statement['epsilon']:.4f}" in stdout
@@ -122,7 +127,8 @@ def test_condition_with_the_gan_is_refused_before_training(runs):
     returncode, _, stderr = results["refused"]
     assert returncode == 1 and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
-        "privgan-synthesize: error: --condition needs --method=aim or --method=mst: the DPGAN cannot condition on a value"
+        "privgan-synthesize: error: --condition needs --method=aim or --method=mst: "
+        "the DPGAN cannot condition on a value"
     )
     assert not (folder / "refused").exists()
 

@@ -71,7 +71,8 @@ def test_save_writes_csv_and_statement(fitted, tmp_path):
     exact = fitted.privacy_statement()
     # Floats rounded to 6 significant digits, epsilon up and sigma down: never a stronger-looking guarantee.
     assert exact["epsilon"] <= statement["epsilon"] == pytest.approx(exact["epsilon"], rel=1e-5)
-    assert exact["noise_multiplier"] >= statement["noise_multiplier"] == pytest.approx(exact["noise_multiplier"], rel=1e-5)
+    assert (exact["noise_multiplier"] >= statement["noise_multiplier"]
+            == pytest.approx(exact["noise_multiplier"], rel=1e-5))
     assert len(repr(statement["sampling_probability"])) <= 8
     steps = _planned_steps(fitted)
     assert statement["training"] == {"epochs_requested": EPOCHS, "epochs_run": EPOCHS, "d_steps_planned": steps,

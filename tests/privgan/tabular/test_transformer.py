@@ -10,8 +10,10 @@ def test_encoding_layout_and_values():
     transformer = TableTransformer(SCHEMA)
     # age 1, colour 3 + missing, income 1, score 1 + [present, missing], grade 3, label 2
     assert transformer.width == 1 + 4 + 1 + 3 + 3 + 2
-    assert [s.activation for s in transformer.spans] == ["sigmoid", "softmax", "sigmoid", "sigmoid", "softmax", "softmax", "softmax"]
-    row = pd.DataFrame({"age": [54], "colour": [None], "income": [0.0], "score": [np.nan], "grade": [2], "label": ["no"]})
+    assert [s.activation for s in transformer.spans] == [
+        "sigmoid", "softmax", "sigmoid", "sigmoid", "softmax", "softmax", "softmax"]
+    row = pd.DataFrame({"age": [54], "colour": [None], "income": [0.0], "score": [np.nan], "grade": [2],
+                        "label": ["no"]})
     encoded = transformer.encode(row, dtype="float64")[0]
     np.testing.assert_allclose(encoded, [0.5, 0, 0, 0, 1, 0.0, 0.0, 0, 1, 0, 1, 0, 0, 1])
 
@@ -60,7 +62,8 @@ def _broken(column, value, row=3):
         (_broken("age", "old"), "column 'age': value 'old' at row 3 is not a number"),
         (_broken("age", np.nan), "column 'age': missing value (NaN) at row 3, but the schema does not allow"),
         (_broken("income", np.inf), "column 'income': value inf at row 3 is outside the schema bounds"),
-        (_broken("colour", "purple"), "column 'colour': unknown category 'purple' at row 3; the schema allows ['red', 'green', 'blue']"),
+        (_broken("colour", "purple"),
+         "column 'colour': unknown category 'purple' at row 3; the schema allows ['red', 'green', 'blue']"),
         (_broken("grade", 7), "column 'grade': unknown category 7 at row 3"),
         (_broken("label", None), "column 'label': missing value (NaN) at row 3"),
     ],
