@@ -37,7 +37,7 @@ setup(
         "mbi>=2.0,<3; python_version >= '3.11'",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
         "gpu": ["tensorflow[and-cuda]>=2.16,<3"],
         # The documentation site (mkdocs.yml); mkdocstrings reads the docstrings without importing the code.
         "docs": ["mkdocs-material>=9.5", "mkdocstrings-python>=1.10"],
