@@ -295,38 +295,112 @@ class EmbeddingRule:
         return squared, clipped
 
 
+def _batch_shaped(value, inputs):
+    """Whether a keyword argument of a layer call holds one row per example (a mask, a conditioning).
+
+    A tensor whose leading axis has the input's static length (both unknown counts: inside a traced
+    step the batch axis is the one axis left unknown) is sliced per example; anything else is passed
+    whole to every example's call.
+    """
+    return (
+        tf.is_tensor(value) and value.shape.rank is not None and value.shape.rank >= 1
+        and value.shape[0] == inputs.shape[0]
+    )
+
+
+def needs_loop(layer, kwargs):
+    """Why per-example gradients through `layer` must not use `tf.vectorized_map`, or None.
+
+    TensorFlow's vectorisation fails on recurrent layers (their while loops carry `variant` tensor
+    lists: a TypeError) and, worse, aborts the process on some masked models (a double free in
+    repeated calls, which no exception handler catches). The choice is made from the layer and its
+    call before anything is vectorised; a layer can opt out with `vectorizable = False`.
+    """
+    if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)):
+        return f"recurrent layer {layer.name!r} ({type(layer).__name__})"
+    if kwargs.get("mask") is not None:
+        return f"layer {layer.name!r} ({type(layer).__name__}) called with a mask"
+    if not getattr(layer, "vectorizable", True):
+        return f"layer {layer.name!r} ({type(layer).__name__}) declaring vectorizable = False"
+    return None
+
+
+def map_examples(function, elements, output_signature, *, loop):
+    """`function` applied to each example of `elements` (leading axis), results stacked.
+
+    Vectorised with `tf.vectorized_map`, or with `loop` a `tf.map_fn` (a while loop in a graph, a
+    Python loop eagerly), which runs any model TensorFlow can differentiate, one example at a time.
+    Zero examples (Poisson sampling draws empty batches, and pfor cannot vectorise over none) give
+    empty results.
+    """
+
+    def empty():
+        return tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape], s.dtype), output_signature)
+
+    def run():
+        if loop:
+            return tf.map_fn(function, elements, fn_output_signature=output_signature)
+        return tf.vectorized_map(function, elements)
+
+    size = tf.shape(tf.nest.flatten(elements)[0])[0]
+    return tf.cond(size > 0, run, empty)
+
+
 class GenericRule:
-    """Any other layer with variables of its own, called on one tensor: vectorised per-example VJPs."""
+    """Any other layer with variables of its own, called on one tensor: per-example VJPs of the layer.
+
+    Each example's gradient of the layer's variables is the layer's VJP on that example's input, output
+    gradient and batch-shaped keyword arguments (masks, conditioning), vectorised, or looped over the
+    examples where vectorisation cannot run the layer (`needs_loop`).
+    """
 
     @staticmethod
     def applies_to(layer):
         return True
 
     @staticmethod
+    def variables(layer):
+        return own_trainable_variables(layer)
+
+    @staticmethod
     def call(layer, original_call, inputs, **kwargs):
         outputs = original_call(inputs, **kwargs)
         return outputs, LayerUse(inputs, outputs, kwargs)
 
-    @staticmethod
-    def prepare(layer, original_call, uses, gradients):
-        variables = own_trainable_variables(layer)
+    @classmethod
+    def prepare(cls, layer, original_call, uses, gradients):
+        variables = cls.variables(layer)
+        signature = [tf.TensorSpec(v.shape, v.dtype) for v in variables]
 
         def per_example(use, grad):
-            def one(example):
-                a_i, g_i = example
-                with tf.GradientTape() as tape:
-                    out = original_call(a_i[None], **use.kwargs)
-                return tape.gradient(
-                    out, variables, output_gradients=g_i[None], unconnected_gradients=tf.UnconnectedGradients.ZERO
+            leaves = tf.nest.flatten(use.kwargs)
+            sliced = [_batch_shaped(value, use.inputs) for value in leaves]
+            rows = [value for value, cut in zip(leaves, sliced) if cut]
+            checks = [
+                tf.debugging.assert_equal(
+                    tf.shape(value)[0], tf.shape(use.inputs)[0],
+                    message=f"a keyword argument of layer {layer.name!r} has another batch size than its input",
                 )
+                for value in rows
+            ]
 
-            def empty():
-                return [tf.zeros(tf.concat([[0], tf.shape(v)], 0), v.dtype) for v in variables]
+            def one(example):
+                a_i, g_i, rows_i = example
+                row = iter(rows_i)
+                kwargs = tf.nest.pack_sequence_as(
+                    use.kwargs, [next(row)[None] if cut else value for value, cut in zip(leaves, sliced)]
+                )
+                with tf.GradientTape() as tape:
+                    out = original_call(a_i[None], **kwargs)
+                grads = tape.gradient(
+                    out, variables, output_gradients=tf.nest.map_structure(lambda t: t[None], g_i),
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                return [tf.convert_to_tensor(g) for g in grads]  # an Embedding's IndexedSlices, made dense
 
-            # pfor cannot vectorise over zero examples.
-            return tf.cond(
-                tf.shape(use.inputs)[0] > 0, lambda: tf.vectorized_map(one, (use.inputs, grad)), empty
-            )
+            with tf.control_dependencies(checks):
+                elements = (tf.identity(use.inputs), grad, rows)
+            return map_examples(one, elements, signature, loop=needs_loop(layer, use.kwargs) is not None)
 
         summed = None
         for use, grad in zip(uses, gradients):
@@ -345,7 +419,83 @@ class GenericRule:
         return squared, clipped
 
 
-RULES = (DenseRule, ConvRule, EmbeddingRule)
+class RecurrentRule(GenericRule):
+    """A recurrent layer (SimpleRNN, LSTM, GRU, ConvLSTM, any `keras.layers.RNN`) as one unit.
+
+    Its variables belong to its cell, which it calls once per time step inside a while loop on the
+    state as a second input: the rule claims all of them, and takes each example's gradient with a
+    loop over the examples, since `tf.vectorized_map` cannot vectorise the while loop.
+    """
+
+    @staticmethod
+    def applies_to(layer):
+        return _unmodified(layer)
+
+    @staticmethod
+    def variables(layer):
+        return list(layer.trainable_variables)
+
+    @staticmethod
+    def call(layer, original_call, inputs, **kwargs):
+        outputs = original_call(inputs, **kwargs)
+        # With return_state the layer returns [output, *states]: all of them carry gradients.
+        watched = list(outputs) if isinstance(outputs, (list, tuple)) else outputs
+        return outputs, LayerUse(inputs, watched, kwargs)
+
+
+_RULES = {}
+
+
+def register_layer_rule(layer_class, rule):
+    """Registers how DP clipping takes per-example gradients of a layer class (and its subclasses).
+
+    A rule is an object (a class with static methods will do) with:
+
+    - `call(layer, original_call, inputs, **kwargs) -> (outputs, LayerUse)`: runs the layer in place of
+      its `call` during the recorded forward pass, returning its outputs and a `LayerUse` holding what
+      `prepare` needs and the tensor whose gradient it needs (`watched`);
+    - `prepare(layer, original_call, uses, gradients) -> (squared_norms, clipped)`: from the layer's
+      uses and the gradients of their `watched` tensors, each example's squared gradient norm over the
+      layer's variables (shape (batch,)) and a function from clip factors (batch,) to a dict
+      {id(variable): sum_i factor_i * gradient_i};
+    - optionally `applies_to(layer) -> bool` (default: always), to decline some configurations, and
+      `variables(layer)`, the variables the rule covers (default: those the layer creates itself, not
+      through its sub-layers; a rule covering sub-layers' variables is called for the whole layer,
+      and its sub-layers are not recorded separately).
+
+    The most specific registered class of a layer whose rule applies wins; a later registration for
+    the same class replaces the earlier one. Check a new rule with `privgan.check_sensitivity` and
+    against `clipped_gradient_sum(..., method="vectorized")`.
+
+    Args:
+        layer_class: a subclass of `keras.layers.Layer`.
+        rule: the rule.
+
+    Returns:
+        The rule registered for `layer_class` before, or None.
+
+    Raises:
+        TypeError: if `layer_class` is not a Keras layer class or `rule` lacks `call` or `prepare`.
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise TypeError(f"layer_class must be a subclass of keras.layers.Layer, got {layer_class!r}")
+    missing = [name for name in ("call", "prepare") if not callable(getattr(rule, name, None))]
+    if missing:
+        raise TypeError(f"rule must have callable {' and '.join(missing)} methods, got {rule!r}")
+    previous = _RULES.get(layer_class)
+    _RULES[layer_class] = rule
+    return previous
+
+
+def rule_variables(rule, layer):
+    """The variables `rule` covers for `layer`."""
+    variables = getattr(rule, "variables", None)
+    return list(variables(layer)) if variables is not None else own_trainable_variables(layer)
+
+
+def registered_rules():
+    """A copy of the registry: layer class -> rule."""
+    return dict(_RULES)
 
 
 def own_trainable_variables(layer):
@@ -355,5 +505,19 @@ def own_trainable_variables(layer):
 
 
 def rule_for(layer):
-    """The closed-form rule for `layer`, or `GenericRule`."""
-    return next((rule for rule in RULES if rule.applies_to(layer)), GenericRule)
+    """The rule registered for the most specific class of `layer` that applies, else `GenericRule`."""
+    for cls in type(layer).__mro__:
+        rule = _RULES.get(cls)
+        if rule is not None and getattr(rule, "applies_to", lambda _: True)(layer):
+            return rule
+    return GenericRule
+
+
+for _class, _rule in (
+    (keras.layers.Dense, DenseRule),
+    (keras.layers.Conv1D, ConvRule),
+    (keras.layers.Conv2D, ConvRule),
+    (keras.layers.Embedding, EmbeddingRule),
+    (keras.layers.RNN, RecurrentRule),
+):
+    register_layer_rule(_class, _rule)
