@@ -19,10 +19,12 @@ in the batch.
 """
 
 import contextlib
+import dataclasses
 
 import keras
 import tensorflow as tf
 from absl import logging
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 from privgan.dp.layer_rules import (
     GenericRule, keep_rows, map_examples, needs_loop, own_trainable_variables, rule_for, rule_variables,
@@ -62,6 +64,14 @@ def _input_mask(args, kwargs):
     return getattr(args[0], "_keras_mask", None)
 
 
+def _follows(rule, args):
+    """Whether `rule` can follow a call on `args`: one tensor, or for per-example VJPs a structure of them."""
+    if len(args) != 1:
+        return False
+    leaves = tf.nest.flatten(args[0]) if isinstance(rule, type) and issubclass(rule, GenericRule) else [args[0]]
+    return bool(leaves) and all(tf.is_tensor(leaf) or hasattr(leaf, "shape") for leaf in leaves)
+
+
 @contextlib.contextmanager
 def _recording_layers(private_ids):
     """Records each call of a layer that owns private variables, through its rule's `call`.
@@ -85,6 +95,9 @@ def _recording_layers(private_ids):
                 "a batch, so per-example clipping would not bound one example's influence. Use "
                 "LayerNormalization or GroupNormalization instead, or freeze it (trainable=False)."
             )
+        if in_symbolic_scope():
+            # Keras building a model on its first call (shapes only, in a scratch graph): nothing to record.
+            return original_dunder(layer, *args, **kwargs)
         if recording.loop_reason is None:
             recording.loop_reason = needs_loop(layer, {"mask": _input_mask(args, kwargs)})
         if recording.unsupported is not None or any(entry.compound for entry in private_depth):
@@ -98,12 +111,15 @@ def _recording_layers(private_ids):
             if not all(id(v) in private_ids for v in covered):
                 rule, covered = GenericRule, own_trainable_variables(layer)
             entry = _Entry(layer, rule, layer.call, covered)
-        if len(args) != 1 or not tf.is_tensor(args[0]) and not hasattr(args[0], "shape"):
-            recording.unsupported = f"layer {layer.name!r} is called on {len(args)} positional inputs"
+        if not _follows(entry.rule, args):
+            recording.unsupported = (f"layer {layer.name!r} ({type(layer).__name__}) is called on several "
+                                     "positional inputs")
             return original_dunder(layer, *args, **kwargs)
         entries[id(layer)] = entry
 
         def call(inputs, **call_kwargs):
+            if in_symbolic_scope():  # Keras building the layer from within this call: shapes only
+                return entry.original_call(inputs, **call_kwargs)
             outputs, use = entry.rule.call(layer, entry.original_call, inputs, **call_kwargs)
             entry.uses.append(use)
             return outputs
@@ -224,6 +240,58 @@ def _whole_model_reason(method, recording, variables):
     if recording.unsupported is not None:
         return recording.unsupported
     return _unfollowed_variables(variables, recording.entries, recording.outside_reads)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClippingPlan:
+    """How `clipped_gradient_sum` takes a model's per-example gradient norms (see `clipping_plan`).
+
+    Attributes:
+        whole_model: why per-example gradients of the whole model are taken, or None when every
+            private layer has its rule.
+        whole_model_path: "vectorised" or "per-example loop" with `whole_model`, else None.
+        layers: (layer name, path) for each private layer the rules follow, in call order; a path is
+            "fast rule" (closed form, no per-example gradients), "vectorised" or "per-example loop"
+            (the layer's own per-example gradients), or a registered rule's `path` attribute.
+    """
+
+    whole_model: str | None
+    whole_model_path: str | None
+    layers: tuple
+
+    def __post_init__(self):
+        if (self.whole_model is None) != (self.whole_model_path is None):
+            raise ValueError("whole_model and whole_model_path must be given together")
+        if self.whole_model_path not in (None, VECTORISED, LOOP):
+            raise ValueError(f"whole_model_path must be None, {VECTORISED!r} or {LOOP!r}")
+
+
+VECTORISED, LOOP = "vectorised", "per-example loop"
+
+
+def _layer_path(entry):
+    if isinstance(entry.rule, type) and issubclass(entry.rule, GenericRule):
+        return LOOP if any(needs_loop(entry.layer, use.kwargs) for use in entry.uses) else VECTORISED
+    return getattr(entry.rule, "path", "registered rule")
+
+
+def clipping_plan(per_example_loss_fn, variables, batch, *, has_aux=False):
+    """Which path `clipped_gradient_sum` takes for this loss, from one forward pass (no gradients).
+
+    Args:
+        per_example_loss_fn, variables, batch, has_aux: as for `clipped_gradient_sum`.
+
+    Returns:
+        A `ClippingPlan`.
+    """
+    variables = list(variables)
+    with _recording_layers({id(v) for v in variables}) as recording:
+        per_example_loss_fn(batch)
+    reason = _whole_model_reason("auto", recording, variables)
+    if reason is not None:
+        return ClippingPlan(reason, LOOP if recording.loop_reason else VECTORISED, ())
+    layers = tuple((entry.layer.name, _layer_path(entry)) for entry in recording.entries.values())
+    return ClippingPlan(None, None, layers)
 
 
 def clipped_gradient_sum(

@@ -93,6 +93,8 @@ def _unmodified(layer):
 class DenseRule:
     """Dense on inputs of shape (B, ..., d): kernel gradient a^T g per example, bias gradient sum of g."""
 
+    path = "fast rule"
+
     @staticmethod
     def applies_to(layer):
         return type(layer) is keras.layers.Dense and _unmodified(layer)
@@ -125,6 +127,8 @@ class DenseRule:
 
 class ConvRule:
     """Conv1D/Conv2D (channels_last, groups=1): the per-example kernel gradient is patches^T g."""
+
+    path = "fast rule"
 
     @staticmethod
     def applies_to(layer):
@@ -266,6 +270,8 @@ def _pair(value):
 class EmbeddingRule:
     """Embedding: example i's gradient adds g_t to row idx_t; rows repeated in one example add up."""
 
+    path = "fast rule"
+
     @staticmethod
     def applies_to(layer):
         return type(layer) is keras.layers.Embedding and _unmodified(layer)
@@ -314,11 +320,13 @@ def needs_loop(layer, kwargs):
     TensorFlow's vectorisation fails on recurrent layers (their while loops carry `variant` tensor
     lists: a TypeError) and, worse, aborts the process on some masked models (a double free in
     repeated calls, which no exception handler catches). The choice is made from the layer and its
-    call before anything is vectorised; a layer can opt out with `vectorizable = False`.
+    call before anything is vectorised (a layer containing a recurrent one counts as recurrent); a layer
+    can opt out with `vectorizable = False`.
     """
-    if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)):
-        return f"recurrent layer {layer.name!r} ({type(layer).__name__})"
-    if kwargs.get("mask") is not None:
+    for inner in layer._flatten_layers(include_self=True):
+        if isinstance(inner, (keras.layers.RNN, keras.layers.Bidirectional)):
+            return f"recurrent layer {inner.name!r} ({type(inner).__name__})"
+    if any(mask is not None for mask in tf.nest.flatten(kwargs.get("mask"))):  # attention: [None, None]
         return f"layer {layer.name!r} ({type(layer).__name__}) called with a mask"
     if not getattr(layer, "vectorizable", True):
         return f"layer {layer.name!r} ({type(layer).__name__}) declaring vectorizable = False"
@@ -347,7 +355,7 @@ def map_examples(function, elements, output_signature, *, loop):
 
 
 class GenericRule:
-    """Any other layer with variables of its own, called on one tensor: per-example VJPs of the layer.
+    """Any other layer with variables of its own: per-example VJPs of the layer.
 
     Each example's gradient of the layer's variables is the layer's VJP on that example's input, output
     gradient and batch-shaped keyword arguments (masks, conditioning), vectorised, or looped over the
@@ -365,7 +373,9 @@ class GenericRule:
     @staticmethod
     def call(layer, original_call, inputs, **kwargs):
         outputs = original_call(inputs, **kwargs)
-        return outputs, LayerUse(inputs, outputs, kwargs)
+        # Several outputs (a recurrent layer's [output, *states]) all carry gradients.
+        watched = list(outputs) if isinstance(outputs, (list, tuple)) else outputs
+        return outputs, LayerUse(inputs, watched, kwargs)
 
     @classmethod
     def prepare(cls, layer, original_call, uses, gradients):
@@ -373,12 +383,13 @@ class GenericRule:
         signature = [tf.TensorSpec(v.shape, v.dtype) for v in variables]
 
         def per_example(use, grad):
+            first = tf.nest.flatten(use.inputs)[0]  # inputs may be a list (an attention's [query, value])
             leaves = tf.nest.flatten(use.kwargs)
-            sliced = [_batch_shaped(value, use.inputs) for value in leaves]
+            sliced = [_batch_shaped(value, first) for value in leaves]
             rows = [value for value, cut in zip(leaves, sliced) if cut]
             checks = [
                 tf.debugging.assert_equal(
-                    tf.shape(value)[0], tf.shape(use.inputs)[0],
+                    tf.shape(value)[0], tf.shape(first)[0],
                     message=f"a keyword argument of layer {layer.name!r} has another batch size than its input",
                 )
                 for value in rows
@@ -391,7 +402,7 @@ class GenericRule:
                     use.kwargs, [next(row)[None] if cut else value for value, cut in zip(leaves, sliced)]
                 )
                 with tf.GradientTape() as tape:
-                    out = original_call(a_i[None], **kwargs)
+                    out = original_call(tf.nest.map_structure(lambda t: t[None], a_i), **kwargs)
                 grads = tape.gradient(
                     out, variables, output_gradients=tf.nest.map_structure(lambda t: t[None], g_i),
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
@@ -399,7 +410,7 @@ class GenericRule:
                 return [tf.convert_to_tensor(g) for g in grads]  # an Embedding's IndexedSlices, made dense
 
             with tf.control_dependencies(checks):
-                elements = (tf.identity(use.inputs), grad, rows)
+                elements = (tf.nest.map_structure(tf.identity, use.inputs), grad, rows)
             return map_examples(one, elements, signature, loop=needs_loop(layer, use.kwargs) is not None)
 
         summed = None
@@ -419,12 +430,14 @@ class GenericRule:
         return squared, clipped
 
 
-class RecurrentRule(GenericRule):
-    """A recurrent layer (SimpleRNN, LSTM, GRU, ConvLSTM, any `keras.layers.RNN`) as one unit.
+class WholeLayerRule(GenericRule):
+    """A layer whose variables belong to sub-layers it does not call through `__call__`, as one unit.
 
-    Its variables belong to its cell, which it calls once per time step inside a while loop on the
-    state as a second input: the rule claims all of them, and takes each example's gradient with a
-    loop over the examples, since `tf.vectorized_map` cannot vectorise the while loop.
+    A recurrent layer (SimpleRNN, LSTM, GRU, ConvLSTM, any `keras.layers.RNN`) calls its cell once per
+    time step inside a while loop, with the state as a second input; TimeDistributed calls its layer's
+    `call` directly; SpectralNormalization reads its layer's kernel outside the layer's call. The rule
+    claims all their variables and takes each example's gradient of the whole layer, looped over the
+    examples for recurrent layers (`needs_loop`: `tf.vectorized_map` cannot vectorise the while loop).
     """
 
     @staticmethod
@@ -434,13 +447,6 @@ class RecurrentRule(GenericRule):
     @staticmethod
     def variables(layer):
         return list(layer.trainable_variables)
-
-    @staticmethod
-    def call(layer, original_call, inputs, **kwargs):
-        outputs = original_call(inputs, **kwargs)
-        # With return_state the layer returns [output, *states]: all of them carry gradients.
-        watched = list(outputs) if isinstance(outputs, (list, tuple)) else outputs
-        return outputs, LayerUse(inputs, watched, kwargs)
 
 
 _RULES = {}
@@ -469,7 +475,7 @@ def register_layer_rule(layer_class, rule):
 
     Args:
         layer_class: a subclass of `keras.layers.Layer`.
-        rule: the rule.
+        rule: the rule, or None to remove the registration of `layer_class`.
 
     Returns:
         The rule registered for `layer_class` before, or None.
@@ -479,6 +485,8 @@ def register_layer_rule(layer_class, rule):
     """
     if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
         raise TypeError(f"layer_class must be a subclass of keras.layers.Layer, got {layer_class!r}")
+    if rule is None:
+        return _RULES.pop(layer_class, None)
     missing = [name for name in ("call", "prepare") if not callable(getattr(rule, name, None))]
     if missing:
         raise TypeError(f"rule must have callable {' and '.join(missing)} methods, got {rule!r}")
@@ -518,6 +526,8 @@ for _class, _rule in (
     (keras.layers.Conv1D, ConvRule),
     (keras.layers.Conv2D, ConvRule),
     (keras.layers.Embedding, EmbeddingRule),
-    (keras.layers.RNN, RecurrentRule),
+    (keras.layers.RNN, WholeLayerRule),
+    (keras.layers.TimeDistributed, WholeLayerRule),
+    (keras.layers.SpectralNormalization, WholeLayerRule),
 ):
     register_layer_rule(_class, _rule)
