@@ -3,11 +3,13 @@
 `clipped_gradient_sum` is the fast path used everywhere: it records the forward pass, gets the gradient
 of every private layer's output in one backward pass, and lets each layer's rule (`layer_rules`) turn
 (inputs, output gradients) into per-example norms and the clipped sum. Models it cannot follow fall
-back, as a whole, to per-example gradients vectorised with `tf.vectorized_map` (`per_example_gradients`):
-a layer with private variables called on several tensors, a layer without a closed-form rule called
-with a tensor argument besides its input (a mask, a conditioning tensor: its per-example gradient would
-see the whole batch's), a private variable read outside its own layer's call or owned by two layers
-(the layer rules would miss part of its gradient).
+back, as a whole, to per-example gradients (`per_example_gradients`): a layer with private variables
+called on several positional inputs, a private variable read outside its own layer's call or owned by
+two layers (the layer rules would miss part of its gradient). Those are vectorised with
+`tf.vectorized_map`, except for models with a recurrent layer or a mask (`layer_rules.needs_loop`),
+which TensorFlow cannot vectorise, or which abort the whole process in it: they loop over the examples
+(`tf.map_fn`), a choice made from the recorded forward pass before anything is vectorised.
+`clipping_plan` tells which path a model takes.
 
 While recording, every layer the loss calls is checked: one that mixes examples (a trainable
 BatchNormalization, or any layer declaring `mixes_examples = True`) is refused, because per-example

@@ -6,7 +6,9 @@ has a closed form, so its norm can be computed without building the per-example 
 norm" of Goodfellow 2015 and Li et al. 2022, or the per-example outer product when it is cheaper), and
 the clipped sum sum_i c_i J^T g_i is one ordinary weight-gradient op applied to (a, c * g) (Bu et al.'s
 book-keeping). A layer without a rule gets per-example gradients of its own variables only, vectorised
-with `tf.vectorized_map` (the generic rule).
+with `tf.vectorized_map` (the generic rule), or looped over the examples where TensorFlow cannot
+vectorise it (`needs_loop`: recurrent layers, calls with a mask). Rules live in a registry keyed by
+layer class (`register_layer_rule`), which users extend for their own layers.
 
 A rule is used in two phases: while the model runs forward, `call` replaces the layer's `call` and
 returns the tensor whose gradient is needed (a "use" of the layer); afterwards `prepare` turns all uses
@@ -301,6 +303,45 @@ class EmbeddingRule:
         return squared, clipped
 
 
+class LayerNormalizationRule:
+    """LayerNormalization over the last axis: example i's gradients are sum_t xhat_t * g_t and sum_t g_t.
+
+    The per-example gradients are only as wide as the normalised axis, so they are materialised: one
+    pass over (xhat, g), no per-example VJPs.
+    """
+
+    path = "fast rule"
+
+    @staticmethod
+    def applies_to(layer):
+        return (type(layer) is keras.layers.LayerNormalization and list(layer.axis) == [-1]
+                and not layer.rms_scaling and _unmodified(layer))
+
+    @staticmethod
+    def call(layer, original_call, inputs, **kwargs):
+        x = tf.cast(inputs, layer.variable_dtype)
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        normalised = (x - mean) * tf.math.rsqrt(variance + layer.epsilon)
+        z = normalised * layer.gamma if layer.scale else normalised
+        z = z + layer.beta if layer.center else z
+        return tf.cast(z, layer.compute_dtype), LayerUse(normalised, z, kwargs)
+
+    @staticmethod
+    def prepare(layer, original_call, uses, gradients):
+        g = _as_sequences(gradients)
+        per_example = {}
+        if layer.scale:
+            per_example[id(layer.gamma)] = tf.reduce_sum(_as_sequences([u.inputs for u in uses]) * g, axis=1)
+        if layer.center:
+            per_example[id(layer.beta)] = tf.reduce_sum(g, axis=1)
+        squared = tf.add_n([tf.reduce_sum(tf.square(p), axis=1) for p in per_example.values()])
+
+        def clipped(factors):
+            return {key: tf.tensordot(factors, keep_rows(p, factors), axes=1) for key, p in per_example.items()}
+
+        return squared, clipped
+
+
 def _batch_shaped(value, inputs):
     """Whether a keyword argument of a layer call holds one row per example (a mask, a conditioning).
 
@@ -471,7 +512,7 @@ def register_layer_rule(layer_class, rule):
 
     The most specific registered class of a layer whose rule applies wins; a later registration for
     the same class replaces the earlier one. Check a new rule with `privgan.check_sensitivity` and
-    against `clipped_gradient_sum(..., method="vectorized")`.
+    against `clipped_gradient_sum(..., method="loop")`.
 
     Args:
         layer_class: a subclass of `keras.layers.Layer`.
@@ -526,6 +567,7 @@ for _class, _rule in (
     (keras.layers.Conv1D, ConvRule),
     (keras.layers.Conv2D, ConvRule),
     (keras.layers.Embedding, EmbeddingRule),
+    (keras.layers.LayerNormalization, LayerNormalizationRule),
     (keras.layers.RNN, WholeLayerRule),
     (keras.layers.TimeDistributed, WholeLayerRule),
     (keras.layers.SpectralNormalization, WholeLayerRule),
