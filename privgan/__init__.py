@@ -21,6 +21,7 @@ _API = {
     "NoiseStream": "privgan.dp.noise",
     "DPBackupAndRestore": "privgan.dp.backup",
     "check_sensitivity": "privgan.dp.sensitivity",
+    "register_layer_rule": "privgan.dp.layer_rules",
     "epsilon": "privgan.accounting",
     "calibrate_noise_multiplier": "privgan.accounting",
     "privacy_statement": "privgan.accounting",

@@ -4,6 +4,7 @@ Knows nothing about models beyond Keras variables and a per-example loss functio
 """
 
 from privgan.dp.backup import DPBackupAndRestore
+from privgan.dp.layer_rules import LayerUse, register_layer_rule
 from privgan.dp.mechanism import private_gradients
 from privgan.dp.noise import NoiseStream
 from privgan.dp.sampling import poisson_batches
@@ -14,6 +15,7 @@ from privgan.dp.validation import NonPrivateLayerError, check_private_model
 __all__ = [
     "DPBackupAndRestore",
     "DPModel",
+    "LayerUse",
     "NoiseStream",
     "NonPrivateLayerError",
     "SensitivityReport",
@@ -21,5 +23,6 @@ __all__ = [
     "check_sensitivity",
     "make_private",
     "poisson_batches",
+    "register_layer_rule",
     "private_gradients",
 ]

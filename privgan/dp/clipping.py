@@ -3,11 +3,13 @@
 `clipped_gradient_sum` is the fast path used everywhere: it records the forward pass, gets the gradient
 of every private layer's output in one backward pass, and lets each layer's rule (`layer_rules`) turn
 (inputs, output gradients) into per-example norms and the clipped sum. Models it cannot follow fall
-back, as a whole, to per-example gradients vectorised with `tf.vectorized_map` (`per_example_gradients`):
-a layer with private variables called on several tensors, a layer without a closed-form rule called
-with a tensor argument besides its input (a mask, a conditioning tensor: its per-example gradient would
-see the whole batch's), a private variable read outside its own layer's call or owned by two layers
-(the layer rules would miss part of its gradient).
+back, as a whole, to per-example gradients (`per_example_gradients`): a layer with private variables
+called on several positional inputs, a private variable read outside its own layer's call or owned by
+two layers (the layer rules would miss part of its gradient). Those are vectorised with
+`tf.vectorized_map`, except for models with a recurrent layer or a mask (`layer_rules.needs_loop`),
+which TensorFlow cannot vectorise, or which abort the whole process in it: they loop over the examples
+(`tf.map_fn`), a choice made from the recorded forward pass before anything is vectorised.
+`clipping_plan` tells which path a model takes.
 
 While recording, every layer the loss calls is checked: one that mixes examples (a trainable
 BatchNormalization, or any layer declaring `mixes_examples = True`) is refused, because per-example
@@ -19,30 +21,57 @@ in the batch.
 """
 
 import contextlib
+import dataclasses
 
 import keras
 import tensorflow as tf
 from absl import logging
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
-from privgan.dp.layer_rules import GenericRule, keep_rows, own_trainable_variables, rule_for
+from privgan.dp.layer_rules import (
+    GenericRule, keep_rows, map_examples, needs_loop, own_trainable_variables, rule_for, rule_variables,
+)
 from privgan.dp.validation import NonPrivateLayerError, mixes_examples
 
 
-class _Unsupported(Exception):
-    """The recorded forward pass cannot be handled layer by layer."""
-
-
 class _Entry:
-    def __init__(self, layer, rule, original_call):
+    def __init__(self, layer, rule, original_call, variables):
         self.layer, self.rule, self.original_call, self.uses = layer, rule, original_call, []
+        self.variables = variables
+        # A rule covering its sub-layers' variables (a recurrent layer and its cell) runs them itself.
+        self.compound = bool({id(v) for v in variables} - {id(v) for v in own_trainable_variables(layer)})
 
 
 class _Recording:
-    """What `_recording_layers` saw: each private layer's uses, and private variables read elsewhere."""
+    """What `_recording_layers` saw over the whole forward pass.
+
+    Attributes:
+        entries: id(layer) -> `_Entry`, the private layers and their uses.
+        outside_reads: ids of variables read outside their own layers' calls.
+        unsupported: why the layer rules cannot follow the model, or None.
+        loop_reason: why per-example gradients must not be vectorised (`layer_rules.needs_loop`), or None.
+    """
 
     def __init__(self):
         self.entries = {}
         self.outside_reads = set()
+        self.unsupported = None
+        self.loop_reason = None
+
+
+def _input_mask(args, kwargs):
+    # Keras passes a mask to `call` from the `mask=` argument or from the mask its input tensor carries.
+    if kwargs.get("mask") is not None or not args:
+        return kwargs.get("mask")
+    return getattr(args[0], "_keras_mask", None)
+
+
+def _follows(rule, args):
+    """Whether `rule` can follow a call on `args`: one tensor, or for per-example VJPs a structure of them."""
+    if len(args) != 1:
+        return False
+    leaves = tf.nest.flatten(args[0]) if isinstance(rule, type) and issubclass(rule, GenericRule) else [args[0]]
+    return bool(leaves) and all(tf.is_tensor(leaf) or hasattr(leaf, "shape") for leaf in leaves)
 
 
 @contextlib.contextmanager
@@ -51,7 +80,9 @@ def _recording_layers(private_ids):
 
     Layer lookup goes through `keras.layers.Layer.__call__`, patched for the duration of the block (a
     trace of the forward pass), so any model structure is followed, subclassed models included. A tape
-    that pauses inside private layers' calls collects the variables read anywhere else.
+    that pauses inside private layers' calls collects the variables read anywhere else. A call the
+    rules cannot follow does not stop the forward pass: it is noted (`unsupported`), the pass goes on
+    unrecorded, and every layer is still checked for what must not be vectorised.
     """
     recording = _Recording()
     entries = recording.entries
@@ -66,28 +97,38 @@ def _recording_layers(private_ids):
                 "a batch, so per-example clipping would not bound one example's influence. Use "
                 "LayerNormalization or GroupNormalization instead, or freeze it (trainable=False)."
             )
-        own = own_trainable_variables(layer)
-        if not any(id(v) in private_ids for v in own):
+        if in_symbolic_scope():
+            # Keras building a model on its first call (shapes only, in a scratch graph): nothing to record.
             return original_dunder(layer, *args, **kwargs)
-        if len(args) != 1 or not tf.is_tensor(args[0]) and not hasattr(args[0], "shape"):
-            raise _Unsupported(f"layer {layer.name!r} is called on {len(args)} positional inputs")
+        if recording.loop_reason is None:
+            recording.loop_reason = needs_loop(layer, {"mask": _input_mask(args, kwargs)})
+        if recording.unsupported is not None or any(entry.compound for entry in private_depth):
+            return original_dunder(layer, *args, **kwargs)
         entry = entries.get(id(layer))
         if entry is None:
-            rule = rule_for(layer) if all(id(v) in private_ids for v in own) else GenericRule
-            entry = entries[id(layer)] = _Entry(layer, rule, layer.call)
+            rule = rule_for(layer)
+            covered = rule_variables(rule, layer)
+            if not any(id(v) in private_ids for v in covered):
+                return original_dunder(layer, *args, **kwargs)
+            if not all(id(v) in private_ids for v in covered):
+                rule, covered = GenericRule, own_trainable_variables(layer)
+            entry = _Entry(layer, rule, layer.call, covered)
+        if not _follows(entry.rule, args):
+            recording.unsupported = (f"layer {layer.name!r} ({type(layer).__name__}) is called on several "
+                                     "positional inputs")
+            return original_dunder(layer, *args, **kwargs)
+        entries[id(layer)] = entry
 
         def call(inputs, **call_kwargs):
-            if entry.rule is GenericRule and any(
-                tf.is_tensor(value) and value.shape.rank != 0 for value in tf.nest.flatten(call_kwargs)
-            ):
-                raise _Unsupported(f"layer {layer.name!r} is called with a tensor argument besides its input")
+            if in_symbolic_scope():  # Keras building the layer from within this call: shapes only
+                return entry.original_call(inputs, **call_kwargs)
             outputs, use = entry.rule.call(layer, entry.original_call, inputs, **call_kwargs)
             entry.uses.append(use)
             return outputs
 
         layer.call = call  # an instance attribute shadows the class's method for this one call
         pause = outside.stop_recording() if not private_depth else contextlib.nullcontext()
-        private_depth.append(layer)
+        private_depth.append(entry)
         try:
             with pause:
                 return original_dunder(layer, *args, **kwargs)
@@ -109,7 +150,7 @@ def _split_aux(outputs, has_aux):
     return tf.reshape(losses, [-1]), aux
 
 
-def per_example_gradients(per_example_loss_fn, variables, batch, *, has_aux=False):
+def per_example_gradients(per_example_loss_fn, variables, batch, *, has_aux=False, loop=False):
     """Per-example gradients of `variables`, vectorised over the batch with `tf.vectorized_map`.
 
     Materialises one gradient per example (memory B x parameters): the reference and fallback path.
@@ -120,6 +161,8 @@ def per_example_gradients(per_example_loss_fn, variables, batch, *, has_aux=Fals
         variables: the variables to differentiate.
         batch: a tensor or nested structure of tensors with a leading batch axis.
         has_aux: whether `per_example_loss_fn` also returns auxiliary outputs.
+        loop: loop over the examples (`tf.map_fn`) instead of vectorising, for models that TensorFlow
+            cannot vectorise (recurrent or masked layers, see `layer_rules.needs_loop`).
 
     Returns:
         A list with one tensor of shape (batch_size, *variable.shape) per variable.
@@ -129,14 +172,11 @@ def per_example_gradients(per_example_loss_fn, variables, batch, *, has_aux=Fals
         single = tf.nest.map_structure(lambda t: t[None], example)
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(_split_aux(per_example_loss_fn(single), has_aux)[0])
-        return tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return [tf.convert_to_tensor(g) for g in grads]
 
-    def empty():
-        return [tf.zeros(tf.concat([[0], tf.shape(v)], 0), v.dtype) for v in variables]
-
-    size = tf.shape(tf.nest.flatten(batch)[0])[0]
-    # pfor cannot vectorise over zero examples, and Poisson sampling does produce empty batches.
-    return tf.cond(size > 0, lambda: tf.vectorized_map(one, batch), empty)
+    signature = [tf.TensorSpec(v.shape, v.dtype) for v in variables]
+    return map_examples(one, batch, signature, loop=loop)
 
 
 def per_example_global_norms(gradients):
@@ -177,7 +217,7 @@ def _unfollowed_variables(variables, entries, outside_reads):
 
     owners = {}
     for entry in entries.values():
-        for v in own_trainable_variables(entry.layer):
+        for v in entry.variables:
             owners[id(v)] = owners.get(id(v), 0) + 1
     uncovered = [v for v in variables if id(v) not in owners]
     if uncovered:
@@ -192,6 +232,70 @@ def _unfollowed_variables(variables, entries, outside_reads):
     return None
 
 
+METHODS = ("auto", "vectorized", "loop")
+
+
+def _whole_model_reason(method, recording, variables):
+    """Why per-example gradients of the whole model are taken instead of the layer rules, or None."""
+    if method != "auto":
+        return f"method={method!r} was requested"
+    if recording.unsupported is not None:
+        return recording.unsupported
+    return _unfollowed_variables(variables, recording.entries, recording.outside_reads)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClippingPlan:
+    """How `clipped_gradient_sum` takes a model's per-example gradient norms (see `clipping_plan`).
+
+    Attributes:
+        whole_model: why per-example gradients of the whole model are taken, or None when every
+            private layer has its rule.
+        whole_model_path: "vectorised" or "per-example loop" with `whole_model`, else None.
+        layers: (layer name, path) for each private layer the rules follow, in call order; a path is
+            "fast rule" (closed form, no per-example gradients), "vectorised" or "per-example loop"
+            (the layer's own per-example gradients), or a registered rule's `path` attribute.
+    """
+
+    whole_model: str | None
+    whole_model_path: str | None
+    layers: tuple
+
+    def __post_init__(self):
+        if (self.whole_model is None) != (self.whole_model_path is None):
+            raise ValueError("whole_model and whole_model_path must be given together")
+        if self.whole_model_path not in (None, VECTORISED, LOOP):
+            raise ValueError(f"whole_model_path must be None, {VECTORISED!r} or {LOOP!r}")
+
+
+VECTORISED, LOOP = "vectorised", "per-example loop"
+
+
+def _layer_path(entry):
+    if isinstance(entry.rule, type) and issubclass(entry.rule, GenericRule):
+        return LOOP if any(needs_loop(entry.layer, use.kwargs) for use in entry.uses) else VECTORISED
+    return getattr(entry.rule, "path", "registered rule")
+
+
+def clipping_plan(per_example_loss_fn, variables, batch, *, has_aux=False):
+    """Which path `clipped_gradient_sum` takes for this loss, from one forward pass (no gradients).
+
+    Args:
+        per_example_loss_fn, variables, batch, has_aux: as for `clipped_gradient_sum`.
+
+    Returns:
+        A `ClippingPlan`.
+    """
+    variables = list(variables)
+    with _recording_layers({id(v) for v in variables}) as recording:
+        per_example_loss_fn(batch)
+    reason = _whole_model_reason("auto", recording, variables)
+    if reason is not None:
+        return ClippingPlan(reason, LOOP if recording.loop_reason else VECTORISED, ())
+    layers = tuple((entry.layer.name, _layer_path(entry)) for entry in recording.entries.values())
+    return ClippingPlan(None, None, layers)
+
+
 def clipped_gradient_sum(
     per_example_loss_fn, variables, batch, *, l2_norm_clip, has_aux=False, method="auto", scale=1.0
 ):
@@ -203,8 +307,9 @@ def clipped_gradient_sum(
         batch: a tensor or nested structure of tensors with a leading batch axis.
         l2_norm_clip: the clipping bound C > 0.
         has_aux: whether `per_example_loss_fn` also returns auxiliary outputs.
-        method: "auto" (per-layer rules, whole-model fallback when needed) or "vectorized" (always
-            materialise per-example gradients).
+        method: "auto" (per-layer rules, whole-model fallback when needed), "vectorized" (always
+            materialise per-example gradients, vectorised unless the model has a layer TensorFlow cannot
+            vectorise, see `layer_rules.needs_loop`) or "loop" (materialise them one example at a time).
         scale: a number > 0 (or scalar tensor) the sum is multiplied by, folded into the clip factors so
             that it costs no pass over the gradients (`private_gradients` divides by the batch size so).
 
@@ -214,33 +319,34 @@ def clipped_gradient_sum(
     Raises:
         ValueError: if `method` is unknown.
     """
-    if method not in ("auto", "vectorized"):
-        raise ValueError(f"method must be 'auto' or 'vectorized', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     variables = list(variables)
     private_ids = {id(v) for v in variables}
-    fallback_reason = "requested" if method == "vectorized" else None
     with tf.GradientTape() as tape:
-        try:
-            with _recording_layers(private_ids) as recording:
-                losses, aux = _split_aux(per_example_loss_fn(batch), has_aux)
-        except _Unsupported as error:
-            fallback_reason = str(error)
+        with _recording_layers(private_ids) as recording:
             losses, aux = _split_aux(per_example_loss_fn(batch), has_aux)
         total = tf.reduce_sum(losses)
-    if fallback_reason is None:
-        entries = recording.entries
-        fallback_reason = _unfollowed_variables(variables, entries, recording.outside_reads)
-    if fallback_reason is not None:
+    entries = recording.entries
+    whole_model = _whole_model_reason(method, recording, variables)
+    if whole_model is not None:
+        loop = method == "loop" or recording.loop_reason is not None
         if method == "auto":
-            logging.log_first_n(logging.WARNING, "DP clipping falls back to per-example gradients: %s", 1,
-                                fallback_reason)
-        gradients = per_example_gradients(per_example_loss_fn, variables, batch, has_aux=has_aux)
+            logging.log_first_n(
+                logging.WARNING,
+                "DP clipping takes per-example gradients of the whole model (%s; correct, slower than the "
+                "per-layer rules) because %s", 1,
+                "one example at a time, as TensorFlow cannot vectorise the " + recording.loop_reason if loop
+                else "vectorised",
+                whole_model,
+            )
+        gradients = per_example_gradients(per_example_loss_fn, variables, batch, has_aux=has_aux, loop=loop)
         return _clipped_sum_of_per_example(gradients, l2_norm_clip=l2_norm_clip, scale=scale), losses, aux
 
     uses = [(entry, use) for entry in entries.values() for use in entry.uses]
     checks = [
         tf.debugging.assert_equal(
-            tf.shape(use.watched)[0], tf.shape(losses)[0],
+            tf.shape(tf.nest.flatten(use.watched)[0])[0], tf.shape(losses)[0],
             message=f"layer {entry.layer.name!r} saw a different number of rows than there are losses; "
             "each loss must come from its own example",
         )

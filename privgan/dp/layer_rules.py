@@ -6,7 +6,9 @@ has a closed form, so its norm can be computed without building the per-example 
 norm" of Goodfellow 2015 and Li et al. 2022, or the per-example outer product when it is cheaper), and
 the clipped sum sum_i c_i J^T g_i is one ordinary weight-gradient op applied to (a, c * g) (Bu et al.'s
 book-keeping). A layer without a rule gets per-example gradients of its own variables only, vectorised
-with `tf.vectorized_map` (the generic rule).
+with `tf.vectorized_map` (the generic rule), or looped over the examples where TensorFlow cannot
+vectorise it (`needs_loop`: recurrent layers, calls with a mask). Rules live in a registry keyed by
+layer class (`register_layer_rule`), which users extend for their own layers.
 
 A rule is used in two phases: while the model runs forward, `call` replaces the layer's `call` and
 returns the tensor whose gradient is needed (a "use" of the layer); afterwards `prepare` turns all uses
@@ -93,6 +95,8 @@ def _unmodified(layer):
 class DenseRule:
     """Dense on inputs of shape (B, ..., d): kernel gradient a^T g per example, bias gradient sum of g."""
 
+    path = "fast rule"
+
     @staticmethod
     def applies_to(layer):
         return type(layer) is keras.layers.Dense and _unmodified(layer)
@@ -125,6 +129,8 @@ class DenseRule:
 
 class ConvRule:
     """Conv1D/Conv2D (channels_last, groups=1): the per-example kernel gradient is patches^T g."""
+
+    path = "fast rule"
 
     @staticmethod
     def applies_to(layer):
@@ -266,6 +272,8 @@ def _pair(value):
 class EmbeddingRule:
     """Embedding: example i's gradient adds g_t to row idx_t; rows repeated in one example add up."""
 
+    path = "fast rule"
+
     @staticmethod
     def applies_to(layer):
         return type(layer) is keras.layers.Embedding and _unmodified(layer)
@@ -295,38 +303,156 @@ class EmbeddingRule:
         return squared, clipped
 
 
+class LayerNormalizationRule:
+    """LayerNormalization over the last axis: example i's gradients are sum_t xhat_t * g_t and sum_t g_t.
+
+    The per-example gradients are only as wide as the normalised axis, so they are materialised: one
+    pass over (xhat, g), no per-example VJPs.
+    """
+
+    path = "fast rule"
+
+    @staticmethod
+    def applies_to(layer):
+        return (type(layer) is keras.layers.LayerNormalization and list(layer.axis) == [-1]
+                and not layer.rms_scaling and _unmodified(layer))
+
+    @staticmethod
+    def call(layer, original_call, inputs, **kwargs):
+        x = tf.cast(inputs, layer.variable_dtype)
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        normalised = (x - mean) * tf.math.rsqrt(variance + layer.epsilon)
+        z = normalised * layer.gamma if layer.scale else normalised
+        z = z + layer.beta if layer.center else z
+        return tf.cast(z, layer.compute_dtype), LayerUse(normalised, z, kwargs)
+
+    @staticmethod
+    def prepare(layer, original_call, uses, gradients):
+        g = _as_sequences(gradients)
+        per_example = {}
+        if layer.scale:
+            per_example[id(layer.gamma)] = tf.reduce_sum(_as_sequences([u.inputs for u in uses]) * g, axis=1)
+        if layer.center:
+            per_example[id(layer.beta)] = tf.reduce_sum(g, axis=1)
+        squared = tf.add_n([tf.reduce_sum(tf.square(p), axis=1) for p in per_example.values()])
+
+        def clipped(factors):
+            return {key: tf.tensordot(factors, keep_rows(p, factors), axes=1) for key, p in per_example.items()}
+
+        return squared, clipped
+
+
+def _batch_shaped(value, inputs):
+    """Whether a keyword argument of a layer call holds one row per example (a mask, a conditioning).
+
+    A tensor whose leading axis has the input's static length (both unknown counts: inside a traced
+    step the batch axis is the one axis left unknown) is sliced per example; anything else is passed
+    whole to every example's call.
+    """
+    return (
+        tf.is_tensor(value) and value.shape.rank is not None and value.shape.rank >= 1
+        and value.shape[0] == inputs.shape[0]
+    )
+
+
+def needs_loop(layer, kwargs):
+    """Why per-example gradients through `layer` must not use `tf.vectorized_map`, or None.
+
+    TensorFlow's vectorisation fails on recurrent layers (their while loops carry `variant` tensor
+    lists: a TypeError) and, worse, aborts the process on some masked models (a double free in
+    repeated calls, which no exception handler catches). The choice is made from the layer and its
+    call before anything is vectorised (a layer containing a recurrent one counts as recurrent); a layer
+    can opt out with `vectorizable = False`.
+    """
+    for inner in layer._flatten_layers(include_self=True):
+        if isinstance(inner, (keras.layers.RNN, keras.layers.Bidirectional)):
+            return f"recurrent layer {inner.name!r} ({type(inner).__name__})"
+    if any(mask is not None for mask in tf.nest.flatten(kwargs.get("mask"))):  # attention: [None, None]
+        return f"layer {layer.name!r} ({type(layer).__name__}) called with a mask"
+    if not getattr(layer, "vectorizable", True):
+        return f"layer {layer.name!r} ({type(layer).__name__}) declaring vectorizable = False"
+    return None
+
+
+def map_examples(function, elements, output_signature, *, loop):
+    """`function` applied to each example of `elements` (leading axis), results stacked.
+
+    Vectorised with `tf.vectorized_map`, or with `loop` a `tf.map_fn` (a while loop in a graph, a
+    Python loop eagerly), which runs any model TensorFlow can differentiate, one example at a time.
+    Zero examples (Poisson sampling draws empty batches, and pfor cannot vectorise over none) give
+    empty results.
+    """
+
+    def empty():
+        return tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape], s.dtype), output_signature)
+
+    def run():
+        if loop:
+            return tf.map_fn(function, elements, fn_output_signature=output_signature)
+        return tf.vectorized_map(function, elements)
+
+    size = tf.shape(tf.nest.flatten(elements)[0])[0]
+    return tf.cond(size > 0, run, empty)
+
+
 class GenericRule:
-    """Any other layer with variables of its own, called on one tensor: vectorised per-example VJPs."""
+    """Any other layer with variables of its own: per-example VJPs of the layer.
+
+    Each example's gradient of the layer's variables is the layer's VJP on that example's input, output
+    gradient and batch-shaped keyword arguments (masks, conditioning), vectorised, or looped over the
+    examples where vectorisation cannot run the layer (`needs_loop`).
+    """
 
     @staticmethod
     def applies_to(layer):
         return True
 
     @staticmethod
-    def call(layer, original_call, inputs, **kwargs):
-        outputs = original_call(inputs, **kwargs)
-        return outputs, LayerUse(inputs, outputs, kwargs)
+    def variables(layer):
+        return own_trainable_variables(layer)
 
     @staticmethod
-    def prepare(layer, original_call, uses, gradients):
-        variables = own_trainable_variables(layer)
+    def call(layer, original_call, inputs, **kwargs):
+        outputs = original_call(inputs, **kwargs)
+        # Several outputs (a recurrent layer's [output, *states]) all carry gradients.
+        watched = list(outputs) if isinstance(outputs, (list, tuple)) else outputs
+        return outputs, LayerUse(inputs, watched, kwargs)
+
+    @classmethod
+    def prepare(cls, layer, original_call, uses, gradients):
+        variables = cls.variables(layer)
+        signature = [tf.TensorSpec(v.shape, v.dtype) for v in variables]
 
         def per_example(use, grad):
-            def one(example):
-                a_i, g_i = example
-                with tf.GradientTape() as tape:
-                    out = original_call(a_i[None], **use.kwargs)
-                return tape.gradient(
-                    out, variables, output_gradients=g_i[None], unconnected_gradients=tf.UnconnectedGradients.ZERO
+            first = tf.nest.flatten(use.inputs)[0]  # inputs may be a list (an attention's [query, value])
+            leaves = tf.nest.flatten(use.kwargs)
+            sliced = [_batch_shaped(value, first) for value in leaves]
+            rows = [value for value, cut in zip(leaves, sliced) if cut]
+            checks = [
+                tf.debugging.assert_equal(
+                    tf.shape(value)[0], tf.shape(first)[0],
+                    message=f"a keyword argument of layer {layer.name!r} has another batch size than its input",
                 )
+                for value in rows
+            ]
 
-            def empty():
-                return [tf.zeros(tf.concat([[0], tf.shape(v)], 0), v.dtype) for v in variables]
+            def one(example):
+                a_i, g_i, rows_i = example
+                row = iter(rows_i)
+                kwargs = tf.nest.pack_sequence_as(
+                    use.kwargs, [next(row)[None] if cut else value for value, cut in zip(leaves, sliced)]
+                )
+                with tf.GradientTape() as tape:
+                    out = original_call(tf.nest.map_structure(lambda t: t[None], a_i), **kwargs)
+                grads = tape.gradient(
+                    out, variables, output_gradients=tf.nest.map_structure(lambda t: t[None], g_i),
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                return [tf.convert_to_tensor(g) for g in grads]  # an Embedding's IndexedSlices, made dense
 
-            # pfor cannot vectorise over zero examples.
-            return tf.cond(
-                tf.shape(use.inputs)[0] > 0, lambda: tf.vectorized_map(one, (use.inputs, grad)), empty
-            )
+            with tf.control_dependencies(checks):
+                elements = (tf.nest.map_structure(tf.identity, use.inputs), grad, rows)
+            return map_examples(one, elements, signature, loop=needs_loop(layer, use.kwargs) is not None)
 
         summed = None
         for use, grad in zip(uses, gradients):
@@ -345,7 +471,80 @@ class GenericRule:
         return squared, clipped
 
 
-RULES = (DenseRule, ConvRule, EmbeddingRule)
+class WholeLayerRule(GenericRule):
+    """A layer whose variables belong to sub-layers it does not call through `__call__`, as one unit.
+
+    A recurrent layer (SimpleRNN, LSTM, GRU, ConvLSTM, any `keras.layers.RNN`) calls its cell once per
+    time step inside a while loop, with the state as a second input; TimeDistributed calls its layer's
+    `call` directly; SpectralNormalization reads its layer's kernel outside the layer's call. The rule
+    claims all their variables and takes each example's gradient of the whole layer, looped over the
+    examples for recurrent layers (`needs_loop`: `tf.vectorized_map` cannot vectorise the while loop).
+    """
+
+    @staticmethod
+    def applies_to(layer):
+        return _unmodified(layer)
+
+    @staticmethod
+    def variables(layer):
+        return list(layer.trainable_variables)
+
+
+_RULES = {}
+
+
+def register_layer_rule(layer_class, rule):
+    """Registers how DP clipping takes per-example gradients of a layer class (and its subclasses).
+
+    A rule is an object (a class with static methods will do) with:
+
+    - `call(layer, original_call, inputs, **kwargs) -> (outputs, LayerUse)`: runs the layer in place of
+      its `call` during the recorded forward pass, returning its outputs and a `LayerUse` holding what
+      `prepare` needs and the tensor whose gradient it needs (`watched`);
+    - `prepare(layer, original_call, uses, gradients) -> (squared_norms, clipped)`: from the layer's
+      uses and the gradients of their `watched` tensors, each example's squared gradient norm over the
+      layer's variables (shape (batch,)) and a function from clip factors (batch,) to a dict
+      {id(variable): sum_i factor_i * gradient_i};
+    - optionally `applies_to(layer) -> bool` (default: always), to decline some configurations, and
+      `variables(layer)`, the variables the rule covers (default: those the layer creates itself, not
+      through its sub-layers; a rule covering sub-layers' variables is called for the whole layer,
+      and its sub-layers are not recorded separately).
+
+    The most specific registered class of a layer whose rule applies wins; a later registration for
+    the same class replaces the earlier one. Check a new rule with `privgan.check_sensitivity` and
+    against `clipped_gradient_sum(..., method="loop")`.
+
+    Args:
+        layer_class: a subclass of `keras.layers.Layer`.
+        rule: the rule, or None to remove the registration of `layer_class`.
+
+    Returns:
+        The rule registered for `layer_class` before, or None.
+
+    Raises:
+        TypeError: if `layer_class` is not a Keras layer class or `rule` lacks `call` or `prepare`.
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise TypeError(f"layer_class must be a subclass of keras.layers.Layer, got {layer_class!r}")
+    if rule is None:
+        return _RULES.pop(layer_class, None)
+    missing = [name for name in ("call", "prepare") if not callable(getattr(rule, name, None))]
+    if missing:
+        raise TypeError(f"rule must have callable {' and '.join(missing)} methods, got {rule!r}")
+    previous = _RULES.get(layer_class)
+    _RULES[layer_class] = rule
+    return previous
+
+
+def rule_variables(rule, layer):
+    """The variables `rule` covers for `layer`."""
+    variables = getattr(rule, "variables", None)
+    return list(variables(layer)) if variables is not None else own_trainable_variables(layer)
+
+
+def registered_rules():
+    """A copy of the registry: layer class -> rule."""
+    return dict(_RULES)
 
 
 def own_trainable_variables(layer):
@@ -355,5 +554,22 @@ def own_trainable_variables(layer):
 
 
 def rule_for(layer):
-    """The closed-form rule for `layer`, or `GenericRule`."""
-    return next((rule for rule in RULES if rule.applies_to(layer)), GenericRule)
+    """The rule registered for the most specific class of `layer` that applies, else `GenericRule`."""
+    for cls in type(layer).__mro__:
+        rule = _RULES.get(cls)
+        if rule is not None and getattr(rule, "applies_to", lambda _: True)(layer):
+            return rule
+    return GenericRule
+
+
+for _class, _rule in (
+    (keras.layers.Dense, DenseRule),
+    (keras.layers.Conv1D, ConvRule),
+    (keras.layers.Conv2D, ConvRule),
+    (keras.layers.Embedding, EmbeddingRule),
+    (keras.layers.LayerNormalization, LayerNormalizationRule),
+    (keras.layers.RNN, WholeLayerRule),
+    (keras.layers.TimeDistributed, WholeLayerRule),
+    (keras.layers.SpectralNormalization, WholeLayerRule),
+):
+    register_layer_rule(_class, _rule)

@@ -77,8 +77,9 @@ def private_gradients(
             `privgan.dp.NoiseStream` (each call takes its next draw; `NoiseStream(seed=...)` for noise
             reproducible by anyone who knows the seed).
         has_aux: whether `per_example_loss_fn` also returns auxiliary outputs.
-        method: "auto" (per-layer norms without per-example gradients, see `clipping`) or
-            "vectorized" (materialised per-example gradients; slower, for checking).
+        method: "auto" (per-layer norms without per-example gradients, see `clipping`),
+            "vectorized" (materialised per-example gradients; slower, for checking) or "loop" (the same,
+            one example at a time).
 
     Returns:
         A list of tensors matching `variables`, or `(gradients, aux)` when `has_aux`.

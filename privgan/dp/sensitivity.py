@@ -71,7 +71,7 @@ def check_sensitivity(
             changes up to the unclipped norms.
         l2_norm_clip: the clipping bound C > 0.
         max_examples: how many removals to try (the first ones of the batch), >= 1.
-        method: "auto" or "vectorized", as for `private_gradients`.
+        method: "auto", "vectorized" or "loop", as for `private_gradients`.
         tolerance: relative slack for floating-point error, >= 0.
 
     Returns:

@@ -34,3 +34,21 @@ def per_example_loss(model):
         return LOSS(y, model(x))
 
     return loss
+
+
+class MaskedScale(keras.layers.Layer):
+    """A custom layer with a weight whose `call` takes the mask: masked mean of the scaled positions.
+
+    After `Embedding(mask_zero=True)`, repeated `tf.vectorized_map` over such a model was seen to abort
+    the process (double free, segfault); DP clipping must not vectorise it.
+    """
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+    def call(self, inputs, mask=None):
+        m = keras.ops.cast(mask, inputs.dtype)[..., None]
+        return keras.ops.sum(inputs * self.w * m, 1) / (keras.ops.sum(m, 1) + 1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None

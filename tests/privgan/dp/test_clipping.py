@@ -79,6 +79,11 @@ CASES = {
                                   keras.layers.Flatten(), keras.layers.Dense(3)]),
         lambda n: RNG.integers(0, 5, (n, 6))),
     "shared_layer_called_twice": (_shared_layer_model, lambda n: RNG.normal(size=(n, 5))),
+    "layernorm_rule_without_centre_then_with": (
+        lambda: keras.Sequential([
+            keras.Input((4, 3)), keras.layers.Dense(5), keras.layers.LayerNormalization(center=False),
+            keras.layers.LayerNormalization(), keras.layers.Flatten(), keras.layers.Dense(3)]),
+        lambda n: RNG.normal(size=(n, 4, 3))),
     "custom_layer_with_own_weight": (
         lambda: keras.Sequential([keras.Input((5,)), ScaledDense(), keras.layers.Dense(3)]),
         lambda n: RNG.normal(size=(n, 5))),
