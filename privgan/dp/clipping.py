@@ -29,7 +29,13 @@ from absl import logging
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 from privgan.dp.layer_rules import (
-    GenericRule, keep_rows, map_examples, needs_loop, own_trainable_variables, rule_for, rule_variables,
+    GenericRule,
+    keep_rows,
+    map_examples,
+    needs_loop,
+    own_trainable_variables,
+    rule_for,
+    rule_variables,
 )
 from privgan.dp.validation import NonPrivateLayerError, mixes_examples
 

@@ -53,7 +53,9 @@ def dpgan():
 
     keras.utils.set_random_seed(9)
     generator = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(6)])
-    discriminator = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
+    discriminator = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)]
+    )
     gan = DPGAN(generator, discriminator, l2_norm_clip=1.0, noise_multiplier=1.2, num_examples=NUM_EXAMPLES,
                 expected_batch_size=EXPECTED_BATCH_SIZE, n_critic=2, seed=11, noise_seed=13)
     gan.compile(d_optimizer=keras.optimizers.Adam(0.01), g_optimizer=keras.optimizers.Adam(0.01), steps_per_execution=2)

@@ -45,7 +45,9 @@ def _shared_layer_model():
 
 
 CASES = {
-    "mlp": (lambda: keras.Sequential([keras.Input((10,)), keras.layers.Dense(7, activation="tanh"), keras.layers.Dense(3)]),
+    "mlp": (lambda: keras.Sequential(
+        [keras.Input((10,)), keras.layers.Dense(7, activation="tanh"), keras.layers.Dense(3)]
+    ),
             lambda n: RNG.normal(size=(n, 10))),
     "conv2d_stride_dilation_same": (
         lambda: keras.Sequential([
@@ -151,9 +153,11 @@ def test_block_gram_serves_the_convolutions_it_is_cheaper_for(monkeypatch):
     calls = []
     original = layer_rules._patch_gram_from_blocks
     monkeypatch.setattr(layer_rules, "_patch_gram_from_blocks", lambda *a, **k: calls.append(1) or original(*a, **k))
-    for name in ("conv2d_block_gram_same_odd_then_valid", "conv1d_block_gram_valid_stride", "conv2d_stride_dilation_same"):
+    names = ("conv2d_block_gram_same_odd_then_valid", "conv1d_block_gram_valid_stride", "conv2d_stride_dilation_same")
+    for name in names:
         build, inputs = CASES[name]
         model = build()
         x, y = (3 * inputs(4)).astype("float32"), RNG.integers(0, 3, 4)
-        clipped_gradient_sum(lambda b: SCE(b[1], model(b[0])), model.trainable_variables, (x, y), l2_norm_clip=1.0)
+        clipped_gradient_sum(lambda b, model=model: SCE(b[1], model(b[0])), model.trainable_variables, (x, y),
+                             l2_norm_clip=1.0)
     assert len(calls) == 3  # both convolutions of the first model, the Conv1D; not the small or dilated ones

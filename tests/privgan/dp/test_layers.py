@@ -51,7 +51,8 @@ def _recurrent(layer_class, *, mask, return_sequences, bidirectional=False):
 # name -> (layer kind in the table, configuration, input kind, builder of the layer on a tensor)
 CASES = {
     "Dense": ("Dense", "", "vector", lambda x: L.Dense(3)(x)),
-    "EinsumDense": ("EinsumDense", "`ab,bc->ac`", "vector", lambda x: L.EinsumDense("ab,bc->ac", (3,), bias_axes="c")(x)),
+    "EinsumDense": ("EinsumDense", "`ab,bc->ac`", "vector",
+                    lambda x: L.EinsumDense("ab,bc->ac", (3,), bias_axes="c")(x)),
     "Embedding": ("Embedding", "", "tokens", lambda x: x),
     "Embedding_masked": ("Embedding", "`mask_zero=True`, masked pooling", "tokens_masked", lambda x: x),
     "Conv1D": ("Conv1D", "", "seq", lambda x: L.Conv1D(3, 2)(x)),
@@ -79,7 +80,8 @@ CASES = {
     "MultiHeadAttention_masked": ("MultiHeadAttention", "self-attention, `mask_zero=True` tokens", "tokens_masked",
                                   _self_attention(L.MultiHeadAttention, num_heads=2, key_dim=2)),
     "GroupQueryAttention": ("GroupQueryAttention", "self-attention", "seq",
-                            _self_attention(L.GroupQueryAttention, head_dim=2, num_query_heads=2, num_key_value_heads=1)),
+                            _self_attention(L.GroupQueryAttention, head_dim=2, num_query_heads=2,
+                                            num_key_value_heads=1)),
     "Attention": ("Attention", "`use_scale=True`", "seq", _attention(L.Attention, use_scale=True)),
     "AdditiveAttention": ("AdditiveAttention", "`use_scale=True`", "seq", _attention(L.AdditiveAttention)),
     "TimeDistributed": ("TimeDistributed", "around Dense", "seq", lambda x: L.TimeDistributed(L.Dense(2))(x)),
@@ -297,9 +299,9 @@ def test_masked_and_recurrent_models_are_never_vectorised(name, monkeypatch):
     inputs = keras.Input((5,), dtype="int32")
     masked = L.Embedding(6, 4, mask_zero=True)(inputs)
     custom = keras.Model(inputs, L.Dense(2)(MaskedScale()(masked)))
-    model, kinds = _build(name)
+    built, built_kinds = _build(name)
     monkeypatch.setattr(tf, "vectorized_map", refuse)
-    for model, kinds in ((custom, ["tokens_masked"]), (model, kinds)):
+    for model, kinds in ((custom, ["tokens_masked"]), (built, built_kinds)):
         x, y = _data(kinds)
         batch = (x[0] if len(x) == 1 else x, y)
         for method in ("auto", "vectorized"):
@@ -373,7 +375,8 @@ def test_the_whole_model_fallback_says_why_without_an_exception_text(monkeypatch
     model = keras.Sequential([keras.Input(SHAPES["seq"]), L.LSTM(2)])
     offset = tf.Variable(tf.zeros(2))  # read outside any layer's call: the rules cannot follow it
     variables = [*model.trainable_variables, offset]
-    clipped_gradient_sum(lambda b: LOSS(b[1], model(b[0]) + offset), variables, (_data(["seq"])[0][0], _data(["seq"])[1]),
+    sequences, labels = _data(["seq"])
+    clipped_gradient_sum(lambda b: LOSS(b[1], model(b[0]) + offset), variables, (sequences[0], labels),
                          l2_norm_clip=1.0)
     assert len(messages) == 1 and "one example at a time" in messages[0] and "recurrent layer" in messages[0]
     assert "Exception" not in messages[0] and "Error" not in messages[0]

@@ -23,10 +23,10 @@ from privgan.dp import (
 from privgan.dp.clipping import clipped_gradient_sum
 from privgan.dp.noise import (
     MAX_RADIUS,
-    _log_radius_uniform,
-    _radius_uniform,
     NOISE_DOMAIN,
     SAMPLING_DOMAIN,
+    _log_radius_uniform,
+    _radius_uniform,
     gaussian_noise_like,
     sampling_seed_pair,
     standard_normal_from_words,

@@ -43,7 +43,8 @@ def test_every_step_is_charged_and_epsilon_is_logged():
     history = dp_model.fit(X, Y, epochs=2, delta=1e-5, accountant=ACCOUNTANT, verbose=0)
     steps = 2 * dp_model.dp_config.steps_per_epoch
     assert dp_model.privacy_ledger.total_steps == steps == 10
-    expected = epsilon(noise_multiplier=1.0, sampling_probability=8 / 40, steps=steps, delta=1e-5, accountant=ACCOUNTANT)
+    expected = epsilon(noise_multiplier=1.0, sampling_probability=8 / 40, steps=steps, delta=1e-5,
+                       accountant=ACCOUNTANT)
     assert dp_model.privacy_spent(delta=1e-5, accountant=ACCOUNTANT) == pytest.approx(expected)
     assert history.history["epsilon"][-1] == pytest.approx(expected)
     assert history.history["epsilon"][0] < history.history["epsilon"][1]
