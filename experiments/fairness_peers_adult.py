@@ -45,8 +45,9 @@ flags.DEFINE_list("methods", ["ours", "ours_attr", "ours_dp", "expgrad", "thresh
                   "(equalized_odds) with the sensitive attribute at prediction (group thresholds), same fits.")
 flags.DEFINE_float("gap_confidence", None, "AdversarialDebiasing's gap_confidence (unset: its default; 0.5: the "
                    "point estimate).")
-flags.DEFINE_list("attr_tolerances", [], "Extra AdversarialDebiasing (equalized_odds) tolerances run only for "
-                  "ours_attr (unset: --tolerances).")
+flags.DEFINE_list("attr_tolerances", [], "ours_attr: its swept tolerances (unset: --tolerances).")
+flags.DEFINE_float("attr_training_tolerance", None, "ours_attr: train with this tolerance and sweep the group "
+                   "thresholds' postprocess_tolerance over --attr_tolerances instead (separate fits).")
 flags.DEFINE_list("tolerances", ["0.01", "0.02", "0.03", "0.05", "0.1"], "AdversarialDebiasing "
                   "(equalized_odds) tolerances.")
 flags.DEFINE_list("dp_tolerances", ["0.02", "0.05", "0.1"], "AdversarialDebiasing (demographic_parity) "
@@ -138,7 +139,8 @@ def main(argv):
             constraint="equalized_odds", tolerances=_floats(FLAGS.tolerances), fits=fits, **ours),
         "ours_attr": lambda: comparison.adversarial_debiasing(
             constraint="equalized_odds", tolerances=_floats(FLAGS.attr_tolerances or FLAGS.tolerances),
-            with_attribute=True, fits=fits, **ours),
+            with_attribute=True, fits=fits, **(ours if FLAGS.attr_training_tolerance is None else dict(
+                ours, tolerance=FLAGS.attr_training_tolerance, swept="postprocess_tolerance"))),
         "ours_dp": lambda: comparison.adversarial_debiasing(
             constraint="demographic_parity", tolerances=_floats(FLAGS.dp_tolerances), **ours),
         "expgrad": lambda: [

@@ -161,7 +161,9 @@ def logistic_regression():
     return Method("logistic regression (unconstrained)", "none", (None,), fit_predict, seeded_fit=False)
 
 
-def adversarial_debiasing(*, constraint, tolerances, name=None, with_attribute=False, fits=None, **params):
+def adversarial_debiasing(
+    *, constraint, tolerances, name=None, with_attribute=False, fits=None, swept="tolerance", **params
+):
     """`fairness.AdversarialDebiasing` with `tolerance` swept (None: the unconstrained network, debias=False).
 
     Args:
@@ -173,6 +175,8 @@ def adversarial_debiasing(*, constraint, tolerances, name=None, with_attribute=F
             randomised with the run's seed) instead of the features only.
         fits: a dict shared between Methods to fit each (constraint, tolerance, seed, params) once: the
             two regimes of one fit then cost one training.
+        swept: the estimator parameter `tolerances` sweeps: "tolerance", or "postprocess_tolerance" (the
+            group thresholds' tolerance; `tolerance` then comes fixed in `params`).
         **params: further estimator parameters (epochs, batch_size, ...).
 
     Returns:
@@ -182,12 +186,15 @@ def adversarial_debiasing(*, constraint, tolerances, name=None, with_attribute=F
 
     fits = {} if fits is None else fits
 
-    def fit_predict(tolerance, seed, train, test, sensitive):
-        key = (constraint, tolerance, seed, id(train), sensitive, tuple(sorted(params.items())))
+    if swept not in ("tolerance", "postprocess_tolerance"):
+        raise ValueError(f"swept must be 'tolerance' or 'postprocess_tolerance', got {swept!r}")
+
+    def fit_predict(value, seed, train, test, sensitive):
+        settings = {**params, swept: value}
+        key = (constraint, seed, id(train), sensitive, tuple(sorted(settings.items())))
         if key not in fits:
-            model = AdversarialDebiasing(
-                constraint=constraint, tolerance=tolerance, debias=tolerance is not None, random_state=seed, **params
-            )
+            debias = settings.get("tolerance") is not None or "adversary_weight" in settings
+            model = AdversarialDebiasing(constraint=constraint, debias=debias, random_state=seed, **settings)
             start = time.perf_counter()
             model.fit(train.features, train.labels, sensitive_features=_groups(train, sensitive))
             fits[key] = (model, time.perf_counter() - start)
@@ -200,7 +207,7 @@ def adversarial_debiasing(*, constraint, tolerances, name=None, with_attribute=F
         return model.predict(test.features), extra
 
     name = name or f"AdversarialDebiasing ({constraint})" + (" + group thresholds" if with_attribute else "")
-    return Method(name, "tolerance", tuple(tolerances), fit_predict, attribute_at_prediction=with_attribute)
+    return Method(name, swept, tuple(tolerances), fit_predict, attribute_at_prediction=with_attribute)
 
 
 def exponentiated_gradient(*, constraint, bounds, name=None):
