@@ -13,6 +13,7 @@ from scipy.stats import norm
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fairness.adversarial import (
+    SoftmaxClassifierMixin,
     adversary_loss,
     adversary_sample_weights,
     build_mlp,
@@ -21,7 +22,6 @@ from fairness.adversarial import (
     conditional_adversary_inputs,
     encode_groups,
     projected_gradients,
-    SoftmaxClassifierMixin,
     seed_keras,
     validate_fit_inputs,
     validate_predict_inputs,
@@ -30,13 +30,12 @@ from fairness.postprocessing import fit_group_thresholds, positive_probability
 from fairness.tolerance import (
     AdversaryWeightController,
     carve_validation,
-    check_tolerance,
     check_standardize,
+    check_tolerance,
     check_validation_fraction,
     group_rate_gap,
     standardization,
 )
-
 
 # The adversary used with a tolerance when none is given: see AdversarialDebiasing._adversary_setting.
 TOLERANCE_ADVERSARY_HIDDEN_UNITS = (16,)

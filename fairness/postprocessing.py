@@ -144,8 +144,7 @@ def _gap_and_error(blocks, counts, weights, constraint):
         if len(values) < 2:
             continue
         (high, n_high), (low, n_low) = max(values), min(values)
-        if high - low >= gap:
-            gap = high - low
+        gap = max(high - low, gap)
         # The margin uses the largest error among the constrained differences: any of them may end up largest.
         error = max(error, math.sqrt(high * (1 - high) / n_high + low * (1 - low) / n_low))
     return gap, error

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from fairness import AdversarialDebiasing
-from fairness import debiasing
+from fairness import AdversarialDebiasing, debiasing
 from fairness.data import make_biased_toy
 from fairness.postprocessing import fit_group_thresholds, positive_probability
 from fairness.tolerance import group_rate_gap

@@ -222,6 +222,8 @@ def test_fair_representation_reports_the_validation_leakage(toy):
         (AdversarialDebiasing, dict(standardize="yes"), "standardize must be None, True or False"),
         (AdversarialDebiasing, dict(adversary_learning_rate=0.0), "adversary_learning_rate must be None or > 0"),
         (AdversarialDebiasing, dict(tolerance=0.05, violation_rows="test"), "violation_rows must be one of"),
+        (AdversarialDebiasing, dict(tolerance=0.05, gap_confidence=1.0), r"gap_confidence must be None or in \[0.5, 1\)"),
+        (AdversarialDebiasing, dict(tolerance=0.05, postprocess_tolerance=0.0), "tolerance must be None or a number"),
         (FairRepresentation, dict(tolerance=0.6), r"tolerance must be None or a number in \(0, 0.5\]"),
     ],
 )
