@@ -40,8 +40,14 @@ flags.DEFINE_integer("train_rows", 0, "Keep this many training rows, drawn at ra
 flags.DEFINE_float("feature_scale", 1.0, "Multiply feature j by feature_scale ** (j % 3 - 1): columns on scales "
                    "1/s, 1 and s, to check robustness to unscaled features.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every model (and of the randomized predictions).")
-flags.DEFINE_list("methods", ["ours", "ours_dp", "expgrad", "threshold", "fairlearn_adversarial"],
-                  "Classifier methods to run (the unconstrained references always run).")
+flags.DEFINE_list("methods", ["ours", "ours_attr", "ours_dp", "expgrad", "threshold", "fairlearn_adversarial"],
+                  "Classifier methods to run (the unconstrained references always run); ours_attr: ours "
+                  "(equalized_odds) with the sensitive attribute at prediction (group thresholds), same fits.")
+flags.DEFINE_float("gap_confidence", None, "AdversarialDebiasing's gap_confidence (unset: its default; 0.5: the "
+                   "point estimate).")
+flags.DEFINE_list("attr_tolerances", [], "ours_attr: its swept tolerances (unset: --tolerances).")
+flags.DEFINE_float("attr_training_tolerance", None, "ours_attr: train with this tolerance and sweep the group "
+                   "thresholds' postprocess_tolerance over --attr_tolerances instead (separate fits).")
 flags.DEFINE_list("tolerances", ["0.01", "0.02", "0.03", "0.05", "0.1"], "AdversarialDebiasing "
                   "(equalized_odds) tolerances.")
 flags.DEFINE_list("dp_tolerances", ["0.02", "0.05", "0.1"], "AdversarialDebiasing (demographic_parity) "
@@ -117,7 +123,7 @@ def _load():
 def main(argv):
     del argv
     from fairness import comparison
-    from fairness.trade_off import method_table, plot_method_curves
+    from fairness.trade_off import front_table, method_table, pareto_front, plot_method_curves
     from privgan.io import save_figure
     from privgan.reporting import write_experiment
 
@@ -125,9 +131,16 @@ def main(argv):
     train, test, table_name = _load()
     seeds = [int(seed) for seed in FLAGS.seeds]
     ours = {} if FLAGS.library_defaults else dict(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size)
+    if FLAGS.gap_confidence is not None:
+        ours["gap_confidence"] = None if FLAGS.gap_confidence == 0.5 else FLAGS.gap_confidence
+    fits = {}  # ours and ours_attr share their fits
     available = {
         "ours": lambda: comparison.adversarial_debiasing(
-            constraint="equalized_odds", tolerances=_floats(FLAGS.tolerances), **ours),
+            constraint="equalized_odds", tolerances=_floats(FLAGS.tolerances), fits=fits, **ours),
+        "ours_attr": lambda: comparison.adversarial_debiasing(
+            constraint="equalized_odds", tolerances=_floats(FLAGS.attr_tolerances or FLAGS.tolerances),
+            with_attribute=True, fits=fits, **(ours if FLAGS.attr_training_tolerance is None else dict(
+                ours, tolerance=FLAGS.attr_training_tolerance, swept="postprocess_tolerance"))),
         "ours_dp": lambda: comparison.adversarial_debiasing(
             constraint="demographic_parity", tolerances=_floats(FLAGS.dp_tolerances), **ours),
         "expgrad": lambda: [
@@ -171,9 +184,20 @@ def main(argv):
                "adversary_weight", "wall_time_seconds")
     sections = [f"{title}. Test split: {len(test)} rows; training split: {len(train)} rows (ours hold out 20% "
                 "of it for the tolerance).", method_table(summary, columns=columns)]
+    with_attribute = {method.name for method in methods if method.attribute_at_prediction}
+    fronts = {}
+    for regime, names in (
+        ("without the sensitive attribute at prediction", {m.name for m in methods} - with_attribute),
+        ("with the sensitive attribute at prediction (every method)", None),
+    ):
+        for gap in ("equalized_odds_difference", "demographic_parity_difference"):
+            front = pareto_front(summary, gap=gap, methods=names)
+            fronts[f"{regime}, {gap}"] = front
+            sections.append(f"Pareto front ({gap}), {regime}:\n\n" + front_table(front, gap=gap))
     figures = ["trade_off.png"]
     results = {"table": table_name, "sensitive_attribute": FLAGS.sensitive, "seeds": seeds, "runs": rows,
-               "summary": summary, "skipped": skipped,
+               "summary": summary, "skipped": skipped, "pareto_fronts": fronts,
+               "attribute_at_prediction": sorted(with_attribute),
                "config": {"ours": ours, "library_defaults": FLAGS.library_defaults}}
 
     if FLAGS.representations:

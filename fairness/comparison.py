@@ -48,6 +48,8 @@ class Method:
             exactly, as inside fairlearn's reductions): `fit_predict` is then called with
             `seed=None` to fit, and returns a `predict(seed)` callable instead of the predictions, so the
             model is fitted once per value and only its randomized predictions are drawn per seed.
+        attribute_at_prediction: whether the predictions read the test rows' sensitive attribute (the
+            post-processing regime; shown on its own Pareto front).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Method:
     values: tuple
     fit_predict: Callable
     seeded_fit: bool = True
+    attribute_at_prediction: bool = False
 
 
 def _groups(dataset, sensitive):
@@ -158,13 +161,22 @@ def logistic_regression():
     return Method("logistic regression (unconstrained)", "none", (None,), fit_predict, seeded_fit=False)
 
 
-def adversarial_debiasing(*, constraint, tolerances, name=None, **params):
+def adversarial_debiasing(
+    *, constraint, tolerances, name=None, with_attribute=False, fits=None, swept="tolerance", **params
+):
     """`fairness.AdversarialDebiasing` with `tolerance` swept (None: the unconstrained network, debias=False).
 
     Args:
         constraint: the estimator's constraint.
         tolerances: the swept tolerances; None in the list gives the network trained without adversary.
-        name: shown name; by default "AdversarialDebiasing (<constraint>)".
+        name: shown name; by default "AdversarialDebiasing (<constraint>)", plus "+ group thresholds" with
+            `with_attribute`.
+        with_attribute: predict with the test rows' sensitive attribute (`predict(X, sensitive_features=s)`,
+            randomised with the run's seed) instead of the features only.
+        fits: a dict shared between Methods to fit each (constraint, tolerance, seed, params) once: the
+            two regimes of one fit then cost one training.
+        swept: the estimator parameter `tolerances` sweeps: "tolerance", or "postprocess_tolerance" (the
+            group thresholds' tolerance; `tolerance` then comes fixed in `params`).
         **params: further estimator parameters (epochs, batch_size, ...).
 
     Returns:
@@ -172,17 +184,30 @@ def adversarial_debiasing(*, constraint, tolerances, name=None, **params):
     """
     from fairness.debiasing import AdversarialDebiasing
 
-    def fit_predict(tolerance, seed, train, test, sensitive):
-        model = AdversarialDebiasing(
-            constraint=constraint, tolerance=tolerance, debias=tolerance is not None, random_state=seed, **params
-        )
-        model.fit(train.features, train.labels, sensitive_features=_groups(train, sensitive))
-        extra = {"adversary_weight": model.adversary_weight_}
+    fits = {} if fits is None else fits
+
+    if swept not in ("tolerance", "postprocess_tolerance"):
+        raise ValueError(f"swept must be 'tolerance' or 'postprocess_tolerance', got {swept!r}")
+
+    def fit_predict(value, seed, train, test, sensitive):
+        settings = {**params, swept: value}
+        key = (constraint, seed, id(train), sensitive, tuple(sorted(settings.items())))
+        if key not in fits:
+            debias = settings.get("tolerance") is not None or "adversary_weight" in settings
+            model = AdversarialDebiasing(constraint=constraint, debias=debias, random_state=seed, **settings)
+            start = time.perf_counter()
+            model.fit(train.features, train.labels, sensitive_features=_groups(train, sensitive))
+            fits[key] = (model, time.perf_counter() - start)
+        model, fit_seconds = fits[key]
+        extra = {"adversary_weight": model.adversary_weight_, "fit_seconds": fit_seconds}
         if model.constraint_violation_ is not None:
             extra["constraint_violation"] = model.constraint_violation_
+        if with_attribute:
+            return model.predict(test.features, sensitive_features=_groups(test, sensitive), random_state=seed), extra
         return model.predict(test.features), extra
 
-    return Method(name or f"AdversarialDebiasing ({constraint})", "tolerance", tuple(tolerances), fit_predict)
+    name = name or f"AdversarialDebiasing ({constraint})" + (" + group thresholds" if with_attribute else "")
+    return Method(name, swept, tuple(tolerances), fit_predict, attribute_at_prediction=with_attribute)
 
 
 def exponentiated_gradient(*, constraint, bounds, name=None):
@@ -236,7 +261,7 @@ def threshold_optimizer(*, constraint, tolerances=(None,), name=None):
         return predict, {}
 
     name = name or f"ThresholdOptimizer ({constraint})"
-    return Method(name, "tol", tuple(tolerances), fit_predict, seeded_fit=False)
+    return Method(name, "tol", tuple(tolerances), fit_predict, seeded_fit=False, attribute_at_prediction=True)
 
 
 def fairlearn_adversarial(*, constraint, alphas, backend="tensorflow", epochs=10, batch_size=256, name=None):

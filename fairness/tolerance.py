@@ -213,8 +213,11 @@ class AdversaryWeightController(keras.callbacks.Callback):
 
     Args:
         weight: the non-trainable Keras variable holding the adversary weight (alpha or lambda).
-        measure: callable `() -> (violation, score)` or `() -> (violation, score, standard_error)`; larger
-            scores are better; the standard error is only recorded.
+        measure: callable `() -> (violation, score)`, `() -> (violation, score, standard_error)` or
+            `() -> (violation, score, standard_error, bound)`; larger scores are better; a returned bound
+            replaces `violation + error_multiplier * standard_error`.
+        error_multiplier: z >= 0; the quantity held to the tolerance (selection and dual step) is the upper
+            bound `violation + z * standard_error` (0: the point estimate; 1.28: a one-sided 90% bound).
         tolerance: the largest acceptable violation, > 0.
         models: the Keras models whose weights make a candidate.
         interval: training steps between evaluations, >= 1; None evaluates `evaluations_per_epoch` times an
@@ -224,7 +227,7 @@ class AdversaryWeightController(keras.callbacks.Callback):
         description: what is measured, for the warning (e.g. "equalized-odds difference").
 
     Attributes:
-        history: one dict per evaluation: step, weight, violation, standard_error, score.
+        history: one dict per evaluation: step, weight, violation, standard_error, bound, score.
         selected: the restored candidate's dict, plus "meets_tolerance"; None before training ends.
     """
 
@@ -238,6 +241,7 @@ class AdversaryWeightController(keras.callbacks.Callback):
         interval=None,
         evaluations_per_epoch=4,
         step_size=0.05,
+        error_multiplier=0.0,
         description="constraint violation",
     ):
         super().__init__()
@@ -247,6 +251,8 @@ class AdversaryWeightController(keras.callbacks.Callback):
             raise ValueError(f"evaluations_per_epoch must be >= 1, got {evaluations_per_epoch}")
         if step_size <= 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
+        if not error_multiplier >= 0:
+            raise ValueError(f"error_multiplier must be >= 0, got {error_multiplier}")
         self.weight = weight
         self.measure = measure
         self.tolerance = check_tolerance(tolerance)
@@ -254,6 +260,7 @@ class AdversaryWeightController(keras.callbacks.Callback):
         self.interval = interval
         self.evaluations_per_epoch = evaluations_per_epoch
         self.step_size = float(step_size)
+        self.error_multiplier = float(error_multiplier)
         self.description = description
         self.history = []
         self.selected = None
@@ -280,22 +287,24 @@ class AdversaryWeightController(keras.callbacks.Callback):
             self._evaluate()
 
     def _evaluate(self):
-        violation, score, *error = self.measure()
-        error = float(error[0]) if error else 0.0
+        violation, score, *rest = self.measure()
+        error = float(rest[0]) if rest else 0.0
         weight = float(keras.ops.convert_to_numpy(self.weight))
+        bound = float(rest[1]) if len(rest) > 1 else float(violation) + self.error_multiplier * error
         record = {
             "step": self._step,
             "weight": weight,
             "violation": float(violation),
             "standard_error": error,
+            "bound": bound,
             "score": float(score),
         }
         self.history.append(record)
-        if violation <= self.tolerance and (self._best is None or score > self._best[0]):
+        if bound <= self.tolerance and (self._best is None or score > self._best[0]):
             self._best = (score, record, self._snapshot())
-        if self._least is None or violation < self._least[0]:
-            self._least = (violation, record, self._snapshot())
-        relative = min(max((violation - self.tolerance) / self.tolerance, -1.0), 1.0)
+        if self._least is None or bound < self._least[0]:
+            self._least = (bound, record, self._snapshot())
+        relative = min(max((bound - self.tolerance) / self.tolerance, -1.0), 1.0)
         updated = weight * math.exp(self.step_size * relative)
         self.weight.assign(min(max(updated, WEIGHT_BOUNDS[0]), WEIGHT_BOUNDS[1]))
 
@@ -318,4 +327,4 @@ class AdversaryWeightController(keras.callbacks.Callback):
             )
         for model, values in zip(self.models, weights):
             model.set_weights(values)
-        self.selected = {**record, "meets_tolerance": record["violation"] <= self.tolerance}
+        self.selected = {**record, "meets_tolerance": record["bound"] <= self.tolerance}

@@ -161,3 +161,37 @@ def method_table(summary, *, columns):
                 cells.append(f"{mean:.{digits}f} ± {entry.get(column + '_std', 0.0):.{digits}f}")
         lines.append(f"| {entry['method']} | {value} | {entry['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def pareto_front(summary, *, gap="equalized_odds_difference", score="accuracy", methods=None):
+    """The entries no other entry beats on both mean score (higher) and mean gap (lower).
+
+    Args:
+        summary: entries of `fairness.comparison.summarize`.
+        gap: the unfairness key (lower is better).
+        score: the score key (higher is better).
+        methods: None (every entry), or the method names to consider (e.g. one regime's).
+
+    Returns:
+        The front's entries, by increasing gap.
+    """
+    entries = [entry for entry in summary if methods is None or entry["method"] in methods]
+    front = [
+        entry
+        for entry in entries
+        if not any(
+            other[score] >= entry[score] and other[gap] <= entry[gap]
+            and (other[score] > entry[score] or other[gap] < entry[gap])
+            for other in entries
+        )
+    ]
+    return sorted(front, key=lambda entry: (entry[gap], -entry[score]))
+
+
+def front_table(front, *, gap="equalized_odds_difference", score="accuracy"):
+    """A Markdown table of a Pareto front: method, swept value, mean gap and mean score."""
+    lines = [f"| method | parameter | {gap} | {score} |", "|---|---|---|---|"]
+    for entry in front:
+        value = "" if entry["value"] is None else f"{entry['parameter']} = {entry['value']:g}"
+        lines.append(f"| {entry['method']} | {value} | {entry[gap]:.4f} | {entry[score]:.4f} |")
+    return "\n".join(lines)

@@ -89,3 +89,17 @@ def test_load_csv_table_one_hot_encodes_standardises_and_keeps_the_sensitive_col
     assert set(train.sensitive["sex"]) == {"female", "male"} and set(np.unique(train.labels)) == {0, 1}
     with pytest.raises(ValueError, match="sensitive column 'race'"):
         load_csv_table(path, label="label", positive_label="yes", sensitive="race")
+
+
+@pytest.mark.filterwarnings("ignore:no candidate met the tolerance:RuntimeWarning")  # two epochs are short
+def test_both_regimes_of_adversarial_debiasing_share_one_fit():
+    fits = {}
+    params = dict(constraint="equalized_odds", tolerances=(0.1,), fits=fits, hidden_units=(4,), epochs=2,
+                  run_eagerly=True)
+    methods = [comparison.adversarial_debiasing(**params),
+               comparison.adversarial_debiasing(with_attribute=True, **params)]
+    assert [method.attribute_at_prediction for method in methods] == [False, True]
+    train, test = make_biased_toy(600, random_state=0), make_biased_toy(300, random_state=1)
+    rows = comparison.compare(methods, train, test, sensitive="group", seeds=[0], log=None)
+    assert len(fits) == 1 and rows[0]["fit_seconds"] == rows[1]["fit_seconds"]
+    assert methods[1].name.endswith("+ group thresholds")

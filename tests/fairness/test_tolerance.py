@@ -91,6 +91,26 @@ def test_controller_raises_the_weight_while_violated_and_keeps_the_best_candidat
     assert [record["standard_error"] for record in controller.history] == [0.0] * 6
 
 
+def test_controller_holds_the_upper_bound_to_the_tolerance():
+    # 0.04 meets the tolerance as a point estimate but not with its error (0.04 + 2 * 0.01 > 0.05).
+    violations, errors = [0.2, 0.04, 0.01, 0.3], [0.01, 0.01, 0.01, 0.01]
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    weight = keras.Variable(1.0, trainable=False)
+    step = {"index": 0}
+    controller = AdversaryWeightController(
+        weight=weight, measure=lambda: (violations[step["index"]], float(step["index"]), errors[step["index"]]),
+        tolerance=0.05, models=[model], interval=1, error_multiplier=2.0,
+    )
+    controller.set_params({"epochs": 1, "steps": 4})
+    controller.on_train_begin()
+    for index in range(4):
+        step["index"] = index
+        model.set_weights([np.full((1, 1), float(index), np.float32)])
+        controller.on_train_batch_end(index)
+    controller.on_train_end()
+    assert float(model.get_weights()[0][0, 0]) == 2.0 and controller.selected["bound"] == pytest.approx(0.03)
+
+
 def test_controller_warns_when_nothing_meets_the_tolerance_and_keeps_the_least_violating():
     with pytest.warns(RuntimeWarning, match="no candidate met the tolerance"):
         controller, restored, weights = _run_controller([0.3, 0.1, 0.2])
@@ -123,7 +143,8 @@ def test_tolerance_meets_what_the_default_alpha_misses(toy):
     assert default.adversary_weight_ == 0.1 and default.constraint_violation_ is None
     assert default.adaptation_history_ == [] and default.feature_mean_ is None
 
-    model = AdversarialDebiasing(tolerance=0.05, **TOY_PARAMS)
+    # The point estimate held to the tolerance (gap_confidence=None): this test checks where it is measured.
+    model = AdversarialDebiasing(tolerance=0.05, gap_confidence=None, **TOY_PARAMS)
     model.fit(train.features, train.labels, sensitive_features=groups)
     assert model.constraint_violation_ <= 0.05
     assert _test_gap(model, held_out) <= 0.07  # fresh data: the tolerance plus the validation/test gap
@@ -201,6 +222,8 @@ def test_fair_representation_reports_the_validation_leakage(toy):
         (AdversarialDebiasing, dict(standardize="yes"), "standardize must be None, True or False"),
         (AdversarialDebiasing, dict(adversary_learning_rate=0.0), "adversary_learning_rate must be None or > 0"),
         (AdversarialDebiasing, dict(tolerance=0.05, violation_rows="test"), "violation_rows must be one of"),
+        (AdversarialDebiasing, dict(tolerance=0.05, gap_confidence=1.0), r"gap_confidence must be None or in \[0.5, 1\)"),
+        (AdversarialDebiasing, dict(tolerance=0.05, postprocess_tolerance=0.0), "tolerance must be None or a number"),
         (FairRepresentation, dict(tolerance=0.6), r"tolerance must be None or a number in \(0, 0.5\]"),
     ],
 )

@@ -1,6 +1,13 @@
 import pytest
 
-from fairness.trade_off import method_table, plot_method_curves, plot_trade_off, trade_off_table
+from fairness.trade_off import (
+    front_table,
+    method_table,
+    pareto_front,
+    plot_method_curves,
+    plot_trade_off,
+    trade_off_table,
+)
 
 BASELINE = {"accuracy": 0.85, "demographic_parity_difference": 0.2, "equalized_odds_difference": 0.1}
 ROWS = [
@@ -67,3 +74,15 @@ def test_method_curves_zoom_on_the_points_above_min_score():
     left = figure.axes[0]
     assert left.get_ylim()[0] == 0.8 and left.get_xlim()[1] < 0.87
     assert "1 point below test accuracy 0.8 not shown" in figure._suptitle.get_text()
+
+
+def test_pareto_front_keeps_the_undominated_points_by_increasing_gap():
+    points = [("a", 0.1, 0.80), ("a", 0.05, 0.78), ("b", 0.06, 0.77), ("b", 0.02, 0.70), ("c", 0.2, 0.79)]
+    summary = [
+        {"method": m, "parameter": "t", "value": i, "equalized_odds_difference": gap, "accuracy": accuracy}
+        for i, (m, gap, accuracy) in enumerate(points)
+    ]
+    front = pareto_front(summary)
+    assert [(entry["method"], entry["value"]) for entry in front] == [("b", 3), ("a", 1), ("a", 0)]
+    assert [entry["method"] for entry in pareto_front(summary, methods={"b", "c"})] == ["b", "b", "c"]
+    assert front_table(front).count("\n") == 4
