@@ -16,7 +16,6 @@ import time
 
 from absl import app, flags
 
-
 flags.DEFINE_string("data_dir", None, "Folder with adult.data/adult.test; unset downloads them from UCI.")
 flags.DEFINE_string("output_dir", None, "Where results.json, report.md and trade_off.png go.")
 flags.DEFINE_enum(

@@ -389,7 +389,8 @@ def fair_representation(*, tolerances, name=None, **params):
     """`fairness.FairRepresentation` with its leakage `tolerance` swept (None: the default fixed lambda).
 
     Returns:
-        A `RepresentationMethod` whose extra results are the validation leakage excess (`constraint_violation`) and lambda.
+        A `RepresentationMethod` whose extra results are the validation leakage excess (`constraint_violation`)
+        and lambda.
     """
     from fairness.representation import FairRepresentation
 

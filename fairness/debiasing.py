@@ -502,7 +502,9 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
         known = {group: code for code, group in enumerate(self.groups_)}
         unseen = sorted({str(value) for value in values if value not in known})
         if unseen:
-            raise ValueError(f"sensitive_features has groups not seen in fit: {unseen[:5]}; known: {list(self.groups_)}")
+            raise ValueError(
+                f"sensitive_features has groups not seen in fit: {unseen[:5]}; known: {list(self.groups_)}"
+            )
         return np.array([known[value] for value in values], dtype=np.int64)
 
     def predict(self, X, *, sensitive_features=None, random_state=None):

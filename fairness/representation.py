@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 from fairness.adversarial import (
     ADVERSARY_LOSSES,
+    SoftmaxClassifierMixin,
     adversary_loss,
     adversary_sample_weights,
     build_mlp,
@@ -21,7 +22,6 @@ from fairness.adversarial import (
     check_training_parameters,
     conditional_adversary_inputs,
     encode_groups,
-    SoftmaxClassifierMixin,
     seed_keras,
     validate_fit_inputs,
     validate_predict_inputs,
@@ -31,8 +31,8 @@ from fairness.metrics import leakage
 from fairness.tolerance import (
     AdversaryWeightController,
     carve_validation,
-    check_tolerance,
     check_standardize,
+    check_tolerance,
     check_validation_fraction,
     standardization,
 )

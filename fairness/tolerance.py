@@ -206,8 +206,9 @@ class AdversaryWeightController(keras.callbacks.Callback):
     """Adapts an adversary weight to meet a tolerance on validation data and keeps the best candidate.
 
     Every `interval` training steps it calls `measure()`, which returns `(violation, score)` of the current
-    models (on the validation split, or whatever rows `measure` reads), records it, keeps a copy of `models`' weights when the violation meets
-    the tolerance and the score is the best so far, and updates the weight variable by the dual step of the
+    models (on the validation split, or whatever rows `measure` reads), records it, keeps a copy of `models`'
+    weights when the violation meets the tolerance and the score is the best so far, and updates the weight
+    variable by the dual step of the
     module docstring. At the end of training it restores the kept candidate (the least-violating one when
     none met the tolerance, with a `RuntimeWarning`).
 

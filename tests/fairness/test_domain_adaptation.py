@@ -44,7 +44,9 @@ def test_domain_gradient_reaches_the_features_reversed_and_scaled_by_lambda():
             keras.losses.sparse_categorical_crossentropy(source_y, dann.label_predictor(features[:4]), True)
         )
         domain_loss = tf.reduce_mean(
-            keras.losses.sparse_categorical_crossentropy(tf.constant([0] * 4 + [1] * 4), dann.domain_classifier(features), True)
+            keras.losses.sparse_categorical_crossentropy(
+                tf.constant([0] * 4 + [1] * 4), dann.domain_classifier(features), True
+            )
         )
     label_grads = tape.gradient(label_loss, features_vars)
     domain_grads_features = tape.gradient(domain_loss, features_vars)

@@ -23,7 +23,8 @@ def _expected_gap(post, scores, labels, groups, constraint):
         "equal_opportunity": [labels == 1],
         "equalized_odds": [labels == 1, labels == 0],
     }[constraint]
-    return max(abs(positive[rows & (groups == 0)].mean() - positive[rows & (groups == 1)].mean()) for rows in conditions)
+    return max(abs(positive[rows & (groups == 0)].mean() - positive[rows & (groups == 1)].mean())
+               for rows in conditions)
 
 
 @pytest.mark.parametrize("constraint", ["equalized_odds", "demographic_parity", "equal_opportunity"])
@@ -64,7 +65,9 @@ def fitted():
 def test_predict_with_the_attribute_meets_the_tolerance_on_held_out_rows(fitted):
     model, held_out = fitted
     groups = held_out.sensitive["group"].to_numpy()
-    gap = lambda predicted: group_rate_gap(held_out.labels, predicted, groups, constraint="equalized_odds")
+    def gap(predicted):
+        return group_rate_gap(held_out.labels, predicted, groups, constraint="equalized_odds")
+
     with_attribute = model.predict(held_out.features, sensitive_features=groups, random_state=0)
     assert gap(with_attribute) <= 0.05 < gap(model.predict(held_out.features))
     probabilities = model.predict_proba(held_out.features, sensitive_features=groups)
