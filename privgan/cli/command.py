@@ -15,6 +15,8 @@ import warnings
 
 from absl import app, flags
 
+from privgan.accounting.logs import quiet_accountant_logs
+
 FLAGS = flags.FLAGS
 
 _HELP_ARGUMENTS = ("--help", "-help", "--helpshort", "-helpshort", "-h", "-?")
@@ -90,7 +92,8 @@ def flags_help(module, *, required=()):
             first = f"  {synopsis:<{_FLAG_COLUMN - 2}}  "
             entries.append(textwrap.fill(text, _WIDTH, initial_indent=first, subsequent_indent=indent))
         else:
-            entries.append(f"  {synopsis}\n" + textwrap.fill(text, _WIDTH, initial_indent=indent, subsequent_indent=indent))
+            body = textwrap.fill(text, _WIDTH, initial_indent=indent, subsequent_indent=indent)
+            entries.append(f"  {synopsis}\n" + body)
     return "\n".join(entries)
 
 
@@ -164,7 +167,7 @@ def quiet_python_logs(program):
     - TensorFlow's Python logger shows errors only (retracing notices and the like are for developers).
     - JAX (under the marginal engines' `mbi`) does not log, at INFO, each accelerator it probes for and
       does not find ("Unable to initialize backend 'tpu'"); its warnings and errors still show.
-    The RDP accountant's convergence notices are filtered by `privgan.accounting` itself; mbi's import
+    - The RDP accountant's convergence notices are dropped (`privgan.quiet_accountant_logs`). mbi's import
     warnings (float32 mode, compilation cache) do not arise, as `privgan.tabular.marginal` configures
     JAX before importing it.
     """
@@ -176,6 +179,7 @@ def quiet_python_logs(program):
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     absl_logging.get_absl_handler().setFormatter(_CommandFormatter(program))
+    quiet_accountant_logs()
 
 
 def run(main, *, program, module, required=()):
