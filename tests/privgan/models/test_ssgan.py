@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import privgan.dp.bookkeeping
-import privgan.models.ssgan
+import privgan.models.ssgan.model
 from privgan.accounting import ParallelLedger, epsilon_of_event, max_steps
 from privgan.dp import NonPrivateLayerError, check_sensitivity, poisson_batches
 from privgan.models import SemiSupervisedGAN
@@ -289,7 +289,7 @@ def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tm
     # Where each phase's Poisson sampling starts (its global position): fit_head's must follow the GAN
     # steps before it, not restart at the labelled ledger's end (0 here, as the GAN steps read no labels).
     first_steps = []
-    for module in (privgan.models.ssgan, privgan.dp.bookkeeping):
+    for module in (privgan.models.ssgan.model, privgan.dp.bookkeeping):
         original = module.poisson_batches
 
         def spy(data, *, original=original, **kwargs):
