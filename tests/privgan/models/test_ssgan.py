@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import privgan.dp.bookkeeping
+import privgan.dp.fitting
 import privgan.models.ssgan.model
 from privgan.accounting import ParallelLedger, epsilon_of_event, max_steps
 from privgan.dp import NonPrivateLayerError, check_sensitivity, poisson_batches
@@ -289,7 +289,7 @@ def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tm
     # Where each phase's Poisson sampling starts (its global position): fit_head's must follow the GAN
     # steps before it, not restart at the labelled ledger's end (0 here, as the GAN steps read no labels).
     first_steps = []
-    for module in (privgan.models.ssgan.model, privgan.dp.bookkeeping):
+    for module in (privgan.models.ssgan.model, privgan.dp.fitting):
         original = module.poisson_batches
 
         def spy(data, *, original=original, **kwargs):
