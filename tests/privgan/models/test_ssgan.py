@@ -219,7 +219,8 @@ def test_save_load_keeps_the_classifier_and_the_privacy_state(trained, tmp_path)
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"private": False, "l2_norm_clip": 1.0}, r"private=False trains without clipping or noise: leave \['l2_norm_clip'\]"),
+        ({"private": False, "l2_norm_clip": 1.0},
+         r"private=False trains without clipping or noise: leave \['l2_norm_clip'\]"),
         ({"l2_norm_clip": None}, r"l2_norm_clip is required"),
         ({"feature_l2_norm_clip": 1.0}, r"feature_l2_norm_clip must be in \(0, l2_norm_clip=1.0\)"),
         ({"labelled_noise_multiplier": None}, r"both given or both None"),
@@ -253,7 +254,8 @@ def test_labelled_images_among_the_unlabelled_ones_are_refused(labelled_gradient
     overlapping = np.concatenate([x_unlabelled[:-3], x_labelled[[4, 7, 9]]])
     gan = make_gan(labelled_gradient=labelled_gradient,
                    **({"labelled_noise_multiplier": None} if labelled_gradient == "none" else {}))
-    with pytest.raises(ValueError, match=r"3 of the 30 images of x_labelled \(first at index 4\) are also in x_unlabelled"):
+    message = r"3 of the 30 images of x_labelled \(first at index 4\) are also in x_unlabelled"
+    with pytest.raises(ValueError, match=message):
         gan.fit(x_labelled, y_labelled, overlapping, epochs=1, verbose=0)
     assert int(gan.dp_steps.numpy()) == 0
 
@@ -264,7 +266,8 @@ def test_a_head_only_labelled_release_changes_only_the_last_layer():
     gan.d_optimizer.build(gan.discriminator.trainable_variables)
     x_labelled, y_labelled, x_unlabelled = data()
     before = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
-    gan._private_discriminator_step(tf.constant(x_labelled), tf.constant(y_labelled, tf.int32), tf.constant(x_unlabelled))
+    gan._private_discriminator_step(tf.constant(x_labelled), tf.constant(y_labelled, tf.int32),
+                                    tf.constant(x_unlabelled))
     head = {id(v) for v in gan.discriminator.layers[-1].trainable_variables}
     for old, variable in zip(before, gan.discriminator.trainable_variables):
         assert np.array_equal(old, variable.numpy()) != (id(variable) in head), variable.path
@@ -311,7 +314,8 @@ def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tm
     gan.fit_head(x_labelled, y_labelled, epochs=5, expected_batch_size=15, noise_multiplier=3.0,
                  optimizer=keras.optimizers.SGD(0.1), sampling_seed=0, verbose=0)
     assert not np.array_equal(head_before[0], gan.discriminator.layers[-1].kernel.numpy())
-    assert all(np.array_equal(b, v.numpy()) for b, v in zip(body_before, gan.discriminator.layers[1].trainable_variables))
+    body_after = gan.discriminator.layers[1].trainable_variables
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(body_before, body_after))
     ledger = gan.privacy_ledger
     assert ledger.parts["labelled"].dp_event() == dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(0.5, dp_accounting.GaussianDpEvent(3.0)), 10)
