@@ -26,6 +26,7 @@ _API = {
     "calibrate_noise_multiplier": "privgan.accounting",
     "privacy_statement": "privgan.accounting",
     "PrivacyLedger": "privgan.accounting",
+    "quiet_accountant_logs": "privgan.accounting",
     "DPGAN": "privgan.models.dpgan",
     "PrivGAN": "privgan.models.privgan",
     "MeanEmbeddingGenerator": "privgan.models.mean_embedding",

@@ -11,11 +11,9 @@ from privgan.accounting.calibration import calibrate_noise_multiplier, max_steps
 from privgan.accounting.callbacks import PrivacyCallback
 from privgan.accounting.events import dp_sgd_event, epsilon, epsilon_of_event
 from privgan.accounting.ledger import DpSgdPhase, PrivacyLedger, ReleasePhase
-from privgan.accounting.logs import install_rdp_convergence_filter
+from privgan.accounting.logs import quiet_accountant_logs
 from privgan.accounting.parallel import ParallelLedger
 from privgan.accounting.statement import privacy_statement
-
-install_rdp_convergence_filter()
 
 __all__ = [
     "DpSgdPhase",
@@ -29,4 +27,5 @@ __all__ = [
     "epsilon_of_event",
     "max_steps",
     "privacy_statement",
+    "quiet_accountant_logs",
 ]

@@ -12,6 +12,8 @@ import warnings
 
 import dp_accounting
 
+from privgan.accounting.logs import rdp_convergence_notices_filtered
+
 ACCOUNTANTS = ("pld", "rdp")
 
 # Neighbouring datasets differ by adding or removing one example, the relation under which
@@ -175,8 +177,13 @@ def epsilon_of_event(event: dp_accounting.DpEvent, *, delta, accountant: str = "
         dp_accounting.UnsupportedEventError: if the accountant cannot handle `event`.
     """
     delta = check_delta(delta)
-    privacy_accountant = _make_accountant(check_accountant(accountant))
-    return float(privacy_accountant.compose(event).get_epsilon(delta))
+    accountant = check_accountant(accountant)
+    privacy_accountant = _make_accountant(accountant)
+    if accountant != "rdp":
+        return float(privacy_accountant.compose(event).get_epsilon(delta))
+    # Its convergence notices concern the accountant's numerics, not the bound (see `logs`).
+    with rdp_convergence_notices_filtered():
+        return float(privacy_accountant.compose(event).get_epsilon(delta))
 
 
 def epsilon(*, noise_multiplier, sampling_probability, steps, delta, accountant: str = "pld") -> float:

@@ -15,6 +15,8 @@ import warnings
 
 from absl import app, flags
 
+from privgan.accounting.logs import quiet_accountant_logs
+
 FLAGS = flags.FLAGS
 
 _HELP_ARGUMENTS = ("--help", "-help", "--helpshort", "-helpshort", "-h", "-?")
@@ -165,7 +167,7 @@ def quiet_python_logs(program):
     - TensorFlow's Python logger shows errors only (retracing notices and the like are for developers).
     - JAX (under the marginal engines' `mbi`) does not log, at INFO, each accelerator it probes for and
       does not find ("Unable to initialize backend 'tpu'"); its warnings and errors still show.
-    The RDP accountant's convergence notices are filtered by `privgan.accounting` itself; mbi's import
+    - The RDP accountant's convergence notices are dropped (`privgan.quiet_accountant_logs`). mbi's import
     warnings (float32 mode, compilation cache) do not arise, as `privgan.tabular.marginal` configures
     JAX before importing it.
     """
@@ -177,6 +179,7 @@ def quiet_python_logs(program):
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     absl_logging.get_absl_handler().setFormatter(_CommandFormatter(program))
+    quiet_accountant_logs()
 
 
 def run(main, *, program, module, required=()):

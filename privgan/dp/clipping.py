@@ -21,7 +21,9 @@ in the batch.
 """
 
 import contextlib
+import contextvars
 import dataclasses
+import threading
 
 import keras
 import tensorflow as tf
@@ -80,19 +82,53 @@ def _follows(rule, args):
     return bool(leaves) and all(tf.is_tensor(leaf) or hasattr(leaf, "shape") for leaf in leaves)
 
 
+# The recorder of the forward pass being traced in this thread/context, or None. Keras' `Layer.__call__`
+# is replaced once by a pass-through that consults it, so a layer called from another thread (or any
+# context not tracing a DP step) runs untouched, instead of being recorded into someone else's step.
+_ACTIVE_RECORDER = contextvars.ContextVar("privgan_active_layer_recorder", default=None)
+_INSTALL_LOCK = threading.Lock()
+_ORIGINAL_DUNDER = None
+
+
+def _install_pass_through():
+    """Routes `keras.layers.Layer.__call__` through `_ACTIVE_RECORDER`, once per process (idempotent).
+
+    Installed on first use rather than at import, so importing privgan changes nothing in Keras; once
+    installed it costs one context-variable lookup per layer call and otherwise calls Keras' own method.
+    """
+    global _ORIGINAL_DUNDER
+    with _INSTALL_LOCK:
+        if _ORIGINAL_DUNDER is not None:
+            return
+        original = keras.layers.Layer.__call__
+
+        def pass_through(layer, *args, **kwargs):
+            recorder = _ACTIVE_RECORDER.get()
+            if recorder is None:
+                return original(layer, *args, **kwargs)
+            return recorder(layer, *args, **kwargs)
+
+        pass_through.__wrapped__ = original
+        keras.layers.Layer.__call__ = pass_through
+        _ORIGINAL_DUNDER = original
+
+
 @contextlib.contextmanager
 def _recording_layers(private_ids):
     """Records each call of a layer that owns private variables, through its rule's `call`.
 
-    Layer lookup goes through `keras.layers.Layer.__call__`, patched for the duration of the block (a
-    trace of the forward pass), so any model structure is followed, subclassed models included. A tape
-    that pauses inside private layers' calls collects the variables read anywhere else. A call the
-    rules cannot follow does not stop the forward pass: it is noted (`unsupported`), the pass goes on
-    unrecorded, and every layer is still checked for what must not be vectorised.
+    Layer lookup goes through `keras.layers.Layer.__call__` (a pass-through installed once, see
+    `_install_pass_through`), which hands the calls made in this context during the block (a trace of
+    the forward pass) to the recorder, so any model structure is followed, subclassed models included;
+    calls from other threads are not recorded. A tape that pauses inside private layers' calls collects
+    the variables read anywhere else (tapes are per thread too). A call the rules cannot follow does not
+    stop the forward pass: it is noted (`unsupported`), the pass goes on unrecorded, and every layer is
+    still checked for what must not be vectorised.
     """
+    _install_pass_through()
+    original_dunder = _ORIGINAL_DUNDER
     recording = _Recording()
     entries = recording.entries
-    original_dunder = keras.layers.Layer.__call__
     outside = tf.GradientTape(watch_accessed_variables=True)
     private_depth = []  # private layers being called: the outside tape pauses at the outermost
 
@@ -126,7 +162,8 @@ def _recording_layers(private_ids):
         entries[id(layer)] = entry
 
         def call(inputs, **call_kwargs):
-            if in_symbolic_scope():  # Keras building the layer from within this call: shapes only
+            # The instance attribute below is seen by every thread: record only this context's call.
+            if in_symbolic_scope() or _ACTIVE_RECORDER.get() is not recording_dunder:
                 return entry.original_call(inputs, **call_kwargs)
             outputs, use = entry.rule.call(layer, entry.original_call, inputs, **call_kwargs)
             entry.uses.append(use)
@@ -142,12 +179,12 @@ def _recording_layers(private_ids):
             private_depth.pop()
             del layer.call
 
-    keras.layers.Layer.__call__ = recording_dunder
+    token = _ACTIVE_RECORDER.set(recording_dunder)
     try:
         with outside:
             yield recording
     finally:
-        keras.layers.Layer.__call__ = original_dunder
+        _ACTIVE_RECORDER.reset(token)
         recording.outside_reads = {id(v) for v in outside.watched_variables()}
 
 

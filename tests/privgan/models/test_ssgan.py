@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import privgan.dp.bookkeeping
-import privgan.models.ssgan
+import privgan.dp.fitting
+import privgan.models.ssgan.model
 from privgan.accounting import ParallelLedger, epsilon_of_event, max_steps
 from privgan.dp import NonPrivateLayerError, check_sensitivity, poisson_batches
 from privgan.models import SemiSupervisedGAN
@@ -254,8 +254,8 @@ def test_labelled_images_among_the_unlabelled_ones_are_refused(labelled_gradient
     overlapping = np.concatenate([x_unlabelled[:-3], x_labelled[[4, 7, 9]]])
     gan = make_gan(labelled_gradient=labelled_gradient,
                    **({"labelled_noise_multiplier": None} if labelled_gradient == "none" else {}))
-    with pytest.raises(ValueError,
-                       match=r"3 of the 30 images of x_labelled \(first at index 4\) are also in x_unlabelled"):
+    message = r"3 of the 30 images of x_labelled \(first at index 4\) are also in x_unlabelled"
+    with pytest.raises(ValueError, match=message):
         gan.fit(x_labelled, y_labelled, overlapping, epochs=1, verbose=0)
     assert int(gan.dp_steps.numpy()) == 0
 
@@ -292,7 +292,7 @@ def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tm
     # Where each phase's Poisson sampling starts (its global position): fit_head's must follow the GAN
     # steps before it, not restart at the labelled ledger's end (0 here, as the GAN steps read no labels).
     first_steps = []
-    for module in (privgan.models.ssgan, privgan.dp.bookkeeping):
+    for module in (privgan.models.ssgan.model, privgan.dp.fitting):
         original = module.poisson_batches
 
         def spy(data, *, original=original, **kwargs):

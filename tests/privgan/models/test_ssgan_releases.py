@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-import privgan.models.ssgan
+import privgan.models.ssgan.model
+import privgan.models.ssgan.releases
 from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier, epsilon_of_event
 from privgan.data.digits import load_digits
 from privgan.models import SemiSupervisedGAN
@@ -39,13 +40,15 @@ def test_each_release_is_charged_once_to_its_own_stream_and_draws_noise_at_a_fre
     x_labelled, y_labelled, x_unlabelled, x_test, y_test = digits()
     # Every read of private data in these methods ends in a noise draw; count both.
     draws = []
-    original = privgan.models.ssgan.gaussian_noise_like
+    original = privgan.dp.noise.gaussian_noise_like
 
     def spy(tensors, *, stddev, seed):
         draws.append((float(stddev), int(seed.numpy()[1])))
         return original(tensors, stddev=stddev, seed=seed)
 
-    monkeypatch.setattr(privgan.models.ssgan, "gaussian_noise_like", spy)
+    # The releases draw in `releases`, the GAN steps in `model`: a draw anywhere is counted.
+    for module in (privgan.models.ssgan.model, privgan.models.ssgan.releases):
+        monkeypatch.setattr(module, "gaussian_noise_like", spy)
     gan = make(len(x_unlabelled))
     rounds = PrivacyLedger()
     rounds.record(noise_multiplier=5.0, sampling_probability=1.0, steps=3)
