@@ -42,7 +42,6 @@ entropy, unless `noise_seed` is given: then they are reproducible, and the state
 import datetime
 import itertools
 import math
-import os
 import secrets
 
 import dp_accounting
@@ -51,7 +50,7 @@ from absl import logging
 
 from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_count, check_delta, check_positive, epsilon_of_event
-from privgan.tabular import inference
+from privgan.tabular import estimation, inference
 from privgan.tabular.conditions import check_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
@@ -61,54 +60,6 @@ METHODS = ("aim", "mst")
 ACCOUNTANT = "rdp"
 _RARE_NOISE_MULTIPLE = 3.0  # MST's rule: a noisy count below 3 sigma is indistinguishable from zero
 _EXPECTED_ABS_NORMAL = math.sqrt(2 / math.pi)  # E|N(0, 1)|
-
-
-# Private-PGM compiles a new XLA program for nearly every estimate (each AIM round changes the model's
-# cliques). With LLVM's optimisations, compiling took 82% of an AIM fit on the 1,000-row Adult sample
-# (cProfile: 630 of 773 s in XLA's backend compile) and running the programs little, so they are compiled
-# unoptimised: the same 4-round fit took 14 instead of 22 CPU s, with the same synthetic table.
-_UNOPTIMISED_COMPILATION = "--xla_backend_optimization_level=0"
-
-
-def _start_jax():
-    """Imports JAX; if this starts its backend, its compiler does not optimise (`_UNOPTIMISED_COMPILATION`).
-
-    XLA reads its flags from the environment once, when the backend starts, and TensorFlow's own copy of
-    XLA reads the same variable: the flag is set while JAX's backend starts, then the variable is
-    restored. A backend started earlier, or flags naming the optimisation level, are left as they are.
-    """
-    import jax
-    from jax._src import xla_bridge  # backends_are_initialized has no public name
-
-    flags = os.environ.get("XLA_FLAGS")
-    if xla_bridge.backends_are_initialized() or "xla_backend_optimization_level" in (flags or ""):
-        return jax
-    os.environ["XLA_FLAGS"] = f"{flags or ''} {_UNOPTIMISED_COMPILATION}".strip()
-    try:
-        jax.jit(lambda x: x + 1)(0.0).block_until_ready()
-    finally:
-        if flags is None:
-            del os.environ["XLA_FLAGS"]
-        else:
-            os.environ["XLA_FLAGS"] = flags
-    return jax
-
-
-def _import_mbi():
-    try:
-        jax = _start_jax()
-
-        # Private-PGM's estimates lose precision in float32 on large tables (mbi warns on import).
-        jax.config.update("jax_enable_x64", True)
-        # mbi compiles many small programs; a persistent cache of them only fills the disk (mbi warns).
-        jax.config.update("jax_enable_compilation_cache", False)
-        import mbi
-    except ImportError as error:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "the marginal-based synthesizers (method 'aim' or 'mst') need the `mbi` package (Private-PGM, "
-            "Python >= 3.11): pip install 'mbi>=2,<3'; method 'gan' works without it"
-        ) from error
-    return mbi
 
 
 def default_rounds(num_columns):
@@ -279,7 +230,6 @@ class MarginalDPSynthesizer:
         delta = check_delta(delta)
         warn_if_inferred(self.schema)
         codes = self.discretizer.encode(df)
-        mbi = _import_mbi()
         started = datetime.datetime.now(datetime.timezone.utc)
         self.rounds_ = self.rounds or default_rounds(len(self.schema.columns))
         rho = self._calibrate(epsilon, delta)
@@ -307,38 +257,24 @@ class MarginalDPSynthesizer:
         self.groups_ = {
             name: self._groups(name, one_way[name], nonnegative[name], one_way_sigma, total) for name in names
         }
-        sizes = {name: int(mapping.max()) + 1 for name, mapping in self.groups_.items()}
-        self.domain_ = mbi.Domain(names, [sizes[name] for name in names])
+        self.domain_ = {name: int(self.groups_[name].max()) + 1 for name in names}
         private = {name: self.groups_[name][codes[name]] for name in names}
-        fine_domain = mbi.Domain(names, [self.discretizer.sizes[name] for name in names])
         measurements = [
-            mbi.LinearMeasurement(one_way[name], (name,), stddev=one_way_sigma).compress(
-                {name: self.groups_[name]}, fine_domain
-            )
+            estimation.grouped_measurement(estimation.Measurement((name,), one_way[name], one_way_sigma), self.groups_[name])
             for name in names
         ]
         # Within a group, codes keep the proportions of their non-negative estimated counts.
         self.within_group_ = {name: self._within_group(nonnegative[name], self.groups_[name]) for name in names}
 
-        estimator = mbi.estimation.MirrorDescent()
-        try:
-            model = estimator.estimate(self.domain_, measurements, total, iters=max(50, self.iterations // 4))
-            if len(names) > 1:
-                if self.method == "mst":
-                    measurements += self._mst(private, model, pair_sigma, selection_rho)
-                else:
-                    model, measurements = self._aim(
-                        private, model, measurements, pair_sigma, selection_rho, estimator, total
-                    )
-            self.model_ = estimator.estimate(self.domain_, measurements, total, iters=self.iterations, warm_start=model)
-        finally:
-            # A fit compiles hundreds of XLA programs for its own cliques, never used again, which JAX keeps
-            # for the life of the process with their memory mappings (28,000 after one AIM fit on Adult):
-            # the third fit in one process ran past Linux's 65,530 ("LLVM compilation error: Cannot
-            # allocate memory", then a crash). Freeing them leaves only recompilation to any other JAX code.
-            import jax
-
-            jax.clear_caches()
+        model = estimation.estimate(self.domain_, measurements, total, iterations=max(50, self.iterations // 4))
+        if len(names) > 1:
+            if self.method == "mst":
+                measurements += self._mst(private, model, pair_sigma, selection_rho)
+            else:
+                model, measurements = self._aim(private, model, measurements, pair_sigma, selection_rho, total)
+        self.model_ = estimation.estimate(
+            self.domain_, measurements, total, iterations=self.iterations, warm_start=model
+        )
         self.delta_ = delta
         self.target_epsilon_ = epsilon
         self.epsilon_ = self.ledger_.epsilon(delta=delta, accountant=ACCOUNTANT)
@@ -412,8 +348,7 @@ class MarginalDPSynthesizer:
 
     def _mst(self, private, model, sigma, selection_rho):
         """Chooses a spanning tree of column pairs with the exponential mechanism and counts its pairs."""
-        mbi = _import_mbi()
-        names = list(self.domain_.attributes)
+        names = list(self.domain_)
         total = float(model.total)
         marginals = {name: counts for (name,), counts in _model_counts(model, [(name,) for name in names]).items()}
         errors = {
@@ -434,13 +369,12 @@ class MarginalDPSynthesizer:
                 self._select([errors[c] for c in candidates], 1.0, selection_rho, "the next edge of the tree")
             ]
             component[root(pair[0])] = root(pair[1])
-            measurements.append(mbi.LinearMeasurement(self._measure(self._counts(private, pair), pair, sigma), pair, stddev=sigma))
+            measurements.append(estimation.Measurement(pair, self._measure(self._counts(private, pair), pair, sigma), sigma))
         return measurements
 
-    def _aim(self, private, model, measurements, sigma, selection_rho, estimator, total):
+    def _aim(self, private, model, measurements, sigma, selection_rho, total):
         """AIM's rounds: choose the worst-fitted marginal (exponential mechanism), count it, re-fit."""
-        mbi = _import_mbi()
-        names = list(self.domain_.attributes)
+        names = list(self.domain_)
         workload = list(itertools.combinations(names, self.degree))
         candidates = {}
         for size in range(1, self.degree + 1):
@@ -452,7 +386,7 @@ class MarginalDPSynthesizer:
             size_limit = self.max_model_size * (round_index + 1) / self.rounds_
             covered = {sub for clique in model.cliques for k in range(1, len(clique) + 1)
                        for sub in itertools.combinations(clique, k)}
-            size = _ModelSize(mbi, self.domain_, model.cliques)
+            size = _ModelSize(self.domain_, model.cliques)
             allowed = [clique for clique in candidates if clique in covered or size.after(clique) <= size_limit]
             qualities = []
             estimates = _model_counts(model, allowed)
@@ -462,11 +396,9 @@ class MarginalDPSynthesizer:
                 qualities.append(candidates[clique] * (np.abs(answers[clique] - estimate).sum() - bias))
             sensitivity = max(candidates[clique] for clique in allowed)
             clique = allowed[self._select(qualities, sensitivity, selection_rho, "the next marginal to count")]
-            measurements.append(
-                mbi.LinearMeasurement(self._measure(answers[clique], clique, sigma), clique, stddev=sigma)
-            )
-            model = estimator.estimate(
-                self.domain_, measurements, total, iters=max(50, self.iterations // 4), warm_start=model
+            measurements.append(estimation.Measurement(clique, self._measure(answers[clique], clique, sigma), sigma))
+            model = estimation.estimate(
+                self.domain_, measurements, total, iterations=max(50, self.iterations // 4), warm_start=model
             )
             # A round takes seconds on a CPU and AIM runs dozens: say where it is (the CLIs show INFO). The
             # chosen marginal is the exponential mechanism's output, already part of the release.
@@ -502,8 +434,7 @@ class MarginalDPSynthesizer:
         conditions = check_conditions(conditions, self.schema)
         codes = {name: self.discretizer.code(name, value) for name, value in conditions.items()}
         evidence = {name: int(self.groups_[name][code]) for name, code in codes.items()}
-        mbi = _import_mbi()
-        grouped = _draw(mbi, self.model_, n, evidence, self._sampling)
+        grouped = _draw(self.model_, n, evidence, self._sampling)
         fine = {}
         for name in self.schema.names:
             if name in codes:
@@ -596,17 +527,17 @@ def _nonnegative(noisy, total):
 
 
 class _ModelSize:
-    """The size (MB) of a model's junction tree with one more clique, as mbi's `hypothetical_model_size`.
+    """The size (MB) of a model's junction tree with one more clique (`estimation.model_size`).
 
     A clique whose columns lie in separate connected parts of the model closes no cycle: the junction
     tree keeps its cliques (less the one-column ones it absorbs) and gains this one, so the size is
-    added up without building a junction tree. Other cliques are sized by mbi. Only public quantities
-    (the model's structure) are involved.
+    added up without building a junction tree. Other cliques are sized by building it. Only public
+    quantities (the model's structure) are involved.
     """
 
-    def __init__(self, mbi, domain, cliques):
-        self.mbi, self.domain, self.cliques = mbi, domain, list(cliques)
-        self.size = mbi.junction_tree.hypothetical_model_size(domain, self.cliques)
+    def __init__(self, sizes, cliques):
+        self.sizes, self.cliques = sizes, list(cliques)
+        self.size = estimation.model_size(sizes, self.cliques)
         self.component = {}
         for clique in self.cliques:
             for name in clique:
@@ -623,29 +554,21 @@ class _ModelSize:
 
     def after(self, clique):
         if len({self._root(name) for name in clique}) < len(clique):
-            return self.mbi.junction_tree.hypothetical_model_size(self.domain, self.cliques + [clique])
-        absorbed = sum(self.domain.size([name]) for name in clique if name in self.alone)
-        return self.size + (self.domain.size(clique) - absorbed) * 8 / 2**20
-
-
-def _factors(model):
-    """The model's log-potentials as numpy `LogFactor`s."""
-    return [inference.LogFactor(clique, np.asarray(model.potentials[clique].values)) for clique in model.cliques]
+            return estimation.model_size(self.sizes, self.cliques + [clique])
+        absorbed = sum(self.sizes[name] for name in clique if name in self.alone)
+        return self.size + (math.prod(self.sizes[name] for name in clique) - absorbed) * 8 / 2**20
 
 
 def _model_counts(model, cliques):
-    """The model's counts on each clique, flattened in the clique's order (numpy; see `inference`)."""
-    sizes = dict(zip(model.domain.attributes, model.domain.shape))
-    factors, total = _factors(model), float(model.total)
-    return {clique: inference.marginal(factors, sizes, clique).ravel() * total for clique in cliques}
+    """The model's counts on each clique, flattened in the clique's order (`GraphicalModel.counts_of`)."""
+    return model.counts_of(cliques)
 
 
-def _draw(mbi, model, n, evidence, rng):
+def _draw(model, n, evidence, rng):
     """`n` rows of group codes from the model given `evidence` (column -> code), column by column."""
-    sizes = dict(zip(model.domain.attributes, model.domain.shape))
-    jtree, elimination_order = mbi.junction_tree.make_junction_tree(model.domain, [tuple(c) for c in model.cliques])
-    neighbours = {name: set() for name in sizes}
+    jtree, elimination_order = estimation.junction_tree(model.sizes, model.cliques)
+    neighbours = {name: set() for name in model.sizes}
     for clique in jtree.nodes:
         for name in clique:
             neighbours[name].update(clique)
-    return inference.sample(_factors(model), sizes, list(reversed(elimination_order)), neighbours, n, rng, evidence)
+    return inference.sample(model.factors(), model.sizes, list(reversed(elimination_order)), neighbours, n, rng, evidence)
