@@ -1,7 +1,7 @@
 """Exact inference on a fitted Private-PGM graphical model, in numpy: marginals and conditional sampling.
 
-A model is given by its log-potentials, one array per clique of columns (`mbi.MarkovRandomField.potentials`);
-its distribution is proportional to exp(sum of the potentials). mbi's own inference runs in JAX and
+A model is given by its log-potentials, one array per clique of columns (`estimation.GraphicalModel`);
+its distribution is proportional to exp(sum of the potentials). Private-PGM's own inference runs in JAX and
 compiles a program for every new model structure and query shape, which costs far more than the
 arithmetic for the small models of a table: AIM asks for the marginals of every candidate clique of
 every intermediate model, and sampling needs one per column. Variable elimination in numpy computes them

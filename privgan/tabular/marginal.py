@@ -4,8 +4,8 @@ The table's columns become integer codes from the public schema (`TableDiscretiz
 equal-width bins between the schema's bounds). The private data is then read only through Gaussian noisy
 counts of marginals (L2 sensitivity 1 under add/remove-one: a row adds one to one cell) and through
 exponential-mechanism choices of which marginal to count next. A graphical model fitted to the noisy
-counts by Private-PGM (`mbi`, McKenna et al. 2019) is sampled for synthetic rows; everything after the
-noisy counts is post-processing.
+counts by Private-PGM's mirror descent (McKenna et al. 2019; in numpy, `privgan.tabular.estimation`) is
+sampled for synthetic rows; everything after the noisy counts is post-processing.
 
     1. Every column's one-way marginal is counted with noise, the categorical columns first: the rows
        they count set the numeric columns' grid (`bins` halved while a bin would average fewer rows than
@@ -68,7 +68,7 @@ def default_rounds(num_columns):
 
 
 class MarginalDPSynthesizer:
-    """Differentially private synthetic tables from noisy marginals: MST or AIM on Private-PGM.
+    """Differentially private synthetic tables from noisy marginals: MST or AIM on a Private-PGM model.
 
     Args:
         schema: a `TableSchema` written from public knowledge.
@@ -84,7 +84,7 @@ class MarginalDPSynthesizer:
             memory), > 0.
         selection_fraction: share of the zCDP budget spent on choosing marginals, in (0, 1). MST's fixed
             split (a third each for one-way counts, the tree and its pairs) ignores it.
-        iterations: Private-PGM iterations of the final fit (rounds use a quarter), >= 50.
+        iterations: mirror-descent iterations of the final fit (AIM's rounds use a quarter), >= 50.
         seed: seed of the synthetic rows drawn from the fitted model (post-processing); None: random.
         noise_seed: None (default) draws the DP noise from 128 bits of OS entropy; an integer makes the
             noise reproducible, which the privacy statement flags (for tests and debugging only).
@@ -486,7 +486,7 @@ class MarginalDPSynthesizer:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "guarantee": (
                 "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency (a row). "
-                f"{names[self.method]} on Private-PGM: the private table was read only through the "
+                f"{names[self.method]} with a Private-PGM model: the private table was read only through the "
                 "Gaussian noisy marginal counts (L2 sensitivity 1) and exponential-mechanism selections "
                 "listed in the ledger, each a dp-accounting event (GaussianDpEvent, ZCDpEvent), composed by "
                 "dp-accounting's RDP accountant. Their noise scales were fixed before any private data was "
