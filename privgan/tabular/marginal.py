@@ -43,8 +43,10 @@ import datetime
 import itertools
 import math
 import secrets
+import sys
 
 import dp_accounting
+import keras
 import numpy as np
 from absl import logging
 
@@ -211,13 +213,16 @@ class MarginalDPSynthesizer:
 
     # ----------------------------------------------------------------------------------------------
 
-    def fit(self, df, *, epsilon, delta):
+    def fit(self, df, *, epsilon, delta, progress=None):
         """Fits the model to the private table `df` within the budget (epsilon, delta).
 
         Args:
             df: the private DataFrame; it must fit the schema (columns in any order).
             epsilon: the privacy budget, > 0.
             delta: its delta, in (0, 1); keep it well below 1 / len(df).
+            progress: AIM's rounds as a progress bar (Keras') on standard output. None (default): shown
+                when standard output is a terminal; otherwise (logs, captured output) each round is an
+                INFO line of the log instead. True or False: always or never the bar.
 
         Returns:
             self.
@@ -271,7 +276,9 @@ class MarginalDPSynthesizer:
             if self.method == "mst":
                 measurements += self._mst(private, model, pair_sigma, selection_rho)
             else:
-                model, measurements = self._aim(private, model, measurements, pair_sigma, selection_rho, total)
+                model, measurements = self._aim(
+                    private, model, measurements, pair_sigma, selection_rho, total, progress=progress
+                )
         self.model_ = estimation.estimate(
             self.domain_, measurements, total, iterations=self.iterations, warm_start=model
         )
@@ -372,7 +379,7 @@ class MarginalDPSynthesizer:
             measurements.append(estimation.Measurement(pair, self._measure(self._counts(private, pair), pair, sigma), sigma))
         return measurements
 
-    def _aim(self, private, model, measurements, sigma, selection_rho, total):
+    def _aim(self, private, model, measurements, sigma, selection_rho, total, *, progress):
         """AIM's rounds: choose the worst-fitted marginal (exponential mechanism), count it, re-fit."""
         names = list(self.domain_)
         workload = list(itertools.combinations(names, self.degree))
@@ -382,6 +389,9 @@ class MarginalDPSynthesizer:
                 # AIM's weight: how much of the workload the marginal covers.
                 candidates[clique] = float(sum(len(set(clique) & set(w)) for w in workload))
         answers = {clique: self._counts(private, clique) for clique in candidates}
+        if progress is None:
+            progress = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+        bar = keras.utils.Progbar(self.rounds_, unit_name="round") if progress else None
         for round_index in range(self.rounds_):
             size_limit = self.max_model_size * (round_index + 1) / self.rounds_
             covered = {sub for clique in model.cliques for k in range(1, len(clique) + 1)
@@ -400,10 +410,14 @@ class MarginalDPSynthesizer:
             model = estimation.estimate(
                 self.domain_, measurements, total, iterations=max(50, self.iterations // 4), warm_start=model
             )
-            # A round takes seconds on a CPU and AIM runs dozens: say where it is (the CLIs show INFO). The
-            # chosen marginal is the exponential mechanism's output, already part of the release.
-            logging.info("AIM round %d of %d: counted the marginal of %s", round_index + 1, self.rounds_,
-                         ", ".join(clique))
+            # A round can take seconds and AIM runs dozens: say where it is, as a bar on a terminal, else in
+            # the log (the CLIs show INFO). The chosen marginal is the exponential mechanism's output,
+            # already part of the release.
+            if bar is not None:
+                bar.update(round_index + 1)
+            else:
+                logging.info("AIM round %d of %d: counted the marginal of %s", round_index + 1, self.rounds_,
+                             ", ".join(clique))
         return model, measurements
 
     # ----------------------------------------------------------------------------------------------

@@ -62,6 +62,15 @@ def test_aim_says_which_round_it_is_in(table, caplog):
     assert [line.split(":")[0] for line in rounds] == ["AIM round 1 of 2", "AIM round 2 of 2"]
 
 
+def test_aim_shows_a_progress_bar_on_request_and_then_logs_no_round_lines(table, caplog, capsys):
+    caplog.set_level("INFO", logger="absl")
+    MarginalDPSynthesizer(SCHEMA, method="aim", rounds=2, seed=0, **FAST).fit(
+        table, epsilon=EPSILON, delta=DELTA, progress=True
+    )
+    assert "2/2" in capsys.readouterr().out
+    assert not [record for record in caplog.records if record.getMessage().startswith("AIM round")]
+
+
 def test_aim_ledger_is_one_way_counts_then_rounds(aim):
     columns, rounds = len(SCHEMA.columns), 2
     events = _events(aim)
