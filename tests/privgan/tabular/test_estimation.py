@@ -101,3 +101,17 @@ def test_bad_measurements_are_refused():
         estimation.estimate(SIZES, [estimation.Measurement(("a",), [1.0, 2.0], 1.0)], 10.0, iterations=50)
     with pytest.raises(ValueError, match="total must be > 0"):
         estimation.estimate(SIZES, _measurements(0, [("a",)]), 0.0, iterations=50)
+
+
+@pytest.mark.parametrize("scale", [2.0, 400.0])
+def test_calibration_in_probabilities_matches_log_space(scale):
+    # The fast path passes messages on exp(potentials - max); the log-space one is its fallback. Both
+    # give the same counts, also with potentials spread over hundreds of nats (cells far below 1e-308).
+    rng = np.random.default_rng(1)
+    cliques = [("a", "b"), ("b", "c"), ("c", "d"), ("a", "d"), ("e",)]
+    calibration = estimation._Calibration(SIZES, cliques)
+    flat = rng.normal(0.0, scale, calibration.length)
+    fast, exact = calibration.node_counts(flat, 50.0), calibration._log_node_counts(flat, 50.0)
+    for node, counts in exact.items():
+        assert np.all(np.isfinite(fast[node])) and fast[node].sum() == pytest.approx(50.0)
+        np.testing.assert_allclose(fast[node], counts, rtol=1e-6, atol=1e-9)
