@@ -165,11 +165,10 @@ def quiet_python_logs(program):
     - Log records through absl (privgan's and dp-accounting's) print as `<program>: warning: ...`, without
       the date, thread and source file of absl's format.
     - TensorFlow's Python logger shows errors only (retracing notices and the like are for developers).
-    - JAX (under the marginal engines' `mbi`) does not log, at INFO, each accelerator it probes for and
-      does not find ("Unable to initialize backend 'tpu'"); its warnings and errors still show.
-    - The RDP accountant's convergence notices are dropped (`privgan.quiet_accountant_logs`). mbi's import
-    warnings (float32 mode, compilation cache) do not arise, as `privgan.tabular.marginal` configures
-    JAX before importing it.
+    - JAX (which TensorFlow imports where it is installed; privgan's engines do not use it) does not log,
+      at INFO, each accelerator it probes for and does not find ("Unable to initialize backend 'tpu'");
+      its warnings and errors still show.
+    - The RDP accountant's convergence notices are dropped (`privgan.quiet_accountant_logs`).
     """
     from absl import logging as absl_logging
 

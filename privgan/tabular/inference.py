@@ -1,7 +1,7 @@
 """Exact inference on a fitted Private-PGM graphical model, in numpy: marginals and conditional sampling.
 
-A model is given by its log-potentials, one array per clique of columns (`mbi.MarkovRandomField.potentials`);
-its distribution is proportional to exp(sum of the potentials). mbi's own inference runs in JAX and
+A model is given by its log-potentials, one array per clique of columns (`estimation.GraphicalModel`);
+its distribution is proportional to exp(sum of the potentials). Private-PGM's own inference runs in JAX and
 compiles a program for every new model structure and query shape, which costs far more than the
 arithmetic for the small models of a table: AIM asks for the marginals of every candidate clique of
 every intermediate model, and sampling needs one per column. Variable elimination in numpy computes them
@@ -65,7 +65,7 @@ def marginal(factors, sizes, query, evidence=None):
     remaining = {c for f in factors for c in f.columns} - set(query)
     while remaining:
         # Greedy: eliminate the column whose elimination builds the smallest intermediate factor.
-        def cost(column):
+        def cost(column, factors=factors):
             involved = {c for f in factors if column in f.columns for c in f.columns}
             return np.prod([sizes[c] for c in involved], dtype=np.float64)
 
@@ -74,7 +74,8 @@ def marginal(factors, sizes, query, evidence=None):
         factors = [f for f in factors if column not in f.columns]
         combined = _combine(involved)
         axis = combined.columns.index(column)
-        factors.append(LogFactor(combined.columns[:axis] + combined.columns[axis + 1 :], _logsumexp(combined.values, axis)))
+        kept = combined.columns[:axis] + combined.columns[axis + 1 :]
+        factors.append(LogFactor(kept, _logsumexp(combined.values, axis)))
         remaining.remove(column)
     log_joint = _combine(factors).aligned(query)
     log_joint = np.broadcast_to(log_joint, [sizes[c] for c in query])
@@ -134,7 +135,8 @@ def sample(factors, sizes, order, neighbours, n, rng, evidence=None):
         joint = marginal(factors, sizes, parents + (column,), evidence)
         conditional = joint[tuple(rows[p] for p in parents)] if parents else np.broadcast_to(joint, (n, joint.size))
         totals = conditional.sum(axis=1, keepdims=True)
-        conditional = np.divide(conditional, totals, out=np.full_like(conditional, 1 / joint.shape[-1]), where=totals > 0)
+        uniform = np.full_like(conditional, 1 / joint.shape[-1])
+        conditional = np.divide(conditional, totals, out=uniform, where=totals > 0)
         cumulative = np.cumsum(conditional, axis=1)
         draws = (cumulative < rng.random((n, 1)) * cumulative[:, -1:]).sum(axis=1)
         rows[column] = np.minimum(draws, sizes[column] - 1).astype(np.int64)

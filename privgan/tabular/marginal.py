@@ -4,8 +4,8 @@ The table's columns become integer codes from the public schema (`TableDiscretiz
 equal-width bins between the schema's bounds). The private data is then read only through Gaussian noisy
 counts of marginals (L2 sensitivity 1 under add/remove-one: a row adds one to one cell) and through
 exponential-mechanism choices of which marginal to count next. A graphical model fitted to the noisy
-counts by Private-PGM (`mbi`, McKenna et al. 2019) is sampled for synthetic rows; everything after the
-noisy counts is post-processing.
+counts by Private-PGM's mirror descent (McKenna et al. 2019; in numpy, `privgan.tabular.estimation`) is
+sampled for synthetic rows; everything after the noisy counts is post-processing.
 
     1. Every column's one-way marginal is counted with noise, the categorical columns first: the rows
        they count set the numeric columns' grid (`bins` halved while a bin would average fewer rows than
@@ -42,16 +42,17 @@ entropy, unless `noise_seed` is given: then they are reproducible, and the state
 import datetime
 import itertools
 import math
-import os
 import secrets
+import sys
 
 import dp_accounting
+import keras
 import numpy as np
 from absl import logging
 
 from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_count, check_delta, check_positive, epsilon_of_event
-from privgan.tabular import inference
+from privgan.tabular import estimation, inference
 from privgan.tabular.conditions import check_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
@@ -63,61 +64,13 @@ _RARE_NOISE_MULTIPLE = 3.0  # MST's rule: a noisy count below 3 sigma is indisti
 _EXPECTED_ABS_NORMAL = math.sqrt(2 / math.pi)  # E|N(0, 1)|
 
 
-# Private-PGM compiles a new XLA program for nearly every estimate (each AIM round changes the model's
-# cliques). With LLVM's optimisations, compiling took 82% of an AIM fit on the 1,000-row Adult sample
-# (cProfile: 630 of 773 s in XLA's backend compile) and running the programs little, so they are compiled
-# unoptimised: the same 4-round fit took 14 instead of 22 CPU s, with the same synthetic table.
-_UNOPTIMISED_COMPILATION = "--xla_backend_optimization_level=0"
-
-
-def _start_jax():
-    """Imports JAX; if this starts its backend, its compiler does not optimise (`_UNOPTIMISED_COMPILATION`).
-
-    XLA reads its flags from the environment once, when the backend starts, and TensorFlow's own copy of
-    XLA reads the same variable: the flag is set while JAX's backend starts, then the variable is
-    restored. A backend started earlier, or flags naming the optimisation level, are left as they are.
-    """
-    import jax
-    from jax._src import xla_bridge  # backends_are_initialized has no public name
-
-    flags = os.environ.get("XLA_FLAGS")
-    if xla_bridge.backends_are_initialized() or "xla_backend_optimization_level" in (flags or ""):
-        return jax
-    os.environ["XLA_FLAGS"] = f"{flags or ''} {_UNOPTIMISED_COMPILATION}".strip()
-    try:
-        jax.jit(lambda x: x + 1)(0.0).block_until_ready()
-    finally:
-        if flags is None:
-            del os.environ["XLA_FLAGS"]
-        else:
-            os.environ["XLA_FLAGS"] = flags
-    return jax
-
-
-def _import_mbi():
-    try:
-        jax = _start_jax()
-
-        # Private-PGM's estimates lose precision in float32 on large tables (mbi warns on import).
-        jax.config.update("jax_enable_x64", True)
-        # mbi compiles many small programs; a persistent cache of them only fills the disk (mbi warns).
-        jax.config.update("jax_enable_compilation_cache", False)
-        import mbi
-    except ImportError as error:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "the marginal-based synthesizers (method 'aim' or 'mst') need the `mbi` package (Private-PGM, "
-            "Python >= 3.11): pip install 'mbi>=2,<3'; method 'gan' works without it"
-        ) from error
-    return mbi
-
-
 def default_rounds(num_columns):
     """AIM's number of selection rounds: twice the number of columns, at most 32 (run time)."""
     return min(2 * num_columns, 32)
 
 
 class MarginalDPSynthesizer:
-    """Differentially private synthetic tables from noisy marginals: MST or AIM on Private-PGM.
+    """Differentially private synthetic tables from noisy marginals: MST or AIM on a Private-PGM model.
 
     Args:
         schema: a `TableSchema` written from public knowledge.
@@ -133,7 +86,7 @@ class MarginalDPSynthesizer:
             memory), > 0.
         selection_fraction: share of the zCDP budget spent on choosing marginals, in (0, 1). MST's fixed
             split (a third each for one-way counts, the tree and its pairs) ignores it.
-        iterations: Private-PGM iterations of the final fit (rounds use a quarter), >= 50.
+        iterations: mirror-descent iterations of the final fit (AIM's rounds use a quarter), >= 50.
         seed: seed of the synthetic rows drawn from the fitted model (post-processing); None: random.
         noise_seed: None (default) draws the DP noise from 128 bits of OS entropy; an integer makes the
             noise reproducible, which the privacy statement flags (for tests and debugging only).
@@ -260,13 +213,16 @@ class MarginalDPSynthesizer:
 
     # ----------------------------------------------------------------------------------------------
 
-    def fit(self, df, *, epsilon, delta):
+    def fit(self, df, *, epsilon, delta, progress=None):
         """Fits the model to the private table `df` within the budget (epsilon, delta).
 
         Args:
             df: the private DataFrame; it must fit the schema (columns in any order).
             epsilon: the privacy budget, > 0.
             delta: its delta, in (0, 1); keep it well below 1 / len(df).
+            progress: AIM's rounds as a progress bar (Keras') on standard output. None (default): shown
+                when standard output is a terminal; otherwise (logs, captured output) each round is an
+                INFO line of the log instead. True or False: always or never the bar.
 
         Returns:
             self.
@@ -279,7 +235,6 @@ class MarginalDPSynthesizer:
         delta = check_delta(delta)
         warn_if_inferred(self.schema)
         codes = self.discretizer.encode(df)
-        mbi = _import_mbi()
         started = datetime.datetime.now(datetime.timezone.utc)
         self.rounds_ = self.rounds or default_rounds(len(self.schema.columns))
         rho = self._calibrate(epsilon, delta)
@@ -299,7 +254,9 @@ class MarginalDPSynthesizer:
         self.bins_ = self._grid(list(one_way.values()), one_way_sigma)
         self.discretizer = TableDiscretizer(self.schema, bins=self.bins_)
         codes = self.discretizer.encode(df)
-        one_way.update({name: self._measure_one_way(codes, name, one_way_sigma) for name in names if name not in one_way})
+        one_way.update(
+            {name: self._measure_one_way(codes, name, one_way_sigma) for name in names if name not in one_way}
+        )
         one_way = {name: one_way[name] for name in names}
         # The number of rows, estimated from the noisy counts (post-processing; the model needs it).
         total = max(1.0, float(np.mean([y.sum() for y in one_way.values()])))
@@ -308,38 +265,28 @@ class MarginalDPSynthesizer:
         self.groups_ = {
             name: self._groups(name, one_way[name], nonnegative[name], one_way_sigma, total) for name in names
         }
-        sizes = {name: int(mapping.max()) + 1 for name, mapping in self.groups_.items()}
-        self.domain_ = mbi.Domain(names, [sizes[name] for name in names])
+        self.domain_ = {name: int(self.groups_[name].max()) + 1 for name in names}
         private = {name: self.groups_[name][codes[name]] for name in names}
-        fine_domain = mbi.Domain(names, [self.discretizer.sizes[name] for name in names])
         measurements = [
-            mbi.LinearMeasurement(one_way[name], (name,), stddev=one_way_sigma).compress(
-                {name: self.groups_[name]}, fine_domain
+            estimation.grouped_measurement(
+                estimation.Measurement((name,), one_way[name], one_way_sigma), self.groups_[name]
             )
             for name in names
         ]
         # Within a group, codes keep the proportions of their non-negative estimated counts.
         self.within_group_ = {name: self._within_group(nonnegative[name], self.groups_[name]) for name in names}
 
-        estimator = mbi.estimation.MirrorDescent()
-        try:
-            model = estimator.estimate(self.domain_, measurements, total, iters=max(50, self.iterations // 4))
-            if len(names) > 1:
-                if self.method == "mst":
-                    measurements += self._mst(private, model, pair_sigma, selection_rho)
-                else:
-                    model, measurements = self._aim(
-                        private, model, measurements, pair_sigma, selection_rho, estimator, total
-                    )
-            self.model_ = estimator.estimate(self.domain_, measurements, total, iters=self.iterations, warm_start=model)
-        finally:
-            # A fit compiles hundreds of XLA programs for its own cliques, never used again, which JAX keeps
-            # for the life of the process with their memory mappings (28,000 after one AIM fit on Adult):
-            # the third fit in one process ran past Linux's 65,530 ("LLVM compilation error: Cannot
-            # allocate memory", then a crash). Freeing them leaves only recompilation to any other JAX code.
-            import jax
-
-            jax.clear_caches()
+        model = estimation.estimate(self.domain_, measurements, total, iterations=max(50, self.iterations // 4))
+        if len(names) > 1:
+            if self.method == "mst":
+                measurements += self._mst(private, model, pair_sigma, selection_rho)
+            else:
+                model, measurements = self._aim(
+                    private, model, measurements, pair_sigma, selection_rho, total, progress=progress
+                )
+        self.model_ = estimation.estimate(
+            self.domain_, measurements, total, iterations=self.iterations, warm_start=model
+        )
         self.delta_ = delta
         self.target_epsilon_ = epsilon
         self.epsilon_ = self.ledger_.epsilon(delta=delta, accountant=ACCOUNTANT)
@@ -413,12 +360,13 @@ class MarginalDPSynthesizer:
 
     def _mst(self, private, model, sigma, selection_rho):
         """Chooses a spanning tree of column pairs with the exponential mechanism and counts its pairs."""
-        mbi = _import_mbi()
-        names = list(self.domain_.attributes)
+        names = list(self.domain_)
         total = float(model.total)
         marginals = {name: counts for (name,), counts in _model_counts(model, [(name,) for name in names]).items()}
         errors = {
-            pair: np.abs(self._counts(private, pair) - np.outer(marginals[pair[0]], marginals[pair[1]]).ravel() / total).sum()
+            pair: np.abs(
+                self._counts(private, pair) - np.outer(marginals[pair[0]], marginals[pair[1]]).ravel() / total
+            ).sum()
             for pair in itertools.combinations(names, 2)
         }
         component = {name: name for name in names}
@@ -435,13 +383,13 @@ class MarginalDPSynthesizer:
                 self._select([errors[c] for c in candidates], 1.0, selection_rho, "the next edge of the tree")
             ]
             component[root(pair[0])] = root(pair[1])
-            measurements.append(mbi.LinearMeasurement(self._measure(self._counts(private, pair), pair, sigma), pair, stddev=sigma))
+            noisy = self._measure(self._counts(private, pair), pair, sigma)
+            measurements.append(estimation.Measurement(pair, noisy, sigma))
         return measurements
 
-    def _aim(self, private, model, measurements, sigma, selection_rho, estimator, total):
+    def _aim(self, private, model, measurements, sigma, selection_rho, total, *, progress):
         """AIM's rounds: choose the worst-fitted marginal (exponential mechanism), count it, re-fit."""
-        mbi = _import_mbi()
-        names = list(self.domain_.attributes)
+        names = list(self.domain_)
         workload = list(itertools.combinations(names, self.degree))
         candidates = {}
         for size in range(1, self.degree + 1):
@@ -449,11 +397,14 @@ class MarginalDPSynthesizer:
                 # AIM's weight: how much of the workload the marginal covers.
                 candidates[clique] = float(sum(len(set(clique) & set(w)) for w in workload))
         answers = {clique: self._counts(private, clique) for clique in candidates}
+        if progress is None:
+            progress = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+        bar = keras.utils.Progbar(self.rounds_, unit_name="round") if progress else None
         for round_index in range(self.rounds_):
             size_limit = self.max_model_size * (round_index + 1) / self.rounds_
             covered = {sub for clique in model.cliques for k in range(1, len(clique) + 1)
                        for sub in itertools.combinations(clique, k)}
-            size = _ModelSize(mbi, self.domain_, model.cliques)
+            size = _ModelSize(self.domain_, model.cliques)
             allowed = [clique for clique in candidates if clique in covered or size.after(clique) <= size_limit]
             qualities = []
             estimates = _model_counts(model, allowed)
@@ -463,16 +414,18 @@ class MarginalDPSynthesizer:
                 qualities.append(candidates[clique] * (np.abs(answers[clique] - estimate).sum() - bias))
             sensitivity = max(candidates[clique] for clique in allowed)
             clique = allowed[self._select(qualities, sensitivity, selection_rho, "the next marginal to count")]
-            measurements.append(
-                mbi.LinearMeasurement(self._measure(answers[clique], clique, sigma), clique, stddev=sigma)
+            measurements.append(estimation.Measurement(clique, self._measure(answers[clique], clique, sigma), sigma))
+            model = estimation.estimate(
+                self.domain_, measurements, total, iterations=max(50, self.iterations // 4), warm_start=model
             )
-            model = estimator.estimate(
-                self.domain_, measurements, total, iters=max(50, self.iterations // 4), warm_start=model
-            )
-            # A round takes seconds on a CPU and AIM runs dozens: say where it is (the CLIs show INFO). The
-            # chosen marginal is the exponential mechanism's output, already part of the release.
-            logging.info("AIM round %d of %d: counted the marginal of %s", round_index + 1, self.rounds_,
-                         ", ".join(clique))
+            # A round can take seconds and AIM runs dozens: say where it is, as a bar on a terminal, else in
+            # the log (the CLIs show INFO). The chosen marginal is the exponential mechanism's output,
+            # already part of the release.
+            if bar is not None:
+                bar.update(round_index + 1)
+            else:
+                logging.info("AIM round %d of %d: counted the marginal of %s", round_index + 1, self.rounds_,
+                             ", ".join(clique))
         return model, measurements
 
     # ----------------------------------------------------------------------------------------------
@@ -503,8 +456,7 @@ class MarginalDPSynthesizer:
         conditions = check_conditions(conditions, self.schema)
         codes = {name: self.discretizer.code(name, value) for name, value in conditions.items()}
         evidence = {name: int(self.groups_[name][code]) for name, code in codes.items()}
-        mbi = _import_mbi()
-        grouped = _draw(mbi, self.model_, n, evidence, self._sampling)
+        grouped = _draw(self.model_, n, evidence, self._sampling)
         fine = {}
         for name in self.schema.names:
             if name in codes:
@@ -556,7 +508,7 @@ class MarginalDPSynthesizer:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "guarantee": (
                 "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency (a row). "
-                f"{names[self.method]} on Private-PGM: the private table was read only through the "
+                f"{names[self.method]} with a Private-PGM model: the private table was read only through the "
                 "Gaussian noisy marginal counts (L2 sensitivity 1) and exponential-mechanism selections "
                 "listed in the ledger, each a dp-accounting event (GaussianDpEvent, ZCDpEvent), composed by "
                 "dp-accounting's RDP accountant. Their noise scales were fixed before any private data was "
@@ -597,17 +549,17 @@ def _nonnegative(noisy, total):
 
 
 class _ModelSize:
-    """The size (MB) of a model's junction tree with one more clique, as mbi's `hypothetical_model_size`.
+    """The size (MB) of a model's junction tree with one more clique (`estimation.model_size`).
 
     A clique whose columns lie in separate connected parts of the model closes no cycle: the junction
     tree keeps its cliques (less the one-column ones it absorbs) and gains this one, so the size is
-    added up without building a junction tree. Other cliques are sized by mbi. Only public quantities
-    (the model's structure) are involved.
+    added up without building a junction tree. Other cliques are sized by building it. Only public
+    quantities (the model's structure) are involved.
     """
 
-    def __init__(self, mbi, domain, cliques):
-        self.mbi, self.domain, self.cliques = mbi, domain, list(cliques)
-        self.size = mbi.junction_tree.hypothetical_model_size(domain, self.cliques)
+    def __init__(self, sizes, cliques):
+        self.sizes, self.cliques = sizes, list(cliques)
+        self.size = estimation.model_size(sizes, self.cliques)
         self.component = {}
         for clique in self.cliques:
             for name in clique:
@@ -624,29 +576,22 @@ class _ModelSize:
 
     def after(self, clique):
         if len({self._root(name) for name in clique}) < len(clique):
-            return self.mbi.junction_tree.hypothetical_model_size(self.domain, self.cliques + [clique])
-        absorbed = sum(self.domain.size([name]) for name in clique if name in self.alone)
-        return self.size + (self.domain.size(clique) - absorbed) * 8 / 2**20
-
-
-def _factors(model):
-    """The model's log-potentials as numpy `LogFactor`s."""
-    return [inference.LogFactor(clique, np.asarray(model.potentials[clique].values)) for clique in model.cliques]
+            return estimation.model_size(self.sizes, self.cliques + [clique])
+        absorbed = sum(self.sizes[name] for name in clique if name in self.alone)
+        return self.size + (math.prod(self.sizes[name] for name in clique) - absorbed) * 8 / 2**20
 
 
 def _model_counts(model, cliques):
-    """The model's counts on each clique, flattened in the clique's order (numpy; see `inference`)."""
-    sizes = dict(zip(model.domain.attributes, model.domain.shape))
-    factors, total = _factors(model), float(model.total)
-    return {clique: inference.marginal(factors, sizes, clique).ravel() * total for clique in cliques}
+    """The model's counts on each clique, flattened in the clique's order (`GraphicalModel.counts_of`)."""
+    return model.counts_of(cliques)
 
 
-def _draw(mbi, model, n, evidence, rng):
+def _draw(model, n, evidence, rng):
     """`n` rows of group codes from the model given `evidence` (column -> code), column by column."""
-    sizes = dict(zip(model.domain.attributes, model.domain.shape))
-    jtree, elimination_order = mbi.junction_tree.make_junction_tree(model.domain, [tuple(c) for c in model.cliques])
-    neighbours = {name: set() for name in sizes}
+    jtree, elimination_order = estimation.junction_tree(model.sizes, model.cliques)
+    neighbours = {name: set() for name in model.sizes}
     for clique in jtree.nodes:
         for name in clique:
             neighbours[name].update(clique)
-    return inference.sample(_factors(model), sizes, list(reversed(elimination_order)), neighbours, n, rng, evidence)
+    order = list(reversed(elimination_order))
+    return inference.sample(model.factors(), model.sizes, order, neighbours, n, rng, evidence)
