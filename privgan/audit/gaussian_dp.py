@@ -105,13 +105,17 @@ def _split(scores, is_included):
 
 
 def _expected_lower(included, excluded, fraction, *, num_positives, num_negatives, alpha):
-    # The lower end the real audit would get if its rates were the simulation's, at its own sizes.
+    # The lower end a pessimistic real audit would get if its rates were the simulation's, at its own
+    # sizes: counts moved one binomial standard deviation against the test, so that a test with few
+    # false positives (whose real lower end varies most from run to run) wins only by a clear margin.
     threshold = np.quantile(np.concatenate([included, excluded]), 1 - fraction)
-    true_positives = round(np.mean(included > threshold) * num_positives)
-    false_positives = round(np.mean(excluded > threshold) * num_negatives)
+    tpr, fpr = np.mean(included > threshold), np.mean(excluded > threshold)
+    true_positives = tpr * num_positives - math.sqrt(tpr * (1 - tpr) * num_positives)
+    false_positives = fpr * num_negatives + math.sqrt(fpr * (1 - fpr) * num_negatives)
     return gaussian_dp_mu_interval(
-        true_positives=true_positives, false_positives=false_positives, num_positives=num_positives,
-        num_negatives=num_negatives, alpha=alpha,
+        true_positives=int(np.clip(round(true_positives), 0, num_positives)),
+        false_positives=int(np.clip(round(false_positives), 0, num_negatives)),
+        num_positives=num_positives, num_negatives=num_negatives, alpha=alpha,
     )[0]
 
 
@@ -137,7 +141,9 @@ def plan_gaussian_dp_fraction(
 
     Meant for scores simulated from the claimed mechanism before the audit (public parameters only), so
     that choosing it costs the real audit no confidence. Each candidate flags that fraction of the
-    simulated canaries; its lower end is computed at the real test's numbers of canaries.
+    simulated canaries; its lower end is computed at the real test's numbers of canaries, with the
+    counts moved one standard deviation against the test (a pessimistic run), which keeps the noisy
+    small-count tests from winning on the simulation's luck.
 
     Args:
         scores: simulated scores, shape (n,), higher = more likely included.
@@ -148,7 +154,9 @@ def plan_gaussian_dp_fraction(
         fractions: candidate fractions, each in (0, 1).
 
     Returns:
-        The fraction, one of `fractions` (the smallest among equally good ones).
+        The fraction, one of `fractions` (the largest among equally good ones: when the simulation sees
+        nothing, e.g. a score meant for a fault, flagging half is the test least at the mercy of a few
+        canaries).
 
     Raises:
         ValueError: for bad shapes, one-sided inclusion, non-finite scores or a fraction out of range.
@@ -158,7 +166,7 @@ def plan_gaussian_dp_fraction(
         raise ValueError("fractions must be non-empty")
     for fraction in fractions:
         _check_fraction("fractions", fraction)
-    fractions = sorted(fractions)
+    fractions = sorted(fractions, reverse=True)
     expected = [
         _expected_lower(included, excluded, fraction, num_positives=num_positives, num_negatives=num_negatives,
                         alpha=alpha)
