@@ -8,6 +8,7 @@ from privgan.audit.bounds import (
     epsilon_lower_bound_clopper_pearson,
     epsilon_lower_bound_one_run,
     gaussian_dp_lower_bound_one_run,
+    gaussian_dp_mu_interval,
     one_run_p_value,
 )
 from privgan.audit.canaries import (
@@ -27,6 +28,7 @@ from privgan.audit.classifier_attacks import (
     loss_threshold_attack,
     train_shadow_models,
 )
+from privgan.audit.gaussian_dp import GaussianDPEstimate, gaussian_dp_estimate, plan_gaussian_dp_fraction
 from privgan.audit.generative_attacks import (
     discriminator_ranking_attack,
     discriminator_scores,
@@ -38,6 +40,7 @@ from privgan.audit.whitebox import WhiteboxAuditResult, run_whitebox_audit
 __all__ = [
     "AttackResult",
     "CanaryAuditResult",
+    "GaussianDPEstimate",
     "ShadowScores",
     "WhiteboxAuditResult",
     "confidence_threshold_attack",
@@ -48,7 +51,9 @@ __all__ = [
     "epsilon_lower_bound_clopper_pearson",
     "epsilon_lower_bound_one_run",
     "evaluate_attack",
+    "gaussian_dp_estimate",
     "gaussian_dp_lower_bound_one_run",
+    "gaussian_dp_mu_interval",
     "independent_trials_bound",
     "lira_attack",
     "logit_confidence",
@@ -56,6 +61,7 @@ __all__ = [
     "mislabelled_canaries",
     "one_run_bound",
     "one_run_p_value",
+    "plan_gaussian_dp_fraction",
     "plot_epsilon_bounds",
     "plot_roc",
     "run_canary_audit",

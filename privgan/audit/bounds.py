@@ -14,6 +14,10 @@ are hypothesis tests of the claim "the run is (epsilon, delta)-DP" at significan
   tighter for mechanisms whose curve is Gaussian-shaped, as DP-SGD's nearly is; but it refutes "the
   run is mu-GDP", a stronger claim than (epsilon, delta)-DP: the epsilon it reports (the epsilon at
   delta of the rejected mu) is a lower bound for mechanisms with a Gaussian curve only.
+- `gaussian_dp_mu_interval`: a confidence interval for the Gaussian-DP mu of one threshold test whose
+  trials (canaries) are independent, as in `epsilon_lower_bound_clopper_pearson`. A mu-GDP mechanism
+  forces Phi^-1(TPR) - Phi^-1(FPR) <= mu for every test, so the interval's lower end is a lower bound on
+  the mechanism's mu: the Gaussian-DP estimate of mu with its confidence interval.
 """
 
 import math
@@ -251,3 +255,61 @@ def gaussian_dp_lower_bound_one_run(
         low, high = high, 2 * high
     mu = float(optimize.brentq(margin, low, high, xtol=1e-9))
     return mu, float(dp_accounting.get_epsilon_gaussian(1 / mu, delta))
+
+
+def _clopper_pearson(successes, trials, tail):
+    # One-sided Clopper-Pearson limits at `tail`: exactly 0 or 1 at the edges.
+    lower = 0.0 if successes == 0 else float(stats.beta.ppf(tail, successes, trials - successes + 1))
+    upper = 1.0 if successes == trials else float(stats.beta.ppf(1 - tail, successes + 1, trials - successes))
+    return lower, upper
+
+
+def gaussian_dp_mu_interval(
+    *, true_positives: int, false_positives: int, num_positives: int, num_negatives: int, alpha: float = 0.05
+) -> tuple:
+    """Confidence interval for the Gaussian-DP mu of one threshold test over independent trials.
+
+    A test of "with the record" (positives) against "without it" (negatives) that flags a positive with
+    probability TPR and a negative with probability FPR has the Gaussian-DP parameter
+    mu_test = Phi^-1(TPR) - Phi^-1(FPR), and a mu-GDP mechanism forces mu_test <= mu for every test
+    (Dong, Roth & Su 2022). With the flagged counts of independent trials and one-sided Clopper-Pearson
+    limits at alpha / 4 on each rate,
+
+        lower = Phi^-1(TPR_lower) - Phi^-1(FPR_upper),  upper = Phi^-1(TPR_upper) - Phi^-1(FPR_lower)
+
+    is a confidence interval for mu_test at level 1 - alpha (its lower end alone at 1 - alpha / 2), so a
+    lower end above mu refutes "the mechanism is mu-GDP". The threshold must be fixed before the trials
+    are seen (e.g. planned on a simulation), or the candidates share alpha. The estimate is the plug-in
+    Phi^-1(TP / P) - Phi^-1(FP / N), with counts of 0 or all moved half a trial inwards so it is finite.
+
+    Args:
+        true_positives: positives flagged, in [0, num_positives].
+        false_positives: negatives flagged, in [0, num_negatives].
+        num_positives: number of positive trials, >= 1.
+        num_negatives: number of negative trials, >= 1.
+        alpha: 1 - confidence of the interval, in (0, 1).
+
+    Returns:
+        `(lower, estimate, upper)`: lower >= 0 (0 when the test refutes nothing), upper possibly inf (no
+        false positive, or every positive flagged).
+
+    Raises:
+        TypeError: if a count is not an integer.
+        ValueError: if a count or alpha is out of range.
+    """
+    _check_count("num_positives", num_positives, low=1, high=math.inf)
+    _check_count("num_negatives", num_negatives, low=1, high=math.inf)
+    _check_count("true_positives", true_positives, low=0, high=num_positives)
+    _check_count("false_positives", false_positives, low=0, high=num_negatives)
+    _check_delta_alpha(0.0, alpha)
+    tpr_lower, tpr_upper = _clopper_pearson(true_positives, num_positives, alpha / 4)
+    fpr_lower, fpr_upper = _clopper_pearson(false_positives, num_negatives, alpha / 4)
+    lower = float(special.ndtri(tpr_lower) - special.ndtri(fpr_upper))  # -inf at an edge: refutes nothing
+    upper = float(special.ndtri(tpr_upper) - special.ndtri(fpr_lower))  # inf at an edge
+
+    def rate(count, total):
+        return min(max(count, 0.5), total - 0.5) / total
+
+    estimate = float(special.ndtri(rate(true_positives, num_positives)) - special.ndtri(rate(false_positives,
+                                                                                            num_negatives)))
+    return max(lower, 0.0), estimate, upper

@@ -4,8 +4,17 @@ The audit runs the mechanism itself (by default `privgan.dp.private_gradients` o
 `privgan.dp.poisson_batches`) with the noise multiplier, sampling probability and number of steps of
 a real run, on m canaries each included with probability 1/2 (see `privgan.audit.dirac`; each canary's
 gradient may span L variables, so that a mechanism clipping each variable on its own shows), lets the
-auditor score every canary from all the intermediate noisy gradients, and turns the scores into two
-epsilon lower bounds, each at significance alpha, to compare with the accountant's epsilon:
+auditor score every canary from all the intermediate noisy gradients, and turns the scores into
+epsilon lower bounds, each at significance alpha, to compare with the accountant's epsilon.
+
+Threat model: white-box, all iterates. The auditor sees every step's noisy gradient sum (the update up
+to the learning rate), as DP-SGD's accountant assumes, and chooses the canaries' gradients (Dirac
+canaries: its own coordinates, clipped exactly to C). A last-iterate auditor sees only the final
+parameters; for these canaries (linear losses, so the gradient never depends on the parameters) the
+final parameters in a canary's coordinate are minus the learning rate times its observations summed
+over the steps, the "sum" score, so `last_iterate` reports what that weaker auditor can show (much less:
+a last-iterate audit of this schedule cannot approach the accountant's epsilon, which covers all iterates).
+
 
 - `epsilon_lower_bound`, the one-run bound of Steinke, Nasr & Jagielski (2023): valid for any
   (epsilon, delta)-DP mechanism whatever the dependence between canaries. Its delta term grows as
@@ -14,10 +23,16 @@ epsilon lower bounds, each at significance alpha, to compare with the accountant
   exceed about 6 for any m, even with every guess right.
 - `gaussian_dp_mu_lower_bound` and `gaussian_dp_epsilon_lower_bound`, the f-DP one-run bound of
   Mahloujifar, Melis & Chaudhuri (2024) from the same scores (its own planned guesses): the largest mu
-  whose mu-Gaussian-DP claim is rejected, and its epsilon at delta. No 2 m delta term, so not capped;
-  but it refutes "the run is mu-GDP", which is stronger than (epsilon, delta)-DP, so its epsilon bounds
-  mechanisms with a Gaussian-shaped curve only (DP-SGD's is close to one); compare its mu with
-  `claimed_mu` rather than flag it.
+  whose mu-Gaussian-DP claim is rejected, and its epsilon at delta. No 2 m delta term, so it uses all m
+  canaries and is not capped; but it refutes "the run is mu-GDP", which is stronger than (epsilon,
+  delta)-DP, so its epsilon bounds mechanisms with a Gaussian-shaped curve only (DP-SGD's is close to
+  one); compare its mu with `claimed_mu` rather than flag it.
+- `gaussian_dp_estimate`, the Gaussian-DP estimate of mu from the scores with a confidence interval
+  (`privgan.audit.gaussian_dp`): one threshold test per score, its fraction of flagged canaries planned
+  on the simulation and its threshold set on a calibration tenth of the canaries, the others counted as
+  independent trials. Its lower end refutes "the run is mu-GDP" for every smaller mu, under the same
+  independence assumption as the next bound; it uses the whole trade-off curve's Gaussian shape
+  instead of one (epsilon, delta) point, so it comes much closer to the accountant than either.
 - `independent_trials_lower_bound`, Clopper-Pearson over the canaries as independent trials (Jagielski
   et al. 2020; Nasr et al. 2023 use one training run per trial): valid when the canaries' outcomes
   are independent, which a correct DP-SGD implementation guarantees here (independent noise per
@@ -47,6 +62,13 @@ from privgan.audit.canaries import (
     plan_one_run_guesses,
 )
 from privgan.audit.dirac import check_scores, dirac_canary_scores, simulated_canary_scores
+from privgan.audit.gaussian_dp import (
+    CALIBRATION_FRACTION,
+    GaussianDPEstimate,
+    calibration_size,
+    gaussian_dp_estimate,
+    plan_gaussian_dp_fraction,
+)
 from privgan.audit.metrics import evaluate_attack
 from privgan.dp import private_gradients
 
@@ -74,8 +96,8 @@ class WhiteboxAuditResult:
         one_run_score: the score behind it.
         num_guesses: its guesses.
         num_correct: its correct guesses.
-        gaussian_dp_mu_lower_bound: the f-DP one-run bound (Mahloujifar, Melis & Chaudhuri 2024) on the
-            same canaries: the largest mu whose mu-Gaussian-DP claim the guesses reject.
+        gaussian_dp_mu_lower_bound: the f-DP one-run bound (Mahloujifar, Melis & Chaudhuri 2024) on all
+            the canaries: the largest mu whose mu-Gaussian-DP claim the guesses reject.
         gaussian_dp_epsilon_lower_bound: the epsilon at `delta` of that mu (a lower bound on epsilon for
             mechanisms whose trade-off curve is Gaussian-shaped, not for every mechanism).
         gaussian_dp_score: the score behind it.
@@ -83,6 +105,10 @@ class WhiteboxAuditResult:
         gaussian_dp_correct: its correct guesses.
         claimed_mu: the mu of a Gaussian mechanism with the accountant's epsilon at `delta`, to compare
             with the f-DP bound's mu.
+        gaussian_dp_estimate: the Gaussian-DP estimate of mu with its confidence interval (all iterates;
+            canaries as independent trials; the best score, each at alpha / number of scores).
+        last_iterate: the same from the "sum" score alone, at alpha: what an auditor of the final
+            parameters only can show.
         independent_trials_lower_bound: the Clopper-Pearson bound over canaries as independent trials.
         trials_score: the score behind it.
         num_flagged: the canaries it flagged as included.
@@ -111,6 +137,8 @@ class WhiteboxAuditResult:
     gaussian_dp_guesses: int
     gaussian_dp_correct: int
     claimed_mu: float
+    gaussian_dp_estimate: GaussianDPEstimate
+    last_iterate: GaussianDPEstimate
     independent_trials_lower_bound: float
     trials_score: str
     num_flagged: int
@@ -122,6 +150,11 @@ class WhiteboxAuditResult:
     def exceeds_accountant(self) -> bool:
         """True when the one-run bound is above the accountant's epsilon: the mechanism is not DP as claimed."""
         return self.epsilon_lower_bound > self.epsilon
+
+    @property
+    def gaussian_dp_exceeds_accountant(self) -> bool:
+        """True when the Gaussian-DP estimate's epsilon (lower end of mu) is above the accountant's epsilon."""
+        return self.gaussian_dp_estimate.epsilon_lower > self.epsilon
 
     @property
     def trials_exceed_accountant(self) -> bool:
@@ -141,6 +174,8 @@ class WhiteboxAuditResult:
             f"mechanism: mu {self.claimed_mu:.3f}), epsilon {self.gaussian_dp_epsilon_lower_bound:.3f} if the "
             f"curve is Gaussian: {self.gaussian_dp_correct}/{self.gaussian_dp_guesses} correct "
             f"({self.gaussian_dp_score})",
+            f"  Gaussian-DP estimate (all iterates, independent trials): {self.gaussian_dp_estimate.describe()}",
+            f"  last iterate only: {self.last_iterate.describe()}",
             f"  independent-trials lower bound {self.independent_trials_lower_bound:.3f}: "
             f"{self.true_positives}/{self.num_flagged} flagged canaries included, {self.num_included} of "
             f"{self.num_canaries} included ({self.trials_score})",
@@ -149,6 +184,9 @@ class WhiteboxAuditResult:
         if self.exceeds_accountant:
             lines.append("  WARNING: the one-run lower bound exceeds the accountant's epsilon: the mechanism is "
                          "not DP as claimed")
+        if self.gaussian_dp_exceeds_accountant:
+            lines.append("  WARNING: the Gaussian-DP estimate's lower bound exceeds the accountant's epsilon: the "
+                         "mechanism is not the DP-SGD mechanism it claims to be")
         if self.trials_exceed_accountant:
             lines.append("  WARNING: the independent-trials lower bound exceeds the accountant's epsilon: the "
                          "mechanism is not the DP-SGD mechanism it claims to be")
@@ -158,6 +196,15 @@ class WhiteboxAuditResult:
 def _gaussian_dp_epsilon(**counts):
     # The f-DP one-run bound as one number (its epsilon at delta), to plan guesses and pick candidates.
     return gaussian_dp_lower_bound_one_run(**counts)[1]
+
+
+def _planned_estimate(simulated, simulated_included, all_scores, is_included, *, name, delta, alpha):
+    # The Gaussian-DP estimate of one score, flagging the fraction planned on its simulated scores.
+    counted = is_included[calibration_size(is_included.size, CALIBRATION_FRACTION):]
+    fraction = plan_gaussian_dp_fraction(simulated[name], simulated_included, alpha=alpha,
+                                         num_positives=int(counted.sum()), num_negatives=int((~counted).sum()))
+    return gaussian_dp_estimate(all_scores[name], is_included, flag_fraction=fraction, delta=delta, alpha=alpha,
+                                score=name)
 
 
 def _check_integer(name, value, *, low, high=math.inf):
@@ -290,31 +337,35 @@ def run_whitebox_audit(
     )
     seconds = time.perf_counter() - start
 
-    # The one-run guesses are planned on a simulation of the claimed mechanism (public sigma, q, T and
-    # fresh randomness), so choosing them costs no confidence. Guessing every canary is the other
-    # candidate: best when the scores separate perfectly, as they do for a grossly broken mechanism.
-    simulated_included = rng.random(one_run_canaries) < 0.5
+    # The one-run guesses and the Gaussian-DP thresholds are planned on a simulation of the claimed
+    # mechanism (public sigma, q, T and fresh randomness), so choosing them costs no confidence. Guessing
+    # every canary is the other one-run candidate: best when the scores separate perfectly, as they do
+    # for a grossly broken mechanism.
+    simulated_included = rng.random(num_canaries) < 0.5
     simulated = simulated_canary_scores(
         is_included=simulated_included, noise_multiplier=noise_multiplier,
         sampling_probability=sampling_probability, steps=steps, seed=int(rng.integers(2**62)),
     )
     one_run_alpha = alpha / (2 * len(scores))
-    one_run, gaussian, trials, auc = [], [], [], {}
+    one_run, gaussian, estimates, trials, auc = [], [], [], [], {}
     for name in scores:
-        for bound_fn, candidates in ((epsilon_lower_bound_one_run, one_run), (_gaussian_dp_epsilon, gaussian)):
+        # Steinke's bound on the first one_run_canaries (its 2 m delta term); the f-DP one on all.
+        for bound_fn, candidates, size in ((epsilon_lower_bound_one_run, one_run, one_run_canaries),
+                                           (_gaussian_dp_epsilon, gaussian, num_canaries)):
             planned = plan_one_run_guesses(
-                simulated[name], simulated_included, delta=delta, alpha=one_run_alpha, bound_fn=bound_fn
+                simulated[name][:size], simulated_included[:size], delta=delta, alpha=one_run_alpha,
+                bound_fn=bound_fn,
             )
-            for num_top, num_bottom in (planned, (one_run_canaries // 2, one_run_canaries - one_run_canaries // 2)):
+            for num_top, num_bottom in (planned, (size // 2, size - size // 2)):
                 guesses, correct = one_run_guess_outcome(
-                    all_scores[name][:one_run_canaries], is_included[:one_run_canaries], num_top=num_top,
-                    num_bottom=num_bottom,
+                    all_scores[name][:size], is_included[:size], num_top=num_top, num_bottom=num_bottom
                 )
                 bound = bound_fn(
-                    num_canaries=one_run_canaries, num_guesses=guesses, num_correct=correct, delta=delta,
-                    alpha=one_run_alpha,
+                    num_canaries=size, num_guesses=guesses, num_correct=correct, delta=delta, alpha=one_run_alpha
                 )
                 candidates.append((bound, name, guesses, correct))
+        estimates.append(_planned_estimate(simulated, simulated_included, all_scores, is_included, name=name,
+                                           delta=delta, alpha=alpha / len(scores)))
         trials.append((*independent_trials_bound(
             all_scores[name], is_included, delta=delta, alpha=alpha / len(scores), flag_fractions=flag_fractions
         ), name))
@@ -322,9 +373,13 @@ def run_whitebox_audit(
     bound, one_run_score, guesses, correct = max(one_run, key=lambda candidate: candidate[0])
     _, gaussian_score, gaussian_guesses, gaussian_correct = max(gaussian, key=lambda candidate: candidate[0])
     gaussian_mu, gaussian_epsilon = gaussian_dp_lower_bound_one_run(
-        num_canaries=one_run_canaries, num_guesses=gaussian_guesses, num_correct=gaussian_correct, delta=delta,
+        num_canaries=num_canaries, num_guesses=gaussian_guesses, num_correct=gaussian_correct, delta=delta,
         alpha=one_run_alpha,
     )
+    estimate = max(estimates, key=lambda candidate: candidate.mu_lower)
+    # A separate statement at its own alpha: what the final parameters alone show.
+    last_iterate = _planned_estimate(simulated, simulated_included, all_scores, is_included, name="sum",
+                                     delta=delta, alpha=alpha)
     trials_bound, flagged, true_positives, trials_score = max(trials, key=lambda candidate: candidate[0])
     return WhiteboxAuditResult(
         epsilon=float(claimed),
@@ -347,6 +402,8 @@ def run_whitebox_audit(
         gaussian_dp_guesses=int(gaussian_guesses),
         gaussian_dp_correct=int(gaussian_correct),
         claimed_mu=float(1 / dp_accounting.get_sigma_gaussian(claimed, delta)),
+        gaussian_dp_estimate=estimate,
+        last_iterate=last_iterate,
         independent_trials_lower_bound=float(trials_bound),
         trials_score=trials_score,
         num_flagged=int(flagged),

@@ -35,6 +35,10 @@ def test_privgan_mechanism_stays_below_the_accountant(setting):
     assert result.epsilon_lower_bound <= result.epsilon
     assert result.independent_trials_lower_bound <= result.epsilon
     assert not result.exceeds_accountant and not result.trials_exceed_accountant
+    # The Gaussian-DP estimate's lower end on mu: measured 0.21 (of 0.50), 0.65 (of 0.667: one Gaussian step is
+    # exactly 0.667-GDP, and the estimate sees nearly all of it) and 0.22 (of 0.33).
+    assert result.gaussian_dp_estimate.mu_lower <= result.claimed_mu
+    assert not result.gaussian_dp_exceeds_accountant
     assert "WARNING" not in result.summary()
     # ...and the audit does see the canaries (measured AUC 0.60, 0.64 and 0.59; chance is 0.5 +- 0.01).
     assert result.auc["likelihood_ratio"] > 0.55
@@ -46,6 +50,8 @@ def test_repeated_noise_is_caught():
     assert result.epsilon == pytest.approx(2.0, abs=0.01)
     assert result.exceeds_accountant and result.trials_exceed_accountant
     assert result.one_run_score == "differenced_likelihood_ratio"
+    # Gaussian-DP estimate: mu >= 4.8 (epsilon 31) from the differenced score; the last iterate sees nothing.
+    assert result.gaussian_dp_exceeds_accountant and result.gaussian_dp_estimate.score == "differenced_likelihood_ratio"
     assert "not DP as claimed" in result.summary()
 
 
@@ -54,6 +60,7 @@ def test_halved_noise_is_caught():
     result = run_whitebox_audit(**GAUSSIAN_STEP, mechanism=halved_noise(), seed=0)
     assert result.epsilon == pytest.approx(2.75, abs=0.01)
     assert result.trials_exceed_accountant
+    assert result.gaussian_dp_exceeds_accountant  # measured epsilon 6.1 (mu >= 1.33 against 0.667)
 
 
 def test_per_variable_clipping_is_caught_only_by_canaries_spanning_several_variables():
@@ -63,9 +70,11 @@ def test_per_variable_clipping_is_caught_only_by_canaries_spanning_several_varia
     fault = per_variable_clipping()
     single = run_whitebox_audit(**{**SPREAD_CANARIES, "canary_variables": 1}, mechanism=fault, seed=0)
     assert not single.exceeds_accountant and not single.trials_exceed_accountant
+    assert not single.gaussian_dp_exceeds_accountant
     spread = run_whitebox_audit(**SPREAD_CANARIES, mechanism=fault, seed=0)
     assert spread.epsilon == pytest.approx(1.27, abs=0.01)
     assert spread.exceeds_accountant
+    assert spread.gaussian_dp_exceeds_accountant  # measured epsilon 5.6 (mu >= 1.23 against 0.33)
     assert "not DP as claimed" in spread.summary()
 
 
