@@ -188,7 +188,8 @@ def main(argv):
     })
     steps = (f", then {ledger.total_steps} DP D steps (sigma = {model.dp_config.noise_multiplier:.4f})"
              if use_gan else "")
-    print(f"Trained a conditional {kind} on {len(x_train)} digits in {train_seconds:.0f} s: epsilon = {epsilon:.3f} "
+    # The number of training digits is private (the GAN phase is sized by the release's noisy count).
+    print(f"Trained a conditional {kind} on the private digits in {train_seconds:.0f} s: epsilon = {epsilon:.3f} "
           f"at delta = {FLAGS.delta:g} (one DP-MERF release, sigma = {source.noise_multiplier:.4f}{steps}).")
     print(evaluation.tstr.summary())
     print(_private_line(evaluation))
