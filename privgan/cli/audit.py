@@ -2,11 +2,15 @@ r"""privgan-audit: re-derive a privacy statement's epsilon from its ledger; audi
 
   privgan-audit --statement=runs/demo/synthetic.json
   privgan-audit --statement=synthetic.json --whitebox --num_canaries=20000
+  privgan-audit --model=model.keras --delta=1e-5 --whitebox
 
 Reads a privacy statement written by privgan (`save_synthetic`, `privgan-synthesize`, `privgan-demo`: a
 JSON file with epsilon, delta, accountant and the ledger of every use of the private data), rebuilds the
 ledger's dp-accounting events and recomputes epsilon at the statement's delta with its accountant: a
 check that the statement's epsilon is what its own ledger gives (exit status 1 if not).
+
+With --model (a DP model saved by `model.save`, e.g. from `privgan.make_private`), the ledger is the one
+its weights carry (DP step count and the sigma and q of those steps), and epsilon is computed at --delta.
 
 With --whitebox, for a ledger with DP-SGD steps, it also runs privgan's DP-SGD mechanism
 (`privgan.dp.private_gradients`, secret noise and sampling) at that phase's sigma, q and T on the
@@ -32,7 +36,10 @@ from privgan.cli import command
 _PROGRAM = "privgan-audit"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("statement", None, "The privacy statement (JSON) to check.", required=True)
+flags.DEFINE_string("statement", None, "The privacy statement (JSON) to check (or --model).")
+flags.DEFINE_string("model", None, "A DP model saved with model.save (.keras) whose ledger to read (or --statement).")
+flags.DEFINE_float("delta", None, "delta at which to report a --model's epsilon.")
+flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant of a --model's epsilon.")
 flags.DEFINE_bool("whitebox", False, "Also run the white-box audit of the DP-SGD mechanism at the ledger's "
                   "sigma, q and T (needs DP-SGD steps in the ledger).")
 flags.DEFINE_integer("phase", None, "Which DP-SGD phase of the ledger to audit (0 = first), when it has "
@@ -119,6 +126,38 @@ def check_statement(path):
     return "\n".join(lines), consistent, statement, ledger
 
 
+def model_report(path, *, delta, accountant="pld"):
+    """The ledger and epsilon of a saved DP model (its weights carry the DP step count and parameters).
+
+    Returns:
+        `(text, statement, ledger)`, `statement` holding the delta the white-box audit reports at.
+
+    Raises:
+        command.CommandError: if the file is not a saved privgan DP model or delta is out of range.
+    """
+    if delta is None or not 0 < delta < 1:
+        raise command.CommandError(f"--delta must be in (0, 1) with --model, got {delta}")
+    import keras
+
+    import privgan  # noqa: F401  (registers privgan's saveable classes with Keras)
+
+    try:
+        model = keras.models.load_model(path)
+    except (OSError, ValueError, TypeError) as error:
+        raise command.CommandError(f"--model: cannot load a Keras model from {path!r}: {error}") from error
+    ledger = getattr(model, "privacy_ledger", None)
+    if not isinstance(ledger, PrivacyLedger):
+        raise command.CommandError(f"--model: {path!r} is not a privgan DP model (it has no privacy ledger)")
+    epsilon = ledger.epsilon(delta=delta, accountant=accountant)
+    lines = [
+        f"model {path}",
+        "  ledger: " + ("; ".join(_phase_text(phase) for phase in ledger.phases) or "empty"),
+        f"  epsilon {epsilon:.6g} at delta = {delta:g} ({accountant.upper()} accountant), from the DP steps "
+        "its weights record",
+    ]
+    return "\n".join(lines), {"delta": delta}, ledger
+
+
 def whitebox_report(statement, ledger, *, phase=None, num_canaries, canary_variables=1, seed=None):
     """Runs the white-box audit at a DP-SGD phase's sigma, q and T; returns the report's lines as text."""
     from privgan.audit import run_whitebox_audit
@@ -154,7 +193,13 @@ def whitebox_report(statement, ledger, *, phase=None, num_canaries, canary_varia
 def main(argv):
     if len(argv) > 1:
         raise command.CommandError(f"unexpected arguments: {' '.join(argv[1:])}")
-    text, consistent, statement, ledger = check_statement(FLAGS.statement)
+    if (FLAGS.statement is None) == (FLAGS.model is None):
+        raise command.CommandError("give one of --statement (a privacy statement) or --model (a saved DP model)")
+    consistent = True
+    if FLAGS.model is not None:
+        text, statement, ledger = model_report(FLAGS.model, delta=FLAGS.delta, accountant=FLAGS.accountant)
+    else:
+        text, consistent, statement, ledger = check_statement(FLAGS.statement)
     print(text)
     if FLAGS.whitebox:
         print(whitebox_report(statement, ledger, phase=FLAGS.phase, num_canaries=FLAGS.num_canaries,

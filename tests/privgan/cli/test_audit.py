@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import dp_accounting
+import numpy as np
 import pytest
 
 from privgan.accounting.ledger import PrivacyLedger
@@ -104,3 +105,28 @@ def test_the_command_end_to_end(tmp_path):
     assert "INCONSISTENT" in bad_out
     assert "privgan-audit: error: the statement's epsilon differs from the one its ledger gives" in bad_err
     assert "Traceback" not in bad_err
+
+
+def test_a_model_saved_by_the_dp_sgd_example_is_audited_from_its_own_ledger(tmp_path):
+    import keras
+
+    from privgan.cli.audit import model_report
+    from privgan.dp import make_private
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)).astype("float32"), rng.integers(0, 3, 40)
+    model = make_private(keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)]), l2_norm_clip=1.0,
+                         noise_multiplier=1.1, num_examples=len(x), expected_batch_size=8)
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=2, delta=DELTA, verbose=0)
+    model.save(tmp_path / "model.keras")
+    text, statement, ledger = model_report(tmp_path / "model.keras", delta=DELTA)
+    assert ledger.total_steps == 10 and f"epsilon {model.privacy_spent(delta=DELTA):.6g}" in text
+    assert "sigma = 1.1" in text and "q = 0.2" in text
+    assert "lower bound: epsilon" in whitebox_report(statement, ledger, num_canaries=200, seed=0)
+    with pytest.raises(command.CommandError, match="--delta must be in"):
+        model_report(tmp_path / "model.keras", delta=None)
+    (tmp_path / "plain.keras").write_text("not a model")
+    with pytest.raises(command.CommandError, match="--model: cannot load"):
+        model_report(tmp_path / "plain.keras", delta=DELTA)
