@@ -36,19 +36,28 @@ from privgan.cli import command
 _PROGRAM = "privgan-audit"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("statement", None, "The privacy statement (JSON) to check (or --model).")
-flags.DEFINE_string("model", None, "A DP model saved with model.save (.keras) whose ledger to read (or --statement).")
-flags.DEFINE_float("delta", None, "delta at which to report a --model's epsilon.")
-flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant of a --model's epsilon.")
-flags.DEFINE_bool("whitebox", False, "Also run the white-box audit of the DP-SGD mechanism at the ledger's "
-                  "sigma, q and T (needs DP-SGD steps in the ledger).")
-flags.DEFINE_integer("phase", None, "Which DP-SGD phase of the ledger to audit (0 = first), when it has "
-                     "several; default: its only one.")
-flags.DEFINE_integer("num_canaries", 10000, "Canaries of the white-box audit (more: tighter bounds, longer run).")
-flags.DEFINE_integer("canary_variables", 1, "Variables each canary's gradient spans (more: catches a mechanism "
-                     "that clips each variable separately; longer run).")
-flags.DEFINE_integer("seed", None, "Seed of the canaries' inclusion (default: fresh); the mechanism's noise and "
-                     "sampling stay secret.")
+
+
+def _define_flags():
+    """Defines the command's flags, once: at run time, so that importing this module (its functions are a
+    library too) adds nothing to absl's process-wide flags, where a --delta of another program would clash."""
+    if "statement" in FLAGS:
+        return
+    flags.DEFINE_string("statement", None, "The privacy statement (JSON) to check (or --model).")
+    flags.DEFINE_string("model", None,
+                        "A DP model saved with model.save (.keras) whose ledger to read (or --statement).")
+    flags.DEFINE_float("delta", None, "delta at which to report a --model's epsilon.")
+    flags.DEFINE_enum("accountant", "pld", ["pld", "rdp"], "Accountant of a --model's epsilon.")
+    flags.DEFINE_bool("whitebox", False, "Also run the white-box audit of the DP-SGD mechanism at the ledger's "
+                      "sigma, q and T (needs DP-SGD steps in the ledger).")
+    flags.DEFINE_integer("phase", None, "Which DP-SGD phase of the ledger to audit (0 = first), when it has "
+                         "several; default: its only one.")
+    flags.DEFINE_integer("num_canaries", 10000, "Canaries of the white-box audit (more: tighter bounds, longer run).")
+    flags.DEFINE_integer("canary_variables", 1, "Variables each canary's gradient spans (more: catches a mechanism "
+                         "that clips each variable separately; longer run).")
+    flags.DEFINE_integer("seed", None, "Seed of the canaries' inclusion (default: fresh); the mechanism's noise and "
+                         "sampling stay secret.")
+
 
 # Relative difference between the stated and the recomputed epsilon that counts as the same number
 # (both come from dp-accounting; a newer version may move the last digits).
@@ -213,6 +222,7 @@ def main(argv):
 
 def run():
     """Runs the command (`privgan-audit`, or `python -m privgan.cli.audit`)."""
+    _define_flags()
     command.run(main, program=_PROGRAM, module=__name__)
 
 
