@@ -127,6 +127,25 @@ def check_accountant(accountant) -> str:
     return accountant
 
 
+def check_budget(*, target_epsilon, delta, accountant):
+    """The budget arguments of a `fit` or a release, checked: `(target_epsilon, delta, accountant)`.
+
+    Either may be None (no budget, or epsilon logged at a default delta); a target epsilon needs a delta.
+
+    Raises:
+        ValueError: for an unknown accountant, a delta outside (0, 1), a target epsilon that is not a finite
+            number > 0, or a target epsilon without delta.
+    """
+    accountant = check_accountant(accountant)
+    if delta is not None:
+        delta = check_delta(delta)
+    if target_epsilon is not None:
+        target_epsilon = check_positive(target_epsilon, name="target_epsilon")
+        if delta is None:
+            raise ValueError("target_epsilon needs delta")
+    return target_epsilon, delta, accountant
+
+
 def dp_sgd_event(*, noise_multiplier, sampling_probability, steps) -> dp_accounting.DpEvent:
     """The privacy cost of `steps` steps of Poisson-sampled DP-SGD.
 

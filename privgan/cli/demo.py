@@ -29,7 +29,7 @@ as `python -m privgan.cli.demo`.
 import pathlib
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from privgan.cli import command
 
@@ -142,9 +142,7 @@ def main(argv):
         )
         model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
                       g_optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5))
-        if FLAGS.sampling_seed is not None:
-            logging.warning("--sampling_seed fixes the Poisson sampling of phase 2: the privacy guarantee does not "
-                            "hold against anyone who knows it (research only, never for a release)")
+        # With --sampling_seed, fit itself logs that the guarantee does not hold against anyone who knows it.
         model.fit(x_train, y_train, epochs=FLAGS.gan_epochs, target_epsilon=FLAGS.epsilon, delta=FLAGS.delta,
                   sampling_seed=FLAGS.sampling_seed, verbose=0)
     train_seconds = time.perf_counter() - start

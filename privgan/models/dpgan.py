@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from privgan.accounting import PrivacyLedger
-from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+from privgan.accounting.events import check_accountant, check_budget, check_count, check_delta
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
@@ -342,13 +342,8 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
         """
         self._refuse_sampling_arguments(kwargs)
         epochs = check_count(epochs, name="epochs", minimum=1)
-        accountant = check_accountant(accountant)
-        if delta is not None:
-            delta = check_delta(delta)
-        if target_epsilon is not None:
-            target_epsilon = check_positive(target_epsilon, name="target_epsilon")
-            if delta is None:
-                raise ValueError("target_epsilon needs delta")
+        target_epsilon, delta, accountant = check_budget(target_epsilon=target_epsilon, delta=delta,
+                                                         accountant=accountant)
         data = self._check_data(x, y)
         return self._fit_on_poisson_batches(
             data, epochs=epochs, target_epsilon=target_epsilon, delta=delta, accountant=accountant,

@@ -48,7 +48,13 @@ import numpy as np
 import tensorflow as tf
 
 from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
-from privgan.accounting.events import check_accountant, check_delta, check_noise_multiplier, check_positive
+from privgan.accounting.events import (
+    check_accountant,
+    check_budget,
+    check_delta,
+    check_noise_multiplier,
+    check_positive,
+)
 from privgan.dp.noise import NoiseStream, gaussian_noise_like
 from privgan.models.emission import SyntheticSamplesMixin, check_labels
 
@@ -318,13 +324,8 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
         """
         if self.has_released:
             raise ValueError("the embedding was already released; a second release would cost a second epsilon")
-        accountant = check_accountant(accountant)
-        if delta is not None:
-            delta = check_delta(delta)
-        if target_epsilon is not None:
-            target_epsilon = check_positive(target_epsilon, name="target_epsilon")
-            if delta is None:
-                raise ValueError("target_epsilon needs delta")
+        target_epsilon, delta, accountant = check_budget(target_epsilon=target_epsilon, delta=delta,
+                                                         accountant=accountant)
         x, y = self._check_data(x, y)
         sigma = self.noise_multiplier
         if sigma is None:

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from privgan.accounting import PrivacyLedger
-from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+from privgan.accounting.events import check_budget, check_count
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clip_factors, clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
@@ -495,13 +495,8 @@ class SemiSupervisedGAN(TwoStreamAccounting, StreamReleases, DPStepBookkeeping, 
             raise NotImplementedError("SemiSupervisedGAN trains on one device; build it outside a multi-replica "
                                       "strategy")
         epochs = check_count(epochs, name="epochs", minimum=1)
-        accountant = check_accountant(accountant)
-        if delta is not None:
-            delta = check_delta(delta)
-        if target_epsilon is not None:
-            target_epsilon = check_positive(target_epsilon, name="target_epsilon")
-            if delta is None:
-                raise ValueError("target_epsilon needs delta")
+        target_epsilon, delta, accountant = check_budget(target_epsilon=target_epsilon, delta=delta,
+                                                         accountant=accountant)
         if not self.private and (target_epsilon is not None or delta is not None):
             raise ValueError("a non-private SemiSupervisedGAN (private=False) has no privacy budget: "
                              "leave target_epsilon and delta None")
