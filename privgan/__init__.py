@@ -52,7 +52,7 @@ SAVEABLE_MODULES = (
     "privgan.robustness.smoothing",
     "privgan.robustness.training",
     "privgan.tabular.networks",
-)  # tests/privgan/test_newcomer.py checks that every registered class is in one of them
+)  # tests/privgan/test_reload_and_fit_messages.py checks that every registered class is in one of them
 for _module in SAVEABLE_MODULES:
     importlib.import_module(_module)
 

@@ -1,4 +1,4 @@
-"""Issue 12: the ways the printed epsilon could be false, each with a test that failed on commit c7addc9.
+"""The ways the printed epsilon could be false, each with a test that failed on commit c7addc9.
 
 Noise that repeats after a resume or in a second phase, noise and sampling from one random stream,
 predictable noise, clipping broken by batch-shaped keyword arguments, non-finite examples, truncated

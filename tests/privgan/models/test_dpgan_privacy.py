@@ -1,4 +1,4 @@
-"""Issue 12 on DPGAN: the sigma charged is the sigma used, secret noise, what the statement says."""
+"""DPGAN's privacy: the sigma charged is the sigma used, secret noise, what the statement says."""
 
 import json
 
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.privgan.models.test_dpgan import BATCH, DELTA, data, make_gan
+from tests.privgan.models.gans import BATCH, DELTA, data, make_gan
 
 
 def test_loading_steps_taken_at_another_sigma_is_refused(tmp_path):

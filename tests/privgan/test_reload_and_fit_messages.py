@@ -1,5 +1,5 @@
-"""Issue 18, the library side: saved models load after `import privgan` ready to fit, clear refusals,
-sigma calibrated in make_private's fit, epsilon without a delta, true messages about the budget."""
+"""Saved models load after `import privgan` ready to fit; clear refusals; sigma calibrated in make_private's
+fit; epsilon without a delta; true messages about the budget."""
 
 import ast
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from privgan.dp import make_private
-from tests.privgan.models.test_dpgan import data, make_gan
+from tests.privgan.models.gans import data, make_gan
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 X = np.random.default_rng(0).normal(size=(40, 5)).astype("float32")
