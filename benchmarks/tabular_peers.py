@@ -253,8 +253,8 @@ def _plot(summary, tables, methods, epsilons, path):
 
 def main(argv):
     del argv
+    from experiments.common.reporting import write_experiment
     from privgan.evaluation.tabular import classifier_auroc
-    from privgan.reporting import write_experiment
 
     output_dir = pathlib.Path(FLAGS.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

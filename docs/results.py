@@ -3,7 +3,7 @@
     python docs/results.py runs/dpsgd_mnist                          # -> docs/results/dpsgd_mnist.md
     python docs/results.py runs/all --experiment=tabular_peers       # a folder named otherwise
 
-The page is replaced by the report as written by the run (`privgan.reporting.write_experiment`), so its
+The page is replaced by the report as written by the run (`experiments.common.reporting.write_experiment`), so its
 numbers, command, date and machine come from the run, not from prose. Figures the report embeds are copied to
 `docs/results/<experiment>/` and the links rewritten. Nothing is written unless the report and every figure
 it names are readable; each file is written to a temporary name and renamed into place.

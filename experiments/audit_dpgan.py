@@ -150,10 +150,10 @@ def main(argv):
     del argv
     import dataclasses
 
+    from experiments.common.reporting import write_experiment
     from privgan.audit import plot_epsilon_bounds, plot_roc
     from privgan.audit.canaries import DEFAULT_GUESS_FRACTIONS
     from privgan.io import save_figure
-    from privgan.reporting import write_experiment
 
     data = _load()
     settings = ([("non-private (sigma=0)", None)] if FLAGS.non_private else []) + [

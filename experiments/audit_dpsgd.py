@@ -185,10 +185,10 @@ def _run(name, train_fn, epsilon_fn, data):
 
 def main(argv):
     del argv
+    from experiments.common.reporting import write_experiment
     from privgan.audit import plot_epsilon_bounds, plot_roc
     from privgan.audit.canaries import DEFAULT_GUESS_FRACTIONS
     from privgan.io import save_figure
-    from privgan.reporting import write_experiment
 
     data = _load()
     settings = []

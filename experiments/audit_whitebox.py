@@ -110,10 +110,10 @@ def main(argv):
     unknown = sorted(set(FLAGS.mechanisms) - set(MECHANISMS))
     if unknown:
         raise app.UsageError(f"--mechanisms must be among {sorted(MECHANISMS)}, got {unknown}")
+    from experiments.common.reporting import write_experiment
     from privgan.accounting import calibrate_noise_multiplier
     from privgan.audit import run_whitebox_audit
     from privgan.io import save_figure
-    from privgan.reporting import write_experiment
 
     if not 1 <= FLAGS.batch_size <= FLAGS.num_examples:
         raise app.UsageError(

@@ -173,7 +173,7 @@ def _train_dann(source, target_x, pixel_mean):
 
 def main(argv):
     del argv
-    from privgan.reporting import write_experiment
+    from experiments.common.reporting import write_experiment
 
     source, target, validation, target_test = _load()
     pixel_mean = _pixel_mean(source[0], target[0])

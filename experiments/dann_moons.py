@@ -94,8 +94,8 @@ def main(argv):
     del argv
     import numpy as np
 
+    from experiments.common.reporting import write_experiment
     from fairness.domain_data import load_rotated_moons
-    from privgan.reporting import write_experiment
 
     source, target = load_rotated_moons(
         samples_per_moon=FLAGS.samples_per_moon,

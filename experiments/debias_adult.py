@@ -44,11 +44,11 @@ PUBLISHED = (
 
 def main(argv):
     del argv
+    from experiments.common.fairness_trade_off import plot_trade_off, trade_off_table
+    from experiments.common.reporting import write_experiment
     from fairness import AdversarialDebiasing, load_adult
     from fairness.metrics import fairness_report
-    from fairness.trade_off import plot_trade_off, trade_off_table
     from privgan.io import save_figure
-    from privgan.reporting import write_experiment
 
     start = time.time()
     train, test = load_adult(FLAGS.data_dir)

@@ -46,9 +46,9 @@ def main(argv):
     del argv
     import numpy as np
 
+    from experiments.common.reporting import write_experiment
     from privgan.data.adult import ADULT_SCHEMA, LABEL, POSITIVE_LABEL, load_adult
     from privgan.evaluation.tabular import association_difference, classifier_auroc, marginal_tvd, plot_marginals
-    from privgan.reporting import write_experiment
     from privgan.tabular import TabularDPSynthesizer, read_csv
 
     output_dir = FLAGS.output_dir

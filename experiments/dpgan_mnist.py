@@ -123,13 +123,13 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
+    from experiments.common.reporting import write_experiment
     from privgan.data import carve_validation_split, load_mnist_unit_range
     from privgan.evaluation import evaluate_synthetic_images, save_sample_grid, train_classifier
     from privgan.models.architectures import dcgan_discriminator, dcgan_generator
     from privgan.models.dpgan import DPGAN
     from privgan.models.mean_embedding import MeanEmbeddingGenerator
     from privgan.models.warm_start import warm_started_dpgan
-    from privgan.reporting import write_experiment
 
     start = time.perf_counter()
     keras.utils.set_random_seed(FLAGS.seed)

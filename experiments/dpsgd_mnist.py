@@ -114,8 +114,8 @@ def _model(input_shape, num_examples):
 
 
 def _report(model, history, *, test_accuracy, seconds, num_examples):
+    from experiments.common.reporting import write_experiment
     from privgan.accounting import epsilon
-    from privgan.reporting import write_experiment
 
     dp_steps = model.privacy_ledger.total_steps
     q = model.dp_config.sampling_probability

@@ -47,11 +47,11 @@ def main(argv):
     del argv
     from sklearn.linear_model import LogisticRegression
 
+    from experiments.common.fairness_trade_off import plot_trade_off, trade_off_table
+    from experiments.common.reporting import write_experiment
     from fairness import FairRepresentation, load_adult
     from fairness.metrics import fairness_report, leakage
-    from fairness.trade_off import plot_trade_off, trade_off_table
     from privgan.io import save_figure
-    from privgan.reporting import write_experiment
 
     start = time.time()
     train, test = load_adult(FLAGS.data_dir)

@@ -122,10 +122,10 @@ def _load():
 
 def main(argv):
     del argv
-    from fairness import comparison
-    from fairness.trade_off import front_table, method_table, pareto_front, plot_method_curves
+    from experiments.common import fairness_comparison as comparison
+    from experiments.common.fairness_trade_off import front_table, method_table, pareto_front, plot_method_curves
+    from experiments.common.reporting import write_experiment
     from privgan.io import save_figure
-    from privgan.reporting import write_experiment
 
     start = time.time()
     train, test, table_name = _load()

@@ -46,11 +46,11 @@ def main(argv):
     import keras
     import numpy as np
 
+    from experiments.common.reporting import mean_and_std, write_experiment
     from privgan.data import carve_validation_split, load_mnist_unit_range
     from privgan.evaluation import evaluate_synthetic_images, save_sample_grid, train_classifier
     from privgan.models.architectures import dcgan_generator
     from privgan.models.mean_embedding import MeanEmbeddingGenerator
-    from privgan.reporting import mean_and_std, write_experiment
 
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)

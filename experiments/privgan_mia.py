@@ -171,10 +171,10 @@ def main(argv):
     import keras
     import numpy as np
 
+    from experiments.common.reporting import write_experiment
     from privgan.audit import plot_roc
     from privgan.evaluation import train_classifier
     from privgan.io import save_figure
-    from privgan.reporting import write_experiment
 
     unknown = set(FLAGS.models) - {"GAN", "privGAN", "DPGAN"}
     if unknown:

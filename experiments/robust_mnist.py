@@ -98,9 +98,9 @@ def main(argv):
 
     import numpy as np
 
+    from experiments.common.reporting import write_experiment
     from privgan.data import load_mnist_with_validation
     from privgan.io import atomic_path
-    from privgan.reporting import write_experiment
     from privgan.robustness import APGD, PGD, Classifier, robustness_report
     from privgan.robustness.plots import plot_trade_off
 

@@ -113,11 +113,11 @@ def main(argv):
 
     import numpy as np
 
+    from experiments.common.reporting import write_experiment
     from privgan.accounting import calibrate_noise_multiplier
     from privgan.data import load_mnist_with_validation
     from privgan.dp.config import DPSGDConfig
     from privgan.io import atomic_path
-    from privgan.reporting import write_experiment
     from privgan.robustness import APGD, PGD, Classifier, robustness_report
     from privgan.robustness.plots import plot_robust_accuracy_curves
 

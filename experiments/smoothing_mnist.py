@@ -41,10 +41,10 @@ def main(argv):
     import numpy as np
     from scipy import stats
 
+    from experiments.common.reporting import write_experiment
     from privgan.data import load_mnist_with_validation
     from privgan.io import atomic_path
     from privgan.models.classifiers import robust_mnist_cnn
-    from privgan.reporting import write_experiment
     from privgan.robustness import Classifier
     from privgan.robustness.plots import plot_certified_accuracy
     from privgan.robustness.smoothing import GaussianNoiseTraining, SmoothedClassifier

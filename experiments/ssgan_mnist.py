@@ -221,7 +221,7 @@ def _feature_probe(gan, x_labelled, y_labelled):
 
 
 def _run(name, draw, x_labelled, y_labelled, x_unlabelled):
-    from privgan.evaluation.few_labels import train_pseudo_label_cnn, train_supervised_cnn
+    from experiments.common.few_labels import train_pseudo_label_cnn, train_supervised_cnn
 
     seed = FLAGS.label_seed + draw
     if name in ("supervised", "augmented"):
@@ -285,9 +285,9 @@ def main(argv):
     del argv
     import numpy as np
 
+    from experiments.common.few_labels import balanced_label_draw
+    from experiments.common.reporting import write_experiment
     from privgan.data import load_mnist_unit_range
-    from privgan.evaluation.few_labels import balanced_label_draw
-    from privgan.reporting import write_experiment
 
     (x_train, y_train), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
     order = np.random.default_rng(FLAGS.validation_seed).permutation(len(x_train))

@@ -1,8 +1,9 @@
 """Accuracy-fairness trade-off curves: over one model's adversary weight, or one curve per method.
 
 `plot_trade_off` and `trade_off_table` show one model's points (one per adversary weight);
-`plot_method_curves` and `method_table` show the summaries of `fairness.comparison.summarize`: every method's
-curve (its swept tolerance, bound or alpha), mean over seeds with the standard deviation as error bars.
+`plot_method_curves` and `method_table` show the summaries of `fairness_comparison.summarize` (beside this
+module): every method's curve (its swept tolerance, bound or alpha), mean over seeds with the standard deviation
+as error bars.
 """
 
 import math
@@ -80,7 +81,7 @@ def plot_method_curves(
     """Every method's trade-off curve: score against each unfairness measure, mean ± std over seeds.
 
     Args:
-        summary: dicts of `fairness.comparison.summarize` (method, value, `<metric>` and `<metric>_std`).
+        summary: dicts of `fairness_comparison.summarize` (method, value, `<metric>` and `<metric>_std`).
         title: figure title.
         score: key of the vertical axis (higher is better).
         score_label: its axis label.
@@ -136,7 +137,7 @@ def plot_method_curves(
 
 
 def method_table(summary, *, columns):
-    """A Markdown table of `fairness.comparison.summarize` entries: mean ± std over seeds.
+    """A Markdown table of `fairness_comparison.summarize` entries: mean ± std over seeds.
 
     Args:
         summary: the entries.
@@ -167,7 +168,7 @@ def pareto_front(summary, *, gap="equalized_odds_difference", score="accuracy", 
     """The entries no other entry beats on both mean score (higher) and mean gap (lower).
 
     Args:
-        summary: entries of `fairness.comparison.summarize`.
+        summary: entries of `fairness_comparison.summarize`.
         gap: the unfairness key (lower is better).
         score: the score key (higher is better).
         methods: None (every entry), or the method names to consider (e.g. one regime's).

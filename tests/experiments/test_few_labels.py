@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from experiments.common.few_labels import balanced_label_draw, train_pseudo_label_cnn
 from privgan.data import load_digits
-from privgan.evaluation.few_labels import balanced_label_draw, train_pseudo_label_cnn
 
 
 def test_balanced_label_draw_takes_k_per_class_fixed_by_the_seed():

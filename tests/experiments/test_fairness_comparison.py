@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairness import comparison
+from experiments.common import fairness_comparison as comparison
 from fairness.data import load_csv_table, make_biased_toy
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from fairness.trade_off import (
+from experiments.common.fairness_trade_off import (
     front_table,
     method_table,
     pareto_front,

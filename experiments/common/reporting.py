@@ -16,7 +16,7 @@ def _cell(value):
 
 def source_commit():
     """The checkout's commit (with `+changes` when the tree differs from it), or None outside a git checkout."""
-    root = pathlib.Path(__file__).resolve().parent.parent
+    root = pathlib.Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()

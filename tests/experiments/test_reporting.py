@@ -2,7 +2,7 @@
 
 import json
 
-from privgan.reporting import write_experiment
+from experiments.common.reporting import write_experiment
 
 
 def test_the_report_records_commit_machine_and_command(tmp_path):

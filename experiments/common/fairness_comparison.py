@@ -4,7 +4,7 @@ A `Method` is a name, the parameter its trade-off curve sweeps (a tolerance, a b
 that fits on the training split and predicts the test split. `compare` runs every method at every value
 and seed on the same split and returns one row per run (accuracy, equalized-odds and demographic-parity
 differences, wall time); `summarize` gives mean and standard deviation over seeds, the input of
-`fairness.trade_off.plot_method_curves` and `method_table`.
+`experiments.common.fairness_trade_off.plot_method_curves` and `method_table`.
 
 The peers are fairlearn's (already a dependency): `ExponentiatedGradient` over a logistic regression with
 `EqualizedOdds`/`DemographicParity` bounds, `ThresholdOptimizer` (which, unlike the others, reads the
