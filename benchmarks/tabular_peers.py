@@ -309,7 +309,6 @@ def main(argv):
                      "(the floor of its rows' TVD): " + "; ".join(binned) + ".")
     print(markdown)
     results = {
-        "delta": FLAGS.delta,
         "real": real,
         "runs": runs,
         "summary": [

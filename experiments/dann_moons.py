@@ -118,7 +118,6 @@ def main(argv):
         "dann_domain_accuracy": float(np.mean(dann_history["domain_accuracy"][-last:])),
         "source_only_seconds": source_only_seconds,
         "dann_seconds": dann_seconds,
-        "settings": {name: FLAGS[name].value for name in _SETTINGS},
     }
     _plot({"source only": source_only, "DANN": dann}, source, target, f"{FLAGS.output_dir}/decision_boundaries.png")
     summary = (
@@ -142,11 +141,6 @@ def main(argv):
         print(f"{key}: {results[key]:.4f}")
     print(f"wall time: source only {source_only_seconds:.1f} s, DANN {dann_seconds:.1f} s")
 
-
-_SETTINGS = (
-    "samples_per_moon", "rotation_degrees", "noise", "hidden_units", "activation", "domain_hidden_units",
-    "max_reversal_strength", "learning_rate", "epochs", "batch_size", "seed",
-)
 
 if __name__ == "__main__":
     app.run(main)

@@ -93,13 +93,10 @@ def main(argv):
         "accuracy": chosen["accuracy"],
         "demographic_parity_difference": chosen["demographic_parity_difference"],
         "equalized_odds_difference": chosen["equalized_odds_difference"],
-        "adversary_weight": FLAGS.adversary_weight,
-        "constraint": FLAGS.constraint,
         "sensitive_attribute": SENSITIVE,
         "baseline": baseline,
         "trade_off": rows,
         "config": {**model_params, "hidden_units": list(model_params["hidden_units"])},
-        "wall_time_seconds": wall_time,
     }
     summary = (
         f"Test split (16,281 rows); sex and race are not features. Reported model: alpha = "

@@ -59,12 +59,6 @@ def main(argv):
     results = {
         "real_auroc_lr": real.auroc_lr,
         "real_auroc_gb": real.auroc_gb,
-        "delta": FLAGS.delta,
-        "epochs": FLAGS.epochs,
-        "batch_size": FLAGS.batch_size,
-        "learning_rate": FLAGS.learning_rate,
-        "l2_norm_clip": FLAGS.l2_norm_clip,
-        "generator_average": FLAGS.generator_average,
         "num_train": len(train),
         "num_test": len(test),
         "by_epsilon": {},

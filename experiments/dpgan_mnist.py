@@ -144,7 +144,7 @@ def main(argv):
     gan_options = dict(expected_batch_size=FLAGS.batch_size, n_critic=FLAGS.n_critic,
                        l2_norm_clip=FLAGS.l2_norm_clip, ema_decay=FLAGS.ema_decay or None, seed=FLAGS.seed,
                        noise_seed=FLAGS.noise_seed)
-    results = {"preset": FLAGS.preset, "warm_start_fraction": FLAGS.warm_start_fraction}
+    results = {}
     if FLAGS.warm_start_fraction > 0:
         source = MeanEmbeddingGenerator(generator, num_classes=_NUM_CLASSES, num_features=FLAGS.num_features,
                                         batch_size=500, seed=FLAGS.seed, noise_seed=FLAGS.noise_seed)
@@ -209,14 +209,11 @@ def main(argv):
     results.update({
         **evaluation.to_dict(),
         "evaluated_on": "validation split (10% of train)" if FLAGS.validation else "test split",
-        "epsilon": epsilon, "target_epsilon": FLAGS.epsilon, "delta": FLAGS.delta,
+        "epsilon": epsilon, "target_epsilon": FLAGS.epsilon,
         "d_steps": gan.privacy_ledger.total_steps, "g_steps": int(gan.g_optimizer.iterations.numpy()),
         "planned_d_steps": planned, "noise_multiplier": gan.dp_config.noise_multiplier,
         "sampling_probability": gan.dp_config.sampling_probability,
-        **{name: FLAGS[name].value for name in (
-            "l2_norm_clip", "batch_size", "n_critic", "epochs", "g_normalization", "ema_decay", "d_learning_rate",
-            "g_learning_rate", "beta_1", "latent_dim", "d_projection", "d_width", "g_width", "num_synthetic", "seed")},
-        "train_seconds": round(train_seconds, 1), "seconds": round(seconds, 1),
+        "train_seconds": round(train_seconds, 1),
         "epsilon_per_epoch": [float(e) for e in history.get("epsilon", [])],
         "g_loss_per_epoch": [float(v) for v in history.get("g_loss", [])],
     })

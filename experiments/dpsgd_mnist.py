@@ -120,24 +120,13 @@ def _report(model, history, *, test_accuracy, seconds, num_examples):
     dp_steps = model.privacy_ledger.total_steps
     q = model.dp_config.sampling_probability
     results = {
-        "dataset": FLAGS.dataset,
         "test_accuracy": test_accuracy,
         "epsilon": model.privacy_spent(delta=FLAGS.delta, accountant=FLAGS.accountant),
         "epsilon_rdp": epsilon(noise_multiplier=FLAGS.noise_multiplier, sampling_probability=q,
                                steps=dp_steps, delta=FLAGS.delta, accountant="rdp"),
-        "delta": FLAGS.delta,
-        "accountant": FLAGS.accountant,
-        "noise_multiplier": FLAGS.noise_multiplier,
-        "l2_norm_clip": FLAGS.l2_norm_clip,
-        "batch_size": FLAGS.batch_size,
         "sampling_probability": q,
         "num_examples": num_examples,
-        "epochs": FLAGS.epochs,
         "steps": dp_steps,
-        "optimizer": FLAGS.optimizer,
-        "learning_rate": FLAGS.learning_rate,
-        "activation": FLAGS.activation,
-        "seconds": round(seconds, 1),
         "test_accuracy_per_epoch": [float(a) for a in history["val_accuracy"]],
         "epsilon_per_epoch": [float(e) for e in history["epsilon"]],
     }

@@ -104,13 +104,10 @@ def main(argv):
         "baseline_accuracy": baseline["accuracy"],
         **{f"baseline_{key}": baseline[key] for key in metric_keys[1:]},
         **{key: chosen[key] for key in metric_keys},
-        "adversary_weight": FLAGS.adversary_weight,
-        "constraint": FLAGS.constraint,
         "sensitive_attribute": SENSITIVE,
         "baseline": baseline,
         "trade_off": rows,
         "config": {**model_params, "adversary_hidden_units": list(model_params["adversary_hidden_units"])},
-        "wall_time_seconds": wall_time,
     }
     table = trade_off_table(rows, baseline, extra_columns=metric_keys[3:])
     summary = (

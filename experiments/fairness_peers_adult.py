@@ -229,7 +229,6 @@ def main(argv):
         results.update(representation_runs=representation_rows, representation_summary=representation_summary)
 
     wall_time = time.time() - start
-    results["wall_time_seconds"] = wall_time
     if skipped:
         sections.append(f"Skipped: {', '.join(skipped)}.")
     sections.append(f"Total wall time {wall_time:.0f} s on a shared machine (other jobs running).")

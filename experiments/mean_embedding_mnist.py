@@ -52,7 +52,6 @@ def main(argv):
     from privgan.models.architectures import dcgan_generator
     from privgan.models.mean_embedding import MeanEmbeddingGenerator
 
-    start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
     if FLAGS.validation:
         (x_train, y_train), (x_test, y_test) = carve_validation_split(x_train, y_train, validation_fraction=0.1)
@@ -96,11 +95,8 @@ def main(argv):
     split = "validation split (10% of train)" if FLAGS.validation else "test split"
     results = {
         "summary": summary, "per_seed": per_seed, "evaluated_on": split, "target_epsilon": FLAGS.epsilon,
-        "delta": FLAGS.delta, "num_features": FLAGS.num_features, "steps": FLAGS.steps,
-        "batch_size": FLAGS.batch_size, "learning_rate": FLAGS.learning_rate, "latent_dim": FLAGS.latent_dim,
-        "g_width": FLAGS.g_width, "noise_seeded": FLAGS.noise_seed is not None,
+        "noise_seeded": FLAGS.noise_seed is not None,
         "tstr_mean": summary["tstr_accuracy"]["mean"], "tstr_std": summary["tstr_accuracy"]["std"],
-        "total_seconds": round(time.perf_counter() - start, 1),
     }
 
     def row(key):

@@ -148,11 +148,7 @@ def main(argv):
          "|---|---|---|---|---|---|---|---|", *rows]
     )
     results = {
-        "epsilon": FLAGS.epsilon, "norm": "linf", "eval_examples": len(y_eval), "eval_steps": FLAGS.eval_steps,
-        "eval_restarts": FLAGS.eval_restarts, "validation_size": FLAGS.validation_size, "width": FLAGS.width,
-        "train_steps": FLAGS.train_steps, "epsilon_warmup_epochs": FLAGS.epsilon_warmup_epochs,
-        "batch_size": FLAGS.batch_size, "learning_rate": FLAGS.learning_rate,
-        "seed": FLAGS.seed, "seconds": round(seconds, 1), "models": models,
+        "norm": "linf", "eval_examples": len(y_eval), "models": models,
     }
     write_experiment(
         output_dir, name=f"Adversarial training on MNIST (L-inf epsilon = {FLAGS.epsilon})", results=results,

@@ -172,12 +172,8 @@ def main(argv):
         f"{sweep_header} | masking checks pass | train s |",
         "|---|---|---|---|---|" + "---|" * len(models["dp_sgd"]["epsilon_sweep"]) + "---|---|", *rows])
     results = {
-        "target_epsilon": FLAGS.target_epsilon, "delta": FLAGS.delta, "noise_multiplier": noise_multiplier,
-        "l2_norm_clip": FLAGS.l2_norm_clip, "batch_size": FLAGS.batch_size, "epochs": FLAGS.epochs,
-        "epsilon_attack": FLAGS.epsilon, "train_steps": FLAGS.train_steps, "eval_examples": len(y_eval),
-        "eval_steps": FLAGS.eval_steps, "eval_restarts": FLAGS.eval_restarts, "seed": FLAGS.seed,
-        "sampling_seed": FLAGS.sampling_seed,
-        "seconds": round(seconds, 1), "models": models,
+        "noise_multiplier": noise_multiplier, "epsilon_attack": FLAGS.epsilon, "eval_examples": len(y_eval),
+        "models": models,
     }
     write_experiment(
         output_dir, name=f"DP-SGD and DP adversarial training on MNIST (epsilon = {FLAGS.target_epsilon:g})",

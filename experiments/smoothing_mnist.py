@@ -95,9 +95,7 @@ def main(argv):
     ]
     table = "\n".join([header, "|" + "---|" * (3 + len(RADII)), *rows])
     results = {
-        "certify_examples": len(y_cert), "num_selection": FLAGS.num_selection,
-        "num_estimation": FLAGS.num_estimation, "alpha": FLAGS.alpha, "epochs": FLAGS.epochs, "width": FLAGS.width,
-        "seed": FLAGS.seed, "seconds": round(seconds, 1), "runs": runs,
+        "certify_examples": len(y_cert), "runs": runs,
     }
     write_experiment(
         output_dir, name="Randomised smoothing on MNIST (certified L2 robustness)", results=results,

@@ -298,9 +298,8 @@ def main(argv):
     names = []
     for run in FLAGS.runs:
         names += [f"dp_eps{float(e):g}" for e in FLAGS.epsilons] if run == "dp" else [run]
-    results = {"runs": {}, "labels": FLAGS.labels_per_class * _NUM_CLASSES, "validation_size": FLAGS.validation_size,
-               "unlabelled": len(x_pool) - FLAGS.labels_per_class * _NUM_CLASSES, "delta": FLAGS.delta,
-               "flags": {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])}}
+    results = {"runs": {}, "labels": FLAGS.labels_per_class * _NUM_CLASSES,
+               "unlabelled": len(x_pool) - FLAGS.labels_per_class * _NUM_CLASSES}
     for name in names:
         for draw in range(FLAGS.draws):
             labelled = balanced_label_draw(y_pool, per_class=FLAGS.labels_per_class, seed=FLAGS.label_seed + draw)

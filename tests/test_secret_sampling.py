@@ -47,10 +47,6 @@ def test_the_experiments_sampling_seed_flag_is_secret_by_default():
     from experiments.randomness import define_sampling_seed_flag
 
     values = flags.FlagValues()
-    original, flags.DEFINE_integer = flags.DEFINE_integer, (lambda *a, **k: original(*a, flag_values=values, **k))
-    try:
-        define_sampling_seed_flag()
-    finally:
-        flags.DEFINE_integer = original
+    define_sampling_seed_flag(flag_values=values)
     values(["prog"])
     assert values.sampling_seed is None and "does not hold against anyone who knows it" in values["sampling_seed"].help
