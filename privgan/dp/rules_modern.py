@@ -60,6 +60,24 @@ def _materialised(per_example):
     return squared, clipped
 
 
+def _depthwise_conv(layer, inputs, kernel):
+    """The depthwise convolution of a layer's call, also right on an empty batch.
+
+    TensorFlow's depthwise convolution returns a tensor of the wrong shape (or fails) on a batch of 0
+    examples, which Poisson sampling draws; such a batch gets zeros of the right shape instead.
+    """
+
+    def convolve():
+        return keras.ops.depthwise_conv(inputs, kernel, strides=layer.strides, padding=layer.padding,
+                                        dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+
+    spatial = layer.compute_output_shape(inputs.shape)[1:-1]
+    if any(size is None for size in spatial):
+        return convolve()
+    empty = tf.zeros([0, *spatial, inputs.shape[-1] * kernel.shape[-1]], inputs.dtype)
+    return tf.cond(tf.shape(inputs)[0] > 0, convolve, lambda: empty)
+
+
 def _activation(layer, z):
     return layer.activation(z) if layer.activation is not None else z
 
@@ -190,8 +208,7 @@ class GroupedConvRule:
     @staticmethod
     def call(layer, original_call, inputs, **kwargs):
         if _depthwise(layer):
-            z = keras.ops.depthwise_conv(inputs, layer.kernel, strides=layer.strides, padding=layer.padding,
-                                         dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+            z = _depthwise_conv(layer, inputs, layer.kernel)
         else:
             z = layer.convolution_op(inputs, layer.kernel)
         if layer.use_bias:
@@ -287,8 +304,7 @@ class SeparableConvRule:
 
     @classmethod
     def call(cls, layer, original_call, inputs, **kwargs):
-        h = keras.ops.depthwise_conv(inputs, layer.depthwise_kernel, strides=layer.strides, padding=layer.padding,
-                                     dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+        h = _depthwise_conv(layer, inputs, layer.depthwise_kernel)
         z = tf.tensordot(h, cls._pointwise(layer), 1)
         if layer.use_bias:
             z = z + layer.bias

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from privgan.dp import check_sensitivity, layer_rules, rules_modern
-from privgan.dp.clipping import _recording_layers
+from privgan.dp.clipping import _recording_layers, clipped_gradient_sum
 
 L = keras.layers
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
@@ -137,3 +137,12 @@ def test_declined_configurations_take_the_generic_rule():
     for layer in (summed_away, elementwise, causal):
         assert layer_rules.rule_for(layer) is layer_rules.GenericRule, layer.name
     assert layer_rules.rule_for(L.Conv2D(2, 2)) is rules_modern.ConvolutionRule
+
+
+def test_an_empty_batch_gives_a_zero_sum():
+    """Poisson sampling draws empty batches; TensorFlow's depthwise convolutions mis-shape them."""
+    names = list(CASES)
+    model = _model(*names)
+    x, y = _batch(names, n=0)
+    summed, losses, _ = clipped_gradient_sum(_loss(model), model.trainable_variables, (x, y), l2_norm_clip=1.0)
+    assert losses.shape == (0,) and all(not np.any(s.numpy()) for s in summed)
