@@ -4,12 +4,16 @@ Each case builds one model and two compiled steps (plain: mean loss, one gradien
 `privgan.dp.private_gradients`), both applying Adam. After warm-up, the two steps are timed alternately
 (so load on the machine affects both alike) and the medians are compared.
 
+The `transformer` case is a small transformer-encoder text classifier (token and position embeddings,
+multi-head self-attention, layer normalisation, a Dense feed-forward block, average pooling, a Dense head) on
+random token ids; every one of its layers takes a fast clipping rule (no per-example gradients).
+
 Peers are timed in the same rounds when installed (optional extras; skipped cleanly when absent):
 Opacus's DP step on the same architecture and batch (`--opacus`; `benchmarks.opacus_step`: its hooks and
 its ghost clipping) and a JAX DP-SGD step with `jax.vmap` per-example gradients, as jax-privacy does
-(`--jax`; `benchmarks.jax_step`, with JAX's own plain step for its ratio). `dp_vs_peers` is privgan's DP
-step over the fastest peer DP step. `--xla` also times privgan's DP step compiled with XLA
-(`jit_compile=True`), reported beside the default one.
+(`--jax`; `benchmarks.jax_step`, with JAX's own plain step for its ratio), for the cases they have a
+twin of. `dp_vs_peers` is privgan's DP step over the fastest peer DP step. `--xla` also times privgan's
+DP step compiled with XLA (`jit_compile=True`), reported beside the default one.
 
 Peak memory (`--memory`) cannot be read from TensorFlow's CPU allocator, so each (case, step) runs alone
 in a fresh subprocess: the figure is the process's peak resident memory (ru_maxrss) minus its resident
@@ -33,7 +37,7 @@ from absl import app, flags
 flags.DEFINE_integer("repeats", 30, "Timed steps per variant (median taken), >= 20 recommended.")
 flags.DEFINE_integer("warmup", 5, "Untimed steps per variant before timing (tracing, allocation).")
 flags.DEFINE_bool("json", False, "Print the results as one JSON object on the last line.")
-flags.DEFINE_list("cases", ["dcgan_discriminator", "dcgan_discriminator_256", "mlp"], "Cases to run.")
+flags.DEFINE_list("cases", ["dcgan_discriminator", "dcgan_discriminator_256", "mlp", "transformer"], "Cases to run.")
 flags.DEFINE_bool("memory", False, "Also measure each step's peak memory (one subprocess per case and step).")
 flags.DEFINE_bool("opacus", True, "Also time Opacus on the same architecture, when torch and opacus are installed.")
 flags.DEFINE_bool("jax", True, "Also time a JAX vmap DP-SGD step of the same architecture, when jax is installed.")
@@ -69,14 +73,40 @@ def _cases():
         )
 
     return {
-        # name: (builder, input shape without batch, batch size, number of classes; 1 = binary logits)
-        "dcgan_discriminator": (discriminator, (28, 28, 1), 64, 1),
-        "dcgan_discriminator_256": (discriminator, (28, 28, 1), 256, 1),
-        "mlp": (mlp, (784,), 256, 10),
+        # name: (builder, input shape without batch, batch size, number of classes; 1 = binary logits,
+        #        vocabulary size for token inputs or None for Gaussian features)
+        "dcgan_discriminator": (discriminator, (28, 28, 1), 64, 1, None),
+        "dcgan_discriminator_256": (discriminator, (28, 28, 1), 256, 1, None),
+        "mlp": (mlp, (784,), 256, 10, None),
+        "transformer": (transformer_classifier, (TRANSFORMER["length"],), 64, 2, TRANSFORMER["vocabulary"]),
     }
 
 
-def _steps(builder, input_shape, batch_size, num_classes, *, xla=False):
+# The transformer case: 64 tokens of a 2,000-word vocabulary, width 64, 4 heads, feed-forward width 128.
+TRANSFORMER = {"length": 64, "vocabulary": 2000, "width": 64, "heads": 4, "feed_forward": 128}
+
+
+def transformer_classifier(*, length=TRANSFORMER["length"], vocabulary=TRANSFORMER["vocabulary"],
+                           width=TRANSFORMER["width"], heads=TRANSFORMER["heads"],
+                           feed_forward=TRANSFORMER["feed_forward"], num_classes=2):
+    """A one-block transformer-encoder text classifier (post-norm, as in Vaswani et al.)."""
+    import keras
+
+    layers = keras.layers
+    tokens = keras.Input((length,), dtype="int32")
+    # Position ids with the batch axis of the tokens, so that the position table is an Embedding whose
+    # per-example gradient the Embedding rule computes (a table added as one (length, width) tensor would
+    # be read outside any per-example call).
+    positions = keras.ops.zeros_like(tokens) + keras.ops.arange(length, dtype="int32")
+    h = layers.Embedding(vocabulary, width)(tokens) + layers.Embedding(length, width)(positions)
+    attended = layers.MultiHeadAttention(num_heads=heads, key_dim=width // heads)(h, h)
+    h = layers.LayerNormalization()(h + attended)
+    transformed = layers.Dense(width)(layers.Dense(feed_forward, activation="relu")(h))
+    h = layers.LayerNormalization()(h + transformed)
+    return keras.Model(tokens, layers.Dense(num_classes)(layers.GlobalAveragePooling1D()(h)))
+
+
+def _steps(builder, input_shape, batch_size, num_classes, vocabulary, *, xla=False):
     """The case's plain and DP steps (compiled), built on one model; with `xla`, also an XLA DP step."""
     import keras
     import numpy as np
@@ -85,7 +115,10 @@ def _steps(builder, input_shape, batch_size, num_classes, *, xla=False):
     from privgan.dp import private_gradients
 
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(batch_size, *input_shape)).astype("float32"))
+    if vocabulary is None:
+        x = tf.constant(rng.normal(size=(batch_size, *input_shape)).astype("float32"))
+    else:
+        x = tf.constant(rng.integers(0, vocabulary, (batch_size, *input_shape)).astype("int32"))
     if num_classes == 1:
         y = tf.constant(rng.integers(0, 2, (batch_size, 1)).astype("float32"))
         loss = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
@@ -125,24 +158,31 @@ def _installed(*names):
     return all(importlib.util.find_spec(name) is not None for name in names)
 
 
-def _time_case(name, builder, input_shape, batch_size, num_classes, *, repeats, warmup, opacus, jax, xla):
-    steps = _steps(builder, input_shape, batch_size, num_classes, xla=xla)
+def _time_case(name, builder, input_shape, batch_size, num_classes, vocabulary, *, repeats, warmup, opacus, jax,
+               xla):
+    steps = _steps(builder, input_shape, batch_size, num_classes, vocabulary, xla=xla)
     # Each variant ends with a host read, so asynchronous dispatch cannot hide its time.
     variants = {"plain": lambda: steps[0]().numpy(), "dp": lambda: steps[1]().numpy()}
     if xla:
         variants["dp_xla"] = lambda: steps[2]().numpy()
     peers = []
     if opacus:
+        from benchmarks.opacus_step import BUILDERS as OPACUS_TWINS
         from benchmarks.opacus_step import MODES, opacus_step
 
+        opacus = name in OPACUS_TWINS  # the peers have twins of some cases only
+    if opacus:
         for mode in MODES:
             variants[f"opacus_{mode}"] = opacus_step(
                 name, mode=mode, batch_size=batch_size, num_classes=num_classes, threads=os.cpu_count()
             )
             peers.append(f"opacus_{mode}")
     if jax:
+        from benchmarks.jax_step import BUILDERS as JAX_TWINS
         from benchmarks.jax_step import jax_step
 
+        jax = name in JAX_TWINS
+    if jax:
         for mode in ("plain", "dp"):
             variants[f"jax_{mode}"] = jax_step(name, mode=mode, batch_size=batch_size, num_classes=num_classes)
         peers.append("jax_dp")
@@ -217,11 +257,11 @@ def main(argv):
                 f"dp {row['dp_ms']:8.2f} ms  ratio {row['ratio']:.2f}")
         if FLAGS.xla:
             line += f"  dp xla {row['dp_xla_ms']:8.2f} ms ({row['xla_ratio']:.2f})"
-        if opacus:
+        if "opacus_hooks_ms" in row:
             line += f"  opacus hooks {row['opacus_hooks_ms']:8.2f} ms  ghost {row['opacus_ghost_ms']:8.2f} ms"
-        if jax:
+        if "jax_dp_ms" in row:
             line += f"  jax plain {row['jax_plain_ms']:8.2f} ms  dp {row['jax_dp_ms']:8.2f} ms ({row['jax_ratio']:.2f})"
-        if opacus or jax:
+        if "dp_vs_peers" in row:
             line += f"  dp/best peer {row['dp_vs_peers']:.2f}"
         if FLAGS.memory:
             row["plain_peak_mib"] = round(_memory_in_subprocess(name, "plain"), 1)
