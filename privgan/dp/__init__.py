@@ -3,6 +3,7 @@
 Knows nothing about models beyond Keras variables and a per-example loss function.
 """
 
+from privgan.dp import rules_recurrent  # noqa: F401  (registers the SimpleRNN/LSTM/GRU rule)
 from privgan.dp.backup import DPBackupAndRestore
 from privgan.dp.layer_rules import LayerUse, register_layer_rule
 from privgan.dp.mechanism import private_gradients
