@@ -68,11 +68,15 @@ def _cases():
             ]
         )
 
+    def lstm():  # MNIST read row by row: 28 steps of 28 pixels
+        return keras.Sequential([keras.Input((28, 28)), keras.layers.LSTM(128), keras.layers.Dense(10)])
+
     return {
         # name: (builder, input shape without batch, batch size, number of classes; 1 = binary logits)
         "dcgan_discriminator": (discriminator, (28, 28, 1), 64, 1),
         "dcgan_discriminator_256": (discriminator, (28, 28, 1), 256, 1),
         "mlp": (mlp, (784,), 256, 10),
+        "mnist_lstm": (lstm, (28, 28), 256, 10),
     }
 
 
@@ -133,16 +137,20 @@ def _time_case(name, builder, input_shape, batch_size, num_classes, *, repeats, 
         variants["dp_xla"] = lambda: steps[2]().numpy()
     peers = []
     if opacus:
-        from benchmarks.opacus_step import MODES, opacus_step
+        from benchmarks.opacus_step import BUILDERS, MODES, opacus_step
 
+        opacus = name in BUILDERS  # peers only on the architectures they rebuild
+    if opacus:
         for mode in MODES:
             variants[f"opacus_{mode}"] = opacus_step(
                 name, mode=mode, batch_size=batch_size, num_classes=num_classes, threads=os.cpu_count()
             )
             peers.append(f"opacus_{mode}")
     if jax:
-        from benchmarks.jax_step import jax_step
+        from benchmarks.jax_step import BUILDERS, jax_step
 
+        jax = name in BUILDERS
+    if jax:
         for mode in ("plain", "dp"):
             variants[f"jax_{mode}"] = jax_step(name, mode=mode, batch_size=batch_size, num_classes=num_classes)
         peers.append("jax_dp")
@@ -217,11 +225,11 @@ def main(argv):
                 f"dp {row['dp_ms']:8.2f} ms  ratio {row['ratio']:.2f}")
         if FLAGS.xla:
             line += f"  dp xla {row['dp_xla_ms']:8.2f} ms ({row['xla_ratio']:.2f})"
-        if opacus:
+        if "opacus_hooks_ms" in row:
             line += f"  opacus hooks {row['opacus_hooks_ms']:8.2f} ms  ghost {row['opacus_ghost_ms']:8.2f} ms"
-        if jax:
+        if "jax_ratio" in row:
             line += f"  jax plain {row['jax_plain_ms']:8.2f} ms  dp {row['jax_dp_ms']:8.2f} ms ({row['jax_ratio']:.2f})"
-        if opacus or jax:
+        if "dp_vs_peers" in row:
             line += f"  dp/best peer {row['dp_vs_peers']:.2f}"
         if FLAGS.memory:
             row["plain_peak_mib"] = round(_memory_in_subprocess(name, "plain"), 1)
