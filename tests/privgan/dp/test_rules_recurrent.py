@@ -103,3 +103,21 @@ def test_an_lstm_classifier_fits_under_make_private():
     assert int(private.dp_steps.numpy()) == 2
     after = [v.numpy() for v in model.trainable_variables]
     assert all(np.isfinite(v).all() for v in after) and all((a != b).any() for a, b in zip(after, before))
+
+
+def test_states_in_and_out_and_empty_batches():
+    """Final states used downstream, initial states from other layers, go_backwards; then zero examples."""
+    inputs = keras.Input((5,), dtype="int32")
+    embedded = L.Embedding(7, 3, mask_zero=True)(inputs)
+    output, h, c = L.LSTM(4, return_state=True, go_backwards=True)(embedded)
+    g = L.GRU(3)(embedded, initial_state=L.Dense(3)(h))
+    model = keras.Model(inputs, L.Dense(2)(L.Concatenate()([output, c, g])))
+    batch = _batch()
+    assert {path for _, path in clipping_plan(_loss(model), model.trainable_variables, batch).layers} == {"fast rule"}
+    fast, _, _ = clipped_gradient_sum(_loss(model), model.trainable_variables, batch, l2_norm_clip=0.05)
+    slow, _, _ = clipped_gradient_sum(_loss(model), model.trainable_variables, batch, l2_norm_clip=0.05, method="loop")
+    for got, want in zip(fast, slow):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
+    empty = clipped_gradient_sum(_loss(model), model.trainable_variables, (batch[0][:0], batch[1][:0]),
+                                 l2_norm_clip=0.05)[0]
+    assert all(not np.any(t.numpy()) for t in empty)
