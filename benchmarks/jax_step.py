@@ -53,11 +53,33 @@ def _mlp(params, x):
     return x @ params[-1]["w"] + params[-1]["b"]
 
 
+def _lstm_params(key):
+    keys = jax.random.split(key, 3)
+    cell = _dense(keys[0], 28 + 128, 4 * 128)  # [kernel; recurrent kernel], gates in Keras' order i, f, c, o
+    return [cell, _dense(keys[2], 128, 10)]
+
+
+def _lstm(params, x):
+    cell, head = params
+
+    def step(carry, x_t):
+        h, c = carry
+        i, f, g, o = jnp.split(jnp.concatenate([x_t, h], axis=1) @ cell["w"] + cell["b"], 4, axis=1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), None
+
+    zeros = jnp.zeros((x.shape[0], 128), x.dtype)
+    (h, _), _ = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x, 0, 1))
+    return h @ head["w"] + head["b"]
+
+
 # The JAX twin of each `benchmarks.dp_step` case: (parameter initialiser, model, input shape).
 BUILDERS = {
     "dcgan_discriminator": (_discriminator_params, _discriminator, (28, 28, 1)),
     "dcgan_discriminator_256": (_discriminator_params, _discriminator, (28, 28, 1)),
     "mlp": (_mlp_params, _mlp, (784,)),
+    "mnist_lstm": (_lstm_params, _lstm, (28, 28)),
 }
 
 

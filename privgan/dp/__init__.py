@@ -3,7 +3,10 @@
 Knows nothing about models beyond Keras variables and a per-example loss function.
 """
 
-from privgan.dp import rules_modern  # noqa: F401  (registers the fast rules of modern layers)
+from privgan.dp import (
+    rules_modern,  # noqa: F401  (registers the fast rules of modern layers)
+    rules_recurrent,  # noqa: F401  (registers the SimpleRNN/LSTM/GRU rule)
+)
 from privgan.dp.backup import DPBackupAndRestore
 from privgan.dp.layer_rules import LayerUse, register_layer_rule
 from privgan.dp.mechanism import private_gradients
