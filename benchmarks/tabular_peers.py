@@ -101,7 +101,7 @@ def _privgan(method, schema, train, epsilon, seed):
         synthesizer.fit(train, epsilon=epsilon, delta=FLAGS.delta)
     synthetic = synthesizer.sample(len(train))
     statement = synthesizer.privacy_statement()
-    return synthetic, {"epsilon_spent": statement["epsilon"], "accountant": statement["accountant"]}
+    return synthetic, {"epsilon_spent": statement.epsilon, "accountant": statement.accountant}
 
 
 def _smartnoise(method, schema, train, epsilon, seed):

@@ -260,7 +260,7 @@ def _define_flags():
 
 def main(argv):
     del argv
-    from privgan.reporting import write_experiment
+    from experiments.common.reporting import write_experiment
 
     config = SequenceConfig(
         units=FLAGS.units, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,

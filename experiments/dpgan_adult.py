@@ -94,7 +94,7 @@ def main(argv):
         figures.append(figure)
         statement = synthesizer.privacy_statement()
         run = {
-            "epsilon": statement["epsilon"],
+            "epsilon": statement.epsilon,
             "noise_multiplier": statement["noise_multiplier"],
             "d_steps": statement["d_steps"],
             "tstr_auroc_lr": tstr.auroc_lr,

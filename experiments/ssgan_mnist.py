@@ -146,8 +146,8 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
     extra = {"steps": int(gan.dp_steps.numpy()), "head_steps": gan.head_ledger.total_steps,
              "feature_probe_test_accuracy": _feature_probe(gan, x_labelled, y_labelled)}
     if private:
-        report = gan.privacy_report(delta=FLAGS.delta, accountant=FLAGS.accountant)
-        extra.update(epsilon=report["epsilon"], streams=report["streams"])
+        report = gan.privacy_statement(delta=FLAGS.delta, accountant=FLAGS.accountant)
+        extra.update(epsilon=report.epsilon, streams=report["streams"])
     return gan, extra
 
 
@@ -189,10 +189,10 @@ def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilo
     gan.fit_centroid_head(x_labelled, y_labelled, **budget)
     gan.refine_centroid_head(x_unlabelled, rounds=FLAGS.refine_rounds, noise_multiplier=FLAGS.refine_noise_multiplier,
                              **budget)
-    report = gan.privacy_report(delta=FLAGS.delta, accountant=FLAGS.accountant)
+    report = gan.privacy_statement(delta=FLAGS.delta, accountant=FLAGS.accountant)
     # No feature probe here: another pass of the test images through the scattering layer, for a
     # diagnostic of the GAN phase's features, which this classifier does not have.
-    extra = {"steps": 0, "head_steps": 0, "projection_noise_multiplier": projection_sigma, "epsilon": report["epsilon"],
+    extra = {"steps": 0, "head_steps": 0, "projection_noise_multiplier": projection_sigma, "epsilon": report.epsilon,
              "streams": report["streams"]}
     return gan, extra
 

@@ -6,11 +6,18 @@ gradients (no microbatches of several examples), so the sensitivity is the clipp
 noise multiplier is not halved.
 """
 
+import copy
+import dataclasses
+import datetime
 import math
+import numbers
 import textwrap
+import warnings
+from collections.abc import Mapping
 from importlib import metadata
 
 from privgan.accounting.events import (
+    check_accountant,
     check_count,
     check_delta,
     check_noise_multiplier,
@@ -148,6 +155,146 @@ def privacy_statement(*, num_examples, batch_size, epochs, noise_multiplier, del
         ),
     ]
     return "\n\n".join(paragraphs) + "\n"
+
+
+def _privgan_version() -> str:
+    from privgan import __version__
+
+    return __version__
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
+class PrivacyStatement(Mapping):
+    """What a release of private data guarantees: its (epsilon, delta), how it was accounted, and in words.
+
+    Every privgan model and table engine returns one from `privacy_statement(...)`. `to_dict()` is the
+    JSON-serialisable form written beside a release (the keys the statement dicts of earlier versions had:
+    the fields below plus every key of `details`). It is also a read-only mapping over those keys, so that
+    code which read the former dicts (`statement["epsilon"]`, `{**statement, ...}`) keeps working; values
+    come back as copies, and nothing can change a statement once made.
+
+    Attributes:
+        epsilon: the epsilon of the whole release at `delta`, >= 0 (`math.inf` when there is no bound).
+        delta: the delta of the guarantee, in (0, 1).
+        accountant: the dp-accounting accountant that computed epsilon, "pld" or "rdp".
+        guarantee: the guarantee in words: what is covered, under which assumptions.
+        details: every other entry of the statement (noise multipliers, sampling, the ledger, settings,
+            ...), a mapping from strings to JSON-serialisable values; its keys must not be field names.
+        warning: None, or why the guarantee does not hold or is weaker than it reads (e.g. a published
+            noise seed, a schema read from the data).
+        privgan_version: the privgan version that made the statement (default: this one).
+        date: when it was made, ISO 8601 in UTC (default: now).
+
+    Raises:
+        ValueError: naming the field and its allowed range when a field is out of range.
+    """
+
+    epsilon: float
+    delta: float
+    accountant: str
+    guarantee: str
+    details: Mapping = dataclasses.field(default_factory=dict)
+    warning: str | None = None
+    privgan_version: str = dataclasses.field(default_factory=_privgan_version)
+    date: str = dataclasses.field(default_factory=_utc_now)
+
+    # Mapping brings __eq__ and sets __hash__ to None; the dataclass's field-wise __eq__ replaces the former,
+    # and a statement stays unhashable, as the dicts it replaces were (its details are a dict).
+    __hash__ = None
+
+    def __post_init__(self):
+        value = self.epsilon
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value) or value < 0:
+            raise ValueError(f"epsilon must be a number >= 0 (math.inf for no bound), got {value!r}")
+        object.__setattr__(self, "epsilon", float(value))
+        object.__setattr__(self, "delta", check_delta(self.delta))
+        check_accountant(self.accountant)
+        for name in ("guarantee", "privgan_version", "date"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if self.warning is not None and (not isinstance(self.warning, str) or not self.warning.strip()):
+            raise ValueError(f"warning must be None or a non-empty string, got {self.warning!r}")
+        if not isinstance(self.details, Mapping) or not all(isinstance(key, str) for key in self.details):
+            raise ValueError(f"details must be a mapping with string keys, got {self.details!r}")
+        clashes = sorted(set(self.details) & _FIELDS)
+        if clashes:
+            raise ValueError(f"details must not repeat the statement's fields, got the keys {clashes}")
+        # A private copy: a caller's later changes to the dict it passed cannot change the statement.
+        object.__setattr__(self, "details", copy.deepcopy(dict(self.details)))
+
+    def to_dict(self) -> dict:
+        """The statement as a new JSON-serialisable dict.
+
+        Returns:
+            epsilon, delta, accountant, the details' keys, privgan_version, date, guarantee and (when there
+            is one) warning.
+        """
+        flat = {"epsilon": self.epsilon, "delta": self.delta, "accountant": self.accountant,
+                **copy.deepcopy(self.details), "privgan_version": self.privgan_version, "date": self.date,
+                "guarantee": self.guarantee}
+        if self.warning is not None:
+            flat["warning"] = self.warning
+        return flat
+
+    @classmethod
+    def from_dict(cls, statement) -> "PrivacyStatement":
+        """The statement that `to_dict()` wrote (e.g. read back from a release's JSON file).
+
+        Raises:
+            ValueError: if a field is missing or out of range.
+        """
+        statement = dict(statement)
+        missing = [name for name in ("epsilon", "delta", "accountant", "guarantee") if name not in statement]
+        if missing:
+            raise ValueError(f"statement needs epsilon, delta, accountant and guarantee; it lacks {missing}")
+        fields = {name: statement.pop(name) for name in _FIELDS - {"details"} if name in statement}
+        return cls(**fields, details=statement)
+
+    def summary(self) -> str:
+        """A few lines for a console or a log: epsilon and delta, the guarantee's first sentence, the warning.
+
+        Epsilon is rounded up to 3 decimals, never in the guarantee's favour.
+        """
+        shown = "inf" if math.isinf(self.epsilon) else f"{math.ceil(self.epsilon * 1000 - 1e-9) / 1000:.3f}"
+        lines = [f"epsilon = {shown} at delta = {self.delta:g} ({self.accountant.upper()} accountant; "
+                 f"privgan {self.privgan_version}, {self.date})"]
+        lines.append(_fill(self.guarantee.split(". ", 1)[0].rstrip(".") + "."))
+        if self.warning is not None:
+            lines.append(_fill(f"WARNING: {self.warning}"))
+        return "\n".join(lines)
+
+    def __getitem__(self, key):
+        if key in self.details:
+            return copy.deepcopy(self.details[key])
+        if key in _FIELDS - {"details"} and (key != "warning" or self.warning is not None):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def __len__(self):
+        return len(self.to_dict())
+
+    def __repr__(self):
+        return f"PrivacyStatement(epsilon={self.epsilon!r}, delta={self.delta!r}, accountant={self.accountant!r})"
+
+
+_FIELDS = frozenset(field.name for field in dataclasses.fields(PrivacyStatement))
+
+
+class DeprecatedPrivacyReport:
+    """`privacy_report`, the former name of a model's `privacy_statement`, kept for old code (a mixin)."""
+
+    def privacy_report(self, *, delta, accountant="pld"):
+        """Deprecated: `privacy_statement(delta=..., accountant=...).to_dict()`, the dict it returned before."""
+        warnings.warn(f"{type(self).__name__}.privacy_report is deprecated: use privacy_statement, which returns a "
+                      "PrivacyStatement (its to_dict() is the former dict)", DeprecationWarning, stacklevel=2)
+        return self.privacy_statement(delta=delta, accountant=accountant).to_dict()
 
 
 def _ceil(value: float) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from privgan.accounting import PrivacyLedger
+from privgan.accounting.events import check_budget, check_count
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.config import DPSGDConfig
 from privgan.dp.mechanism import private_gradients
@@ -242,10 +243,13 @@ class DPModel(DPStepBookkeeping, keras.Model):
             The `History` of `keras.Model.fit`.
 
         Raises:
-            ValueError: for a refused argument, a wrong number of rows, a tf.data input, a budget
-                without delta, or a budget already spent.
+            ValueError: for a refused or out-of-range argument (`check_budget`), a wrong number of rows, a
+                tf.data input, a budget without delta, or a budget already spent.
         """
         self._refuse_sampling_arguments(kwargs)
+        epochs = check_count(epochs, name="epochs", minimum=1)
+        target_epsilon, delta, accountant = check_budget(target_epsilon=target_epsilon, delta=delta,
+                                                         accountant=accountant)
         if isinstance(x, tf.data.Dataset) or y is None:
             raise ValueError("DPModel.fit needs the private data as arrays x and y (it samples batches itself)")
         rows = int(np.shape(tf.nest.flatten(x)[0])[0])
@@ -254,8 +258,6 @@ class DPModel(DPStepBookkeeping, keras.Model):
                 f"x has {rows} rows but the model was made private for num_examples="
                 f"{self.dp_config.num_examples}; the sampling probability would be wrong"
             )
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
         if self._compile_arguments is None:
             raise ValueError("compile the model (an optimizer and a loss) before fit")
         return self._fit_on_poisson_batches(

@@ -33,7 +33,6 @@ only and is not covered by the privacy guarantee. `d_loss_fake`, `g_loss` and `e
 of the private models only.
 """
 
-import datetime
 import functools
 
 import keras
@@ -42,6 +41,8 @@ import tensorflow as tf
 
 from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_accountant, check_budget, check_count, check_delta
+from privgan.accounting.guarantees import dpgan_guarantee
+from privgan.accounting.statement import PrivacyStatement
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
@@ -49,19 +50,14 @@ from privgan.dp.mechanism import private_gradients, replica_rows
 from privgan.dp.regularization import refuse_data_dependent_losses, weight_penalty_gradients
 from privgan.dp.validation import check_private_model
 from privgan.models.emission import SyntheticSamplesMixin, check_labels
+from privgan.models.gan import GANModel
 
-# Where the size that sets q comes from, and what the statement says of it.
+# Where the size that sets q comes from (the statement says which: `guarantees.DPGAN_SIZE_TEXTS`).
 NUM_EXAMPLES_SOURCES = ("public", "released")
-_SIZE_TEXT = {
-    "public": "The number of examples num_examples was declared public by the user (it sets the sampling "
-              "probability and is published here).",
-    "released": "The number of examples is private: num_examples is a noisy count released earlier in the "
-                "ledger, and only that count sized the training (sampling probability, steps per epoch).",
-}
 
 
 @keras.saving.register_keras_serializable(package="privgan")
-class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
+class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, GANModel):
     """A (conditional) GAN with a DP-SGD discriminator, trained with `fit` on Poisson-sampled data.
 
     Args:
@@ -162,38 +158,17 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._add_privacy_variables(noise_seed)
         self.fake_batch_size = max(1, round(self.dp_config.expected_batch_size))
-        self.d_loss_real_tracker = keras.metrics.Mean(name="d_loss_real")
-        self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self._add_loss_trackers()
         self.built = True
 
     # D has no validation loss to report: validation data could only be private data read without noise.
     refused_fit_arguments = (*DPStepBookkeeping.refused_fit_arguments, "validation_data")
+    loss_metrics = ("d_loss_real", "d_loss_fake", "g_loss")
 
     @property
     def dp_steps_per_train_step(self):
         """D steps per Keras train step: `n_critic`."""
         return self.n_critic
-
-    @property
-    def metrics(self):
-        return [self.d_loss_real_tracker, self.d_loss_fake_tracker, self.g_loss_tracker]
-
-    def compile(self, d_optimizer="adam", g_optimizer="adam", **kwargs):
-        """Sets the optimizers of D and G.
-
-        Args:
-            d_optimizer: a Keras optimizer (or its name) for the discriminator.
-            g_optimizer: a Keras optimizer (or its name) for the generator.
-            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `run_eagerly`).
-        """
-        super().compile(**kwargs)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
-
-    def get_compile_config(self):
-        # The optimizers' state is not part of a saved DPGAN: compile again after `keras.models.load_model`.
-        return {}
 
     def _models_input(self, samples, labels):
         return samples if labels is None else [samples, labels]
@@ -373,54 +348,39 @@ class DPGAN(SyntheticSamplesMixin, DPStepBookkeeping, keras.Model):
     def _sampling_generator(self):
         return self.generator if self.ema_generator is None else self.ema_generator
 
-    def privacy_report(self, *, delta, accountant="pld"):
-        """The privacy statement of the samples this model emits, as a JSON-serialisable dict.
+    def privacy_statement(self, *, delta, accountant="pld"):
+        """The privacy statement of the samples this model emits.
 
         Args:
             delta: the delta of the reported epsilon, in (0, 1).
             accountant: "pld" or "rdp".
 
         Returns:
-            A dict with epsilon, delta, accountant, noise_multiplier, l2_norm_clip, sampling_probability,
-            expected_batch_size, d_steps, num_examples, the ledger, noise_seeding, sampling_seeding,
-            privgan_version, date and a guarantee text.
+            A `PrivacyStatement` whose details are noise_multiplier, l2_norm_clip, sampling_probability,
+            expected_batch_size, d_steps, num_examples, num_examples_source, conditional, the ledger,
+            noise_seeding and sampling_seeding.
         """
-        from privgan import __version__
-
         delta = check_delta(delta)
+        accountant = check_accountant(accountant)
         ledger = self.privacy_ledger
-        return {
-            "epsilon": ledger.epsilon(delta=delta, accountant=check_accountant(accountant)),
-            "delta": delta,
-            "accountant": accountant,
-            "noise_multiplier": self.dp_config.noise_multiplier,
-            "l2_norm_clip": self.dp_config.l2_norm_clip,
-            "sampling_probability": self.dp_config.sampling_probability,
-            "expected_batch_size": self.dp_config.expected_batch_size,
-            "d_steps": ledger.total_steps,
-            "num_examples": self.dp_config.num_examples,
-            "num_examples_source": self.num_examples_source,
-            "conditional": self.conditional,
-            "ledger": ledger.to_dict(),
-            **self.randomness_policy(),
-            "privgan_version": __version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "guarantee": (
-                "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency"
-                + (", an example being an (image, label) pair" if self.conditional else "")
-                + ". Only the discriminator read the private data, through Poisson-sampled DP-SGD steps "
-                "(per-example clipping to l2_norm_clip, Gaussian noise of std noise_multiplier * l2_norm_clip); "
-                "each D step is one PoissonSampledDpEvent(sampling_probability, GaussianDpEvent(noise_multiplier)) "
-                "composed over d_steps with dp-accounting. The generator and its samples are post-processing "
-                "of the private discriminators, so these samples carry the same guarantee. "
-                + _SIZE_TEXT[self.num_examples_source]
-                + " It assumes nothing else derived from the private "
-                "data (hyper-parameters tuned on it, data-derived normalisation) was used or released, that "
-                "nobody knows the noise (see noise_seeding) or which examples each batch held (see "
-                "sampling_seeding), and it ignores floating-point effects: the noise's tails are cut at "
-                "11.6 standard deviations (privgan.dp.noise)."
-            ),
-        }
+        return PrivacyStatement(
+            epsilon=ledger.epsilon(delta=delta, accountant=accountant),
+            delta=delta,
+            accountant=accountant,
+            details={
+                "noise_multiplier": self.dp_config.noise_multiplier,
+                "l2_norm_clip": self.dp_config.l2_norm_clip,
+                "sampling_probability": self.dp_config.sampling_probability,
+                "expected_batch_size": self.dp_config.expected_batch_size,
+                "d_steps": ledger.total_steps,
+                "num_examples": self.dp_config.num_examples,
+                "num_examples_source": self.num_examples_source,
+                "conditional": self.conditional,
+                "ledger": ledger.to_dict(),
+                **self.randomness_policy(),
+            },
+            guarantee=dpgan_guarantee(conditional=self.conditional, num_examples_source=self.num_examples_source),
+        )
 
     def get_config(self):
         return {

@@ -1,7 +1,7 @@
 """Drawing and writing synthetic samples with their privacy statement, shared by the private generators.
 
 A host model sets `latent_dim`, `num_classes` (None when unconditional), `seed_generator`, and defines
-`_sampling_generator()` (the Keras model that `generate` runs) and `privacy_report(delta=..., accountant=...)`.
+`_sampling_generator()` (the Keras model that `generate` runs) and `privacy_statement(delta=..., accountant=...)`.
 """
 
 import json
@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from privgan.accounting.events import check_count
+from privgan.accounting.statement import DeprecatedPrivacyReport
 from privgan.io import atomic_path
 
 _GENERATION_CHUNK = 1024
@@ -33,7 +34,7 @@ def check_labels(labels, *, rows, num_classes):
     return labels.astype(np.int32)
 
 
-class SyntheticSamplesMixin:
+class SyntheticSamplesMixin(DeprecatedPrivacyReport):
     """`generate` and `save_synthetic` for a (conditional) private generator (a mixin)."""
 
     @property
@@ -77,7 +78,7 @@ class SyntheticSamplesMixin:
     def save_synthetic(self, path, n, *, delta, labels=None, accountant="pld"):
         """Writes `n` generated samples to an NPZ file and the privacy statement to a JSON file beside it.
 
-        The NPZ holds `x` (and `y`, the labels, when conditional); the statement (`privacy_report`) goes
+        The NPZ holds `x` (and `y`, the labels, when conditional); the statement (`privacy_statement`) goes
         to the same path with suffix `.json`. Both are written to temporary files first and renamed only
         once both are complete, so an error or interrupt leaves no half-written file.
 
@@ -97,7 +98,7 @@ class SyntheticSamplesMixin:
         path = pathlib.Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"path must end in .npz, got {str(path)!r}")
-        statement = self.privacy_report(delta=delta, accountant=accountant)
+        statement = self.privacy_statement(delta=delta, accountant=accountant).to_dict()
         generated = self.generate(n, labels=labels)
         arrays = {"x": generated[0], "y": generated[1]} if self.conditional else {"x": generated}
         statement_path = path.with_suffix(".json")

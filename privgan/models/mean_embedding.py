@@ -39,7 +39,6 @@ default (64 bits of OS entropy, whatever global seed is set), at the ledger's ne
 makes it reproducible for research, and the statement then says so.
 """
 
-import datetime
 import math
 
 import dp_accounting
@@ -55,6 +54,8 @@ from privgan.accounting.events import (
     check_noise_multiplier,
     check_positive,
 )
+from privgan.accounting.guarantees import mean_embedding_guarantee
+from privgan.accounting.statement import PrivacyStatement
 from privgan.dp.noise import NoiseStream, gaussian_noise_like
 from privgan.models.emission import SyntheticSamplesMixin, check_labels
 
@@ -451,57 +452,43 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
         """Runs the generator on `latent` or `[latent, labels]`."""
         return self.generator(inputs, training=training)
 
-    def privacy_report(self, *, delta, accountant="pld"):
-        """The privacy statement of the samples this model emits, as a JSON-serialisable dict.
+    def privacy_statement(self, *, delta, accountant="pld"):
+        """The privacy statement of the samples this model emits.
 
         Args:
             delta: the delta of the reported epsilon, in (0, 1).
             accountant: "pld" or "rdp".
 
         Returns:
-            A dict with epsilon, delta, accountant, mechanism, noise_multiplier, l2_sensitivity,
-            num_features, length_scales, the ledger, noise_reproducible, privgan_version, date, guarantee.
+            A `PrivacyStatement` whose details are mechanism, noise_multiplier, l2_sensitivity, num_features,
+            length_scales, conditional, noise_reproducible, noise_seeding and the ledger.
 
         Raises:
             ValueError: before `fit` (nothing has been released yet).
         """
-        from privgan import __version__
-
         if not self.has_released:
-            raise ValueError("privacy_report needs a fitted model (the release happens in fit)")
+            raise ValueError("privacy_statement needs a fitted model (the release happens in fit)")
         delta = check_delta(delta)
+        accountant = check_accountant(accountant)
         ledger = self.privacy_ledger
         reproducible = self.noise_seed is not None
-        guarantee = (
-            "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency"
-            + (", an example being an (image, label) pair" if self.conditional else "")
-            + ". The private data were read once: the sum over the examples of a unit-norm random-Fourier-feature "
-            "embedding with a count channel (L2 sensitivity 1) was released with Gaussian noise of std "
-            "noise_multiplier, one GaussianDpEvent(noise_multiplier) composed with any earlier phases in the ledger "
-            "by dp-accounting. No count is treated as public: the class sizes come from the noisy release. The "
-            "generator was trained on the release only, so its samples are post-processing. It assumes nothing "
-            "else derived from the private data (hyper-parameters tuned on it) was used or released."
+        return PrivacyStatement(
+            epsilon=ledger.epsilon(delta=delta, accountant=accountant),
+            delta=delta,
+            accountant=accountant,
+            details={
+                "mechanism": "DP-MERF (one Gaussian release of a random-feature mean embedding)",
+                "noise_multiplier": float(keras.ops.convert_to_numpy(self.release_noise_multiplier)),
+                "l2_sensitivity": self.l2_sensitivity,
+                "num_features": self.num_features,
+                "length_scales": list(self.length_scales),
+                "conditional": self.conditional,
+                "noise_reproducible": reproducible,
+                "noise_seeding": self.noise_stream.describe(),
+                "ledger": ledger.to_dict(),
+            },
+            guarantee=mean_embedding_guarantee(conditional=self.conditional, reproducible_noise=reproducible),
         )
-        if reproducible:
-            guarantee += (" The noise is reproducible from a published seed (noise_seed): there is no guarantee "
-                          "against anyone who knows it.")
-        return {
-            "epsilon": ledger.epsilon(delta=delta, accountant=check_accountant(accountant)),
-            "delta": delta,
-            "accountant": accountant,
-            "mechanism": "DP-MERF (one Gaussian release of a random-feature mean embedding)",
-            "noise_multiplier": float(keras.ops.convert_to_numpy(self.release_noise_multiplier)),
-            "l2_sensitivity": self.l2_sensitivity,
-            "num_features": self.num_features,
-            "length_scales": list(self.length_scales),
-            "conditional": self.conditional,
-            "noise_reproducible": reproducible,
-            "noise_seeding": self.noise_stream.describe(),
-            "ledger": ledger.to_dict(),
-            "privgan_version": __version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "guarantee": guarantee,
-        }
 
     def get_config(self):
         return {

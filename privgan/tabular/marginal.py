@@ -52,11 +52,13 @@ from absl import logging
 
 from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_count, check_delta, check_positive, epsilon_of_event
+from privgan.accounting.guarantees import INFERRED_SCHEMA_WARNING, REPRODUCIBLE_TABLE_NOISE_WARNING, marginal_guarantee
+from privgan.accounting.statement import PrivacyStatement
 from privgan.tabular import estimation, inference
 from privgan.tabular.conditions import check_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
-from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred, write_synthetic
+from privgan.tabular.statement import SyntheticTableMixin, warn_if_inferred, write_synthetic
 
 METHODS = ("aim", "mst")
 ACCOUNTANT = "rdp"
@@ -69,7 +71,7 @@ def default_rounds(num_columns):
     return min(2 * num_columns, 32)
 
 
-class MarginalDPSynthesizer:
+class MarginalDPSynthesizer(SyntheticTableMixin):
     """Differentially private synthetic tables from noisy marginals: MST or AIM on a Private-PGM model.
 
     Args:
@@ -469,21 +471,18 @@ class MarginalDPSynthesizer:
         return self.discretizer.decode(fine, self._sampling, fixed=conditions)
 
     def privacy_statement(self):
-        """The privacy statement of this synthesizer's samples, as a JSON-serialisable dict.
+        """The privacy statement of this synthesizer's samples.
+
+        Returns:
+            A `PrivacyStatement` at the delta of `fit`, with the RDP accountant.
 
         Raises:
             RuntimeError: before `fit`.
         """
-        from privgan import __version__
-
         self._check_fitted()
-        names = {"aim": "AIM (McKenna et al. 2022)", "mst": "MST (McKenna et al. 2021)"}
-        statement = {
+        details = {
             "method": self.method,
-            "epsilon": self.epsilon_,
             "target_epsilon": self.target_epsilon_,
-            "delta": self.delta_,
-            "accountant": ACCOUNTANT,
             "zcdp_rho": self.rho_,
             "measurements": len(self.measurements_log_),
             "marginals": self.measurements_log_,
@@ -504,26 +503,12 @@ class MarginalDPSynthesizer:
             "ledger": self.ledger_.to_dict(),
             "schema": self.schema.to_dict(),
             "schema_source": self.schema.source,
-            "privgan_version": __version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "guarantee": (
-                "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency (a row). "
-                f"{names[self.method]} with a Private-PGM model: the private table was read only through the "
-                "Gaussian noisy marginal counts (L2 sensitivity 1) and exponential-mechanism selections "
-                "listed in the ledger, each a dp-accounting event (GaussianDpEvent, ZCDpEvent), composed by "
-                "dp-accounting's RDP accountant. Their noise scales were fixed before any private data was "
-                "read. Merging rare codes, the graphical model and its samples are post-processing. The "
-                "schema (column types, numeric bounds, category sets) and the settings are taken to be public."
-            ),
         }
-        if self.reproducible_noise_:
-            statement["warning"] = (
-                "The DP noise was drawn from a fixed noise_seed: anyone who knows the seed can remove it, so "
-                "this table has NO privacy guarantee. Use noise_seed=None for any release."
-            )
+        cautions = [REPRODUCIBLE_TABLE_NOISE_WARNING] if self.reproducible_noise_ else []
         if self.schema.source != "public":
-            statement["warning"] = " ".join(filter(None, (statement.get("warning"), INFERRED_SCHEMA_WARNING)))
-        return statement
+            cautions.append(INFERRED_SCHEMA_WARNING)
+        return PrivacyStatement(epsilon=self.epsilon_, delta=self.delta_, accountant=ACCOUNTANT, details=details,
+                                guarantee=marginal_guarantee(self.method), warning=" ".join(cautions) or None)
 
     def save(self, csv_path, *, rows, conditions=None):
         """Writes `rows` synthetic rows to a CSV and the privacy statement to a JSON file beside it.

@@ -5,13 +5,27 @@ import pathlib
 import warnings
 
 from privgan.accounting.events import check_count
+from privgan.accounting.guarantees import INFERRED_SCHEMA_WARNING
 from privgan.accounting.statement import rounded_statement
 from privgan.io import atomic_path
 
-INFERRED_SCHEMA_WARNING = (
-    "The schema was read from the private data (infer_schema): its bounds and categories are NOT covered by "
-    "the guarantee above and may reveal individual rows."
-)
+__all__ = ["INFERRED_SCHEMA_WARNING", "SyntheticTableMixin", "warn_if_inferred", "write_synthetic"]
+
+
+class SyntheticTableMixin:
+    """The DP-generator names of a table synthesizer's `sample` and `save` (see `privgan.registry.DPGenerator`).
+
+    A host defines `sample(n, conditions=...)` and `save(csv_path, rows=..., conditions=...)`; code written for
+    any privgan generator calls `generate` and `save_synthetic`, which are these for a table.
+    """
+
+    def generate(self, n, *, conditions=None):
+        """`n` synthetic rows: `sample(n, conditions=conditions)`."""
+        return self.sample(n, conditions=conditions)
+
+    def save_synthetic(self, path, n, *, conditions=None):
+        """Writes `n` synthetic rows to the CSV `path` and the statement beside it: `save(path, rows=n, ...)`."""
+        return self.save(path, rows=n, conditions=conditions)
 
 
 def warn_if_inferred(schema):
@@ -49,7 +63,7 @@ def write_synthetic(synthesizer, csv_path, *, rows, conditions=None):
         raise ValueError(f"csv_path must end in .csv, got {str(csv_path)!r}")
     rows = check_count(rows, name="rows", minimum=1)
     synthetic = synthesizer.sample(rows, conditions=conditions)
-    statement = {**synthesizer.privacy_statement(), "num_rows": rows, "data_file": csv_path.name}
+    statement = {**synthesizer.privacy_statement().to_dict(), "num_rows": rows, "data_file": csv_path.name}
     if conditions:
         statement["conditions"] = {name: value for name, value in conditions.items()}
     text = json.dumps(rounded_statement(statement), indent=2, sort_keys=True, allow_nan=False,

@@ -27,11 +27,12 @@ import numpy as np
 
 from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
 from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+from privgan.accounting.guarantees import INFERRED_SCHEMA_WARNING, tabular_gan_guarantee
 from privgan.models.dpgan import DPGAN
 from privgan.tabular.conditions import check_conditions
 from privgan.tabular.networks import tabular_discriminator, tabular_generator
 from privgan.tabular.schema import TableSchema
-from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred, write_synthetic
+from privgan.tabular.statement import SyntheticTableMixin, warn_if_inferred, write_synthetic
 from privgan.tabular.transformer import TableTransformer
 
 DEFAULT_D_STEPS = 1500
@@ -127,7 +128,7 @@ class GeneratorAverage(keras.callbacks.Callback):
             variable.assign(average)
 
 
-class TabularDPSynthesizer:
+class TabularDPSynthesizer(SyntheticTableMixin):
     """Trains a DPGAN on a table that fits `schema` and samples synthetic rows.
 
     Args:
@@ -328,36 +329,29 @@ class TabularDPSynthesizer:
         return self.transformer.decode(self.gan_.generate(n))
 
     def privacy_statement(self):
-        """The privacy statement of this synthesizer's samples, as a JSON-serialisable dict.
+        """The privacy statement of this synthesizer's samples.
 
         The DPGAN's statement (epsilon from the ledger, delta, sigma, C, q, D steps, how noise and sampling
         were seeded, ...) plus the target epsilon, the epochs and D steps requested and taken (`training`),
-        the schema and where the schema came from. `save` writes it with its floats rounded
+        the settings, the schema and where the schema came from. `save` writes it with its floats rounded
         (`privgan.accounting.statement.rounded_statement`).
+
+        Returns:
+            A `PrivacyStatement` at the delta and accountant of `fit`.
 
         Raises:
             RuntimeError: before `fit`.
         """
         self._check_fitted()
-        statement = self.gan_.privacy_report(delta=self.delta_, accountant=self.accountant)
-        statement["method"] = "gan"
-        del statement["num_examples"]  # the model's N is num_rows_estimate below
-        statement["guarantee"] = statement["guarantee"].replace(
-            " The number of examples num_examples is treated as public.", "")
-        if self.count_fraction == 0:
-            statement["num_examples"] = self.num_rows_estimate_
-            size = ("The number of rows num_examples was declared public (count_fraction=0): it sized the training "
-                    "and is published exactly.")
-        else:
-            statement["num_rows_estimate"] = self.num_rows_estimate_
-            size = ("The number of rows is private: the ledger's first release is a noisy count of them "
-                    f"({self.count_fraction:g} of epsilon), num_rows_estimate, and only that count sized the training "
-                    "(settings, sampling_probability = expected_batch_size / num_rows_estimate, steps per epoch).")
-        statement["target_epsilon"] = self.target_epsilon_
-        statement["training"] = {
+        gan = self.gan_.privacy_statement(delta=self.delta_, accountant=self.accountant)
+        details = {**gan.details, "method": "gan"}
+        del details["num_examples"]  # the model's N is num_examples or num_rows_estimate below
+        details["num_examples" if self.count_fraction == 0 else "num_rows_estimate"] = self.num_rows_estimate_
+        details["target_epsilon"] = self.target_epsilon_
+        details["training"] = {
             **self.training_, "stopped_by_budget": self.training_["d_steps_taken"] < self.training_["d_steps_planned"]
         }
-        statement["settings"] = {
+        details["settings"] = {
             **dataclasses.asdict(self.settings_),
             "adaptive": list(self.settings_.adaptive),
             "rule": "privgan.tabular.synthesizer.gan_settings" if self.settings_.adaptive else None,
@@ -365,15 +359,13 @@ class TabularDPSynthesizer:
             "l2_norm_clip": self.l2_norm_clip,
             "generator_average": self.generator_average,
         }
-        statement["schema"] = self.schema.to_dict()
-        statement["schema_source"] = self.schema.source
-        statement["guarantee"] += (
-            f" {size} The schema (column types, numeric bounds, category sets) and the model's hyper-parameters "
-            "are taken to be public; rows are encoded with the schema alone, no statistic of the data."
+        details["schema"] = self.schema.to_dict()
+        details["schema_source"] = self.schema.source
+        return dataclasses.replace(
+            gan, details=details,
+            guarantee=tabular_gan_guarantee(gan.guarantee, count_fraction=self.count_fraction),
+            warning=INFERRED_SCHEMA_WARNING if self.schema.source != "public" else None,
         )
-        if self.schema.source != "public":
-            statement["warning"] = INFERRED_SCHEMA_WARNING
-        return statement
 
     def save(self, csv_path, *, rows, conditions=None):
         """Writes `rows` synthetic rows to a CSV and the privacy statement to a JSON file beside it.

@@ -87,8 +87,9 @@ One device only (a single CPU or GPU): under a distribution strategy with severa
 
 The package holds one class, `SemiSupervisedGAN`, split by concern: `model` (the GAN, its losses and
 its DP step), `streams` (which images each stream read, and the two streams' accounting), `releases`
-(the head's DP-SGD phase and the one-shot Gaussian releases) and `statement` (the privacy statement and
-its guarantee text). Everything is importable from `privgan.models.ssgan` as before.
+(the head's DP-SGD phase and the one-shot Gaussian releases) and `statement` (the privacy statement; its
+guarantee text is `privgan.accounting.guarantees.SSGAN_GUARANTEE`). Everything is importable from
+`privgan.models.ssgan` as before.
 """
 
 from privgan.models.ssgan.model import (

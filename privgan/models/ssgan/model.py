@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_budget, check_count
+from privgan.accounting.statement import DeprecatedPrivacyReport
 from privgan.dp.bookkeeping import DPStepBookkeeping, float32_at_least
 from privgan.dp.clipping import clip_factors, clipped_gradient_sum
 from privgan.dp.config import DPSGDConfig
@@ -23,8 +24,9 @@ from privgan.dp.noise import gaussian_noise_like
 from privgan.dp.regularization import refuse_data_dependent_losses, weight_penalty_gradients
 from privgan.dp.sampling import poisson_batches
 from privgan.dp.validation import check_private_model
+from privgan.models.gan import GANModel
 from privgan.models.ssgan.releases import StreamReleases
-from privgan.models.ssgan.statement import ssgan_privacy_report
+from privgan.models.ssgan.statement import ssgan_privacy_statement
 from privgan.models.ssgan.streams import StreamRecords, TwoStreamAccounting
 
 # Sampling streams (`privgan.dp.noise`): the unlabelled examples use the default stream, as a single
@@ -63,7 +65,7 @@ def _check_positive_number(value, name):
 
 
 @keras.saving.register_keras_serializable(package="privgan")
-class SemiSupervisedGAN(TwoStreamAccounting, StreamReleases, DPStepBookkeeping, keras.Model):
+class SemiSupervisedGAN(DeprecatedPrivacyReport, TwoStreamAccounting, StreamReleases, DPStepBookkeeping, GANModel):
     """A semi-supervised GAN (K-class discriminator, feature matching), with DP-SGD on D by default.
 
     Args:
@@ -221,36 +223,18 @@ class SemiSupervisedGAN(TwoStreamAccounting, StreamReleases, DPStepBookkeeping, 
         # G's feature-matching target: the (noisy, when private) mean features of the last real batch.
         self.feature_target = self.add_weight(shape=(self.num_features,), initializer="zeros", trainable=False,
                                               name="feature_target")
-        self.d_loss_labelled_tracker = keras.metrics.Mean(name="d_loss_labelled")
-        self.d_loss_unlabelled_tracker = keras.metrics.Mean(name="d_loss_unlabelled")
-        self.d_loss_fake_tracker = keras.metrics.Mean(name="d_loss_fake")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self._add_loss_trackers()
         self.test_loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.built = True
 
     refused_fit_arguments = (*DPStepBookkeeping.refused_fit_arguments, "validation_data")
 
+    loss_metrics = ("d_loss_labelled", "d_loss_unlabelled", "d_loss_fake", "g_loss")
+
     @property
     def metrics(self):
-        return [self.d_loss_labelled_tracker, self.d_loss_unlabelled_tracker, self.d_loss_fake_tracker,
-                self.g_loss_tracker, self.test_loss_tracker, self.accuracy_tracker]
-
-    def compile(self, d_optimizer="adam", g_optimizer="adam", **kwargs):
-        """Sets the optimizers of D and G.
-
-        Args:
-            d_optimizer: a Keras optimizer (or its name) for the discriminator.
-            g_optimizer: a Keras optimizer (or its name) for the generator.
-            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `run_eagerly`).
-        """
-        super().compile(**kwargs)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
-
-    def get_compile_config(self):
-        # Optimizer state is not saved: compile again after `keras.models.load_model`.
-        return {}
+        return [*super().metrics, self.test_loss_tracker, self.accuracy_tracker]
 
     def _sampled_dataset(self, data, *, steps, seed, first_step, group_size):
         labelled, unlabelled = data
@@ -536,23 +520,22 @@ class SemiSupervisedGAN(TwoStreamAccounting, StreamReleases, DPStepBookkeeping, 
 
     # --- statement and persistence ---------------------------------------------------------------
 
-    def privacy_report(self, *, delta, accountant="pld"):
-        """The privacy statement of the trained classifier (D) and anything derived from it, as a dict.
+    def privacy_statement(self, *, delta, accountant="pld"):
+        """The privacy statement of the trained classifier (D) and anything derived from it.
 
         Args:
             delta: the delta of the reported epsilon, in (0, 1).
             accountant: "pld" or "rdp".
 
         Returns:
-            A JSON-serialisable dict: epsilon (the worse stream's), the per-stream epsilons, delta,
-            accountant, each stream's noise multiplier, sampling probability, expected batch size and
-            number of examples, the clipping bounds, the DP steps, the ledger, the seeding of noise and
-            sampling, version, date and the guarantee in words.
+            A `PrivacyStatement`: epsilon (the worse stream's) and, in its details, each stream's epsilon,
+            noise multiplier, sampling probability, expected batch size and number of examples, the clipping
+            bounds, the DP steps, the ledger and the seeding of noise and sampling.
 
         Raises:
             ValueError: for a non-private model, or an invalid delta or accountant.
         """
-        return ssgan_privacy_report(self, delta=delta, accountant=accountant)
+        return ssgan_privacy_statement(self, delta=delta, accountant=accountant)
 
     def get_config(self):
         calibrated = self.noise_multiplier_calibrated

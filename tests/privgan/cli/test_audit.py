@@ -19,7 +19,7 @@ DELTA = 1e-5
 
 
 def _statement(tmp_path, ledger, *, epsilon=None, name="synthetic.json", **extra):
-    # The fields every privgan statement has (save_synthetic / privacy_report), plus `extra`.
+    # The fields every privgan statement has (save_synthetic / privacy_statement), plus `extra`.
     path = tmp_path / name
     statement = {
         "epsilon": ledger.epsilon(delta=DELTA) if epsilon is None else epsilon,

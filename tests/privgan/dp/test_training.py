@@ -113,11 +113,18 @@ def test_save_and_load_keep_the_accountant_state(tmp_path):
     [(lambda m: m.fit(X, Y, batch_size=8), "does not take \\['batch_size'\\]"),
      (lambda m: m.fit(X[:-1], Y[:-1]), "x has 39 rows but the model was made private for num_examples=40"),
      (lambda m: m.fit(X, Y, target_epsilon=1.0), "target_epsilon needs delta"),
-     (lambda m: m.fit(X, Y, epochs=0), "epochs must be >= 1")],
+     (lambda m: m.fit(X, Y, epochs=0), "epochs must be an integer >= 1"),
+     # The budget arguments are checked as DPGAN's are (check_budget), before any step reads the data.
+     (lambda m: m.fit(X, Y, epochs=1.5), "epochs must be an integer >= 1, got 1.5"),
+     (lambda m: m.fit(X, Y, delta=1.5), "delta must be in \\(0, 1\\), got 1.5"),
+     (lambda m: m.fit(X, Y, delta=1e-5, accountant="moments"), "accountant must be one of"),
+     (lambda m: m.fit(X, Y, target_epsilon=-1.0, delta=1e-5), "target_epsilon must be a finite number > 0")],
 )
 def test_fit_refuses_what_would_break_the_accounting(call, message):
+    model = _private()
     with pytest.raises(ValueError, match=message):
-        call(_private())
+        call(model)
+    assert model.privacy_ledger.total_steps == 0
 
 
 @pytest.mark.parametrize(

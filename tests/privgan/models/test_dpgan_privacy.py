@@ -62,7 +62,7 @@ def test_statement_says_how_noise_and_sampling_were_seeded_and_that_n_is_public(
     assert "declared public" in statement["guarantee"] and statement["num_examples_source"] == "public"
     seeded = make_gan(noise_seed=1)
     seeded.fit(x, y, epochs=1, sampling_seed=2, verbose=0)
-    report = seeded.privacy_report(delta=DELTA)
+    report = seeded.privacy_statement(delta=DELTA)
     assert "does not hold against anyone who knows" in report["noise_seeding"]
     assert report["sampling_seeding"].startswith("reproducible from a fixed sampling seed")
 
@@ -91,6 +91,6 @@ def test_a_released_count_sizes_a_dpgan_without_its_exact_n():
                 expected_batch_size=5, ledger=ledger, num_examples_source="released")
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
     gan.fit(np.random.default_rng(0).normal(size=(47, 3)).astype("float32"), epochs=1, verbose=0)
-    statement = gan.privacy_report(delta=1e-5)
+    statement = gan.privacy_statement(delta=1e-5)
     assert statement["num_examples"] == 50 and statement["num_examples_source"] == "released"
     assert "number of examples is private" in statement["guarantee"]

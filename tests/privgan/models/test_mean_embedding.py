@@ -127,11 +127,11 @@ def test_noise_is_secret_by_default_and_reproducible_only_on_request():
     second, _ = noise()
     assert not np.allclose(first, second)  # same seed, fresh secret noise
     assert first.std() == pytest.approx(2.0, rel=0.1)  # sigma x sensitivity 1 on each of 3 x 201 entries
-    assert not model.privacy_report(delta=DELTA)["noise_reproducible"]
+    assert not model.privacy_statement(delta=DELTA)["noise_reproducible"]
     seeded, seeded_model = noise(noise_seed=7)
     again, _ = noise(noise_seed=7)
     np.testing.assert_allclose(seeded, again, atol=1e-6)
-    report = seeded_model.privacy_report(delta=DELTA)
+    report = seeded_model.privacy_statement(delta=DELTA)
     assert report["noise_reproducible"] and "no guarantee against anyone who knows it" in report["guarantee"]
 
 
@@ -162,7 +162,7 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="batch_size must be"):
         make(batch_size=4)
     with pytest.raises(ValueError, match="fitted model"):
-        make().privacy_report(delta=DELTA)
+        make().privacy_statement(delta=DELTA)
 
 
 def test_save_and_load_keep_the_release_features_and_ledger(fitted, tmp_path):

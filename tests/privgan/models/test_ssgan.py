@@ -11,6 +11,7 @@ import tensorflow as tf
 import privgan.dp.fitting
 import privgan.models.ssgan.model
 from privgan.accounting import ParallelLedger, epsilon_of_event, max_steps
+from privgan.accounting.statement import PrivacyStatement
 from privgan.dp import NonPrivateLayerError, check_sensitivity, poisson_batches
 from privgan.models import SemiSupervisedGAN
 from privgan.models.architectures import mlp_discriminator, mlp_generator
@@ -70,7 +71,7 @@ def test_each_stream_is_charged_one_poisson_sampled_gaussian_per_step_and_epsilo
     assert isinstance(ledger, ParallelLedger) and set(ledger.parts) == {"labelled", "unlabelled"}
     events = {}
     for name, q in (("labelled", LABELLED_BATCH / NUM_LABELLED), ("unlabelled", UNLABELLED_BATCH / NUM_UNLABELLED)):
-        sigma = gan.privacy_report(delta=DELTA, accountant="rdp")["streams"][name]["noise_multiplier"]
+        sigma = gan.privacy_statement(delta=DELTA, accountant="rdp")["streams"][name]["noise_multiplier"]
         events[name] = dp_accounting.SelfComposedDpEvent(
             dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps)
         assert ledger.parts[name].dp_event() == events[name]
@@ -179,7 +180,7 @@ def test_tiny_runs_learn_above_chance(trained):
     assert public_accuracy > 0.9, public_accuracy
     assert private_accuracy > 0.5, private_accuracy  # chance is 1/3
     with pytest.raises(ValueError, match="trained without DP"):
-        public.privacy_report(delta=DELTA)
+        public.privacy_statement(delta=DELTA)
 
 
 def test_budget_stops_at_the_first_stream_to_exhaust_it():
@@ -201,14 +202,14 @@ def test_save_load_keeps_the_classifier_and_the_privacy_state(trained, tmp_path)
     loaded = keras.models.load_model(tmp_path / "ssgan.keras")
     assert loaded.privacy_ledger == gan.privacy_ledger
     np.testing.assert_allclose(loaded.predict(x_test, verbose=0), gan.predict(x_test, verbose=0), rtol=1e-5)
-    report = loaded.privacy_report(delta=DELTA, accountant="rdp")
-    original = gan.privacy_report(delta=DELTA, accountant="rdp")
+    report = loaded.privacy_statement(delta=DELTA, accountant="rdp")
+    original = gan.privacy_statement(delta=DELTA, accountant="rdp")
     assert report["sampling_seeding"].startswith("not recorded")  # the loaded model has not sampled
     assert original["sampling_seeding"].startswith("reproducible from a fixed sampling seed")
     assert {**report, "date": None, "sampling_seeding": None} == {**original, "date": None, "sampling_seeding": None}
     assert report["epsilon"] == max(stream["epsilon"] for stream in report["streams"].values())
-    assert "labels and images are covered" in report["guarantee"]
-    json.dumps(report, allow_nan=False)
+    assert isinstance(report, PrivacyStatement) and "labels and images are covered" in report.guarantee
+    json.dumps(report.to_dict(), allow_nan=False)
     # Steps taken at other sigmas are refused, not charged at this model's.
     gan.save_weights(tmp_path / "w.weights.h5")
     other = make_gan(noise_multiplier=1.0, labelled_noise_multiplier=3.0)
@@ -320,7 +321,7 @@ def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tm
     assert ledger.parts["labelled"].dp_event() == dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(0.5, dp_accounting.GaussianDpEvent(3.0)), 10)
     assert ledger.parts["unlabelled"].total_steps == 6
-    streams = gan.privacy_report(delta=DELTA, accountant="rdp")["streams"]
+    streams = gan.privacy_statement(delta=DELTA, accountant="rdp")["streams"]
     assert streams["labelled"]["noise_multiplier"] is None  # the GAN steps made no labelled release
     assert streams["labelled"]["head_phases"] == [{"noise_multiplier": 3.0, "sampling_probability": 0.5, "steps": 10}]
     # Positions: GAN steps 0-5, head steps 6-15, then the GAN continues at 16 (sampling and noise alike).

@@ -68,7 +68,7 @@ def test_each_release_is_charged_once_to_its_own_stream_and_draws_noise_at_a_fre
         [dp_accounting.GaussianDpEvent(sigma)] + [dp_accounting.GaussianDpEvent(5.0)] * 3)
     epsilons = ledger.part_epsilons(delta=DELTA)
     assert 0.99 * 2.0 <= epsilons["labelled"] <= 2.0 and 0.99 * 4.0 <= epsilons["unlabelled"] <= 4.0
-    report = gan.privacy_report(delta=DELTA)
+    report = gan.privacy_statement(delta=DELTA)
     assert report["epsilon"] == max(epsilons.values())
     assert len(report["streams"]["unlabelled"]["projection_phases"]) == 4
     # Five reads, five draws, each at its own position (the draw counter's high bits).
