@@ -8,14 +8,15 @@ generated chunk by chunk (`generated_chunks`, --chunk_rows rows each) and never 
 
   - generate: producing the chunks alone (one pass over the generator, nothing counted), so that it can
     be told apart from reading them;
-  - count: `fit`'s one pass over the chunks (checking, encoding and counting), less the generate time;
-  - model: the rest of `fit` (noisy counts, selections, the graphical model: `fit_seconds_`), which
-    depends on the columns and the budget, not on the number of rows;
+  - count: `fit`'s one pass over the chunks (checking, encoding and counting), until the last chunk is
+    counted, less the generate time;
+  - model: the rest of `fit` (noisy counts, selections, the graphical model), which depends on the
+    columns, the budget and the marginals chosen, not on the number of rows read;
   - sample: drawing --sample_rows synthetic rows.
 
-The report gives seconds per stage, the count stage's seconds per million rows and peak RSS per size;
-time is linear in rows when the seconds per million rows stay level as the rows grow. Wall times on a
-shared machine depend on its load: run `uptime` beside it.
+The report gives wall and CPU seconds per stage, the count stage's CPU seconds per million rows and the
+peak RSS per size; time is linear in rows when the seconds per million rows stay level as the rows grow.
+Wall times on a shared machine depend on its load (run `uptime` beside it); CPU times much less.
 """
 
 import argparse
@@ -87,38 +88,47 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _clocks():
+    """(wall seconds, CPU seconds of this process): on a shared machine the CPU time is the steadier one."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def _marking_the_end(chunks, marks):
+    """The chunks, then the clocks when the last one has been counted (`fit` asks for the next one)."""
+    yield from chunks
+    marks["read"] = _clocks()
+
+
 def run_one(rows, *, chunk_rows, method, epsilon, delta, sample_rows, iterations):
-    """Fits and samples once in this process; returns the stage timings and the peak RSS."""
+    """Fits and samples once in this process; returns the stages' wall and CPU seconds and the peak RSS."""
     from privgan.tabular import MarginalDPSynthesizer
 
-    started = time.perf_counter()
+    started = _clocks()
     for _ in generated_chunks(rows, chunk_rows=chunk_rows):
         pass
-    generate = time.perf_counter() - started
+    generate = _clocks() - started
     synthesizer = MarginalDPSynthesizer(SCALE_SCHEMA, method=method, iterations=iterations)
-    started = time.perf_counter()
-    synthesizer.fit(generated_chunks(rows, chunk_rows=chunk_rows), epsilon=epsilon, delta=delta, progress=False)
-    fit = time.perf_counter() - started
-    started = time.perf_counter()
+    marks = {}
+    started = _clocks()
+    chunks = _marking_the_end(generated_chunks(rows, chunk_rows=chunk_rows), marks)
+    synthesizer.fit(chunks, epsilon=epsilon, delta=delta, progress=False)
+    fitted = _clocks()
     synthetic = synthesizer.sample(sample_rows)
-    sample = time.perf_counter() - started
-    count = fit - synthesizer.fit_seconds_ - generate
-    return {
-        "rows": rows,
-        "chunk_rows": chunk_rows,
-        "method": method,
-        "epsilon": epsilon,
-        "generate_s": round(generate, 2),
-        "count_s": round(count, 2),
-        "model_s": round(synthesizer.fit_seconds_, 2),
-        "sample_s": round(sample, 2),
-        "count_s_per_million_rows": round(count / (rows / 1e6), 2),
+    sample = _clocks() - fitted
+    count, model = marks["read"] - started - generate, fitted - marks["read"]
+    result = {"rows": rows, "chunk_rows": chunk_rows, "method": method, "epsilon": epsilon}
+    for stage, (wall, cpu) in (("generate", generate), ("count", count), ("model", model), ("sample", sample)):
+        result[f"{stage}_s"], result[f"{stage}_cpu_s"] = round(float(wall), 2), round(float(cpu), 2)
+    result.update({
+        "count_s_per_million_rows": round(float(count[0]) / (rows / 1e6), 2),
+        "count_cpu_s_per_million_rows": round(float(count[1]) / (rows / 1e6), 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "synthetic_rows": len(synthetic),
         # Whether the model kept the generator's rule, label = yes for 85% of age > 45, 15% of the others
         # (the real rows agree with "yes iff age > 45" 85% of the time).
         "synthetic_rule_agreement": round(float(np.mean((synthetic["age"] > 45) == (synthetic["label"] == "yes"))), 3),
-    }
+    })
+    return result
 
 
 def _arguments(argv):
@@ -150,12 +160,15 @@ def main(argv=None):
         finished = subprocess.run(command, capture_output=True, text=True, check=True)
         results.append(json.loads(finished.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
-    base = results[0]["count_s_per_million_rows"]
-    print("\n| rows | generate s | count s | count s / M rows (x smallest) | model s | sample s | peak RSS MB |")
+    base = results[0]["count_cpu_s_per_million_rows"]
+    print("\nSeconds wall (CPU) per stage; count CPU s per million rows, and its ratio to the smallest size's.")
+    print("\n| rows | generate | count | count CPU s / M rows | model | sample | peak RSS MB |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['rows']:,} | {r['generate_s']} | {r['count_s']} | {r['count_s_per_million_rows']} "
-              f"({r['count_s_per_million_rows'] / base:.2f}) | {r['model_s']} | {r['sample_s']} | {r['peak_rss_mb']} |")
+        stages = [f"{r[stage + '_s']} ({r[stage + '_cpu_s']})" for stage in ("generate", "count", "model", "sample")]
+        per_million = f"{r['count_cpu_s_per_million_rows']} ({r['count_cpu_s_per_million_rows'] / base:.2f})"
+        print(f"| {r['rows']:,} | {' | '.join(stages[:2])} | {per_million} | {' | '.join(stages[2:])} | "
+              f"{r['peak_rss_mb']} |")
     if args.output:
         path = pathlib.Path(args.output)
         path.parent.mkdir(parents=True, exist_ok=True)
