@@ -39,6 +39,9 @@ setup(
         # Private-PGM (mbi 2, Python >= 3.11) only checks that privgan's numpy estimator agrees with it.
         "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "mbi>=2.0,<3; python_version >= '3.11'"],
         "gpu": ["tensorflow[and-cuda]>=2.16,<3"],
+        # Tables read from Parquet (pyarrow), or counted on a Dask cluster, by MarginalDPSynthesizer.fit.
+        "parquet": ["pyarrow>=14"],
+        "dask": ["dask[dataframe]>=2024.1"],
         # The documentation site (mkdocs.yml); mkdocstrings reads the docstrings without importing the code.
         "docs": ["mkdocs-material>=9.5", "mkdocstrings-python>=1.10"],
     },

@@ -65,9 +65,10 @@ class TableDiscretizer:
             SchemaError: if `df` does not fit the schema.
         """
         encoded = self.transformer.encode(df, dtype="float64")
-        return {name: self._codes_of_encoded(encoded, name) for name in self.schema.names}
+        return {name: self.codes_of_encoded(encoded, name) for name in self.schema.names}
 
-    def _codes_of_encoded(self, encoded, name):
+    def codes_of_encoded(self, encoded, name):
+        """The codes of column `name` from the rows' `TableTransformer` encoding (float64, checked)."""
         span, flag = self._spans[name]
         block = encoded[:, span.start : span.start + span.width]
         if flag is None and isinstance(self.schema[name], CategoricalColumn):

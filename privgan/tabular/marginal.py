@@ -54,10 +54,11 @@ from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_count, check_delta, check_positive, epsilon_of_event
 from privgan.accounting.guarantees import INFERRED_SCHEMA_WARNING, REPRODUCIBLE_TABLE_NOISE_WARNING, marginal_guarantee
 from privgan.accounting.statement import PrivacyStatement
-from privgan.tabular import estimation, inference
+from privgan.tabular import counting, estimation, inference
 from privgan.tabular.conditions import check_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
+from privgan.tabular.sources import DEFAULT_CHUNK_ROWS, table_source
 from privgan.tabular.statement import SyntheticTableMixin, warn_if_inferred, write_synthetic
 
 METHODS = ("aim", "mst")
@@ -215,28 +216,48 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
 
     # ----------------------------------------------------------------------------------------------
 
-    def fit(self, df, *, epsilon, delta, progress=None):
-        """Fits the model to the private table `df` within the budget (epsilon, delta).
+    def fit(self, data, *, epsilon, delta, progress=None, chunk_rows=DEFAULT_CHUNK_ROWS):
+        """Fits the model to the private table `data` within the budget (epsilon, delta).
+
+        The table is read in chunks and only counted (`privgan.tabular.counting`), so it need not fit in
+        memory: once, or twice for AIM with `degree=3` (its three-column marginals are counted in a
+        second pass). Whatever the form of `data`, the mechanisms receive the same exact counts.
 
         Args:
-            df: the private DataFrame; it must fit the schema (columns in any order).
+            data: the private table, fitting the schema (columns in any order): a pandas DataFrame; an
+                iterable of DataFrame chunks (a list, or a generator: read once, so not with AIM's
+                `degree=3`); a path to a Parquet file, a folder of Parquet files (pyarrow) or a CSV file
+                (read as `privgan.tabular.read_csv` reads); or a Dask DataFrame (counted on its workers;
+                the noise is added once, here).
             epsilon: the privacy budget, > 0.
-            delta: its delta, in (0, 1); keep it well below 1 / len(df).
+            delta: its delta, in (0, 1); keep it well below 1 / (number of rows).
             progress: AIM's rounds as a progress bar (Keras') on standard output. None (default): shown
                 when standard output is a terminal; otherwise (logs, captured output) each round is an
                 INFO line of the log instead. True or False: always or never the bar.
+            chunk_rows: rows per chunk read from a DataFrame or a file (memory), an integer >= 1.
 
         Returns:
             self.
 
         Raises:
-            ValueError: if epsilon or delta are out of range.
-            SchemaError: if `df` does not fit the schema (the message names the column and value).
+            ValueError: if epsilon, delta or chunk_rows are out of range, `data` is of none of these
+                kinds, or a generator of chunks is given with AIM's `degree=3`.
+            SchemaError: if the table does not fit the schema (the message names the column and value).
         """
         epsilon = check_positive(epsilon, name="epsilon")
         delta = check_delta(delta)
+        source = table_source(data, self.schema, chunk_rows=chunk_rows)
+        names = list(self.schema.names)
+        triples = self.method == "aim" and self.degree == 3 and len(names) > 2
+        if triples and not source.rereadable:
+            raise ValueError(
+                "data: AIM with degree=3 reads the table twice, but a generator or iterator of chunks can be read "
+                "once only; pass a list of chunks, a path, a Dask DataFrame, or use degree=2"
+            )
         warn_if_inferred(self.schema)
-        codes = self.discretizer.encode(df)
+        # The one pass: exact PRIVATE counts of every column and pair, on codes fine enough for any grid.
+        counter = counting.TableCounter(self.schema, grids=counting.candidate_grids(self.bins), pairs=len(names) > 1)
+        counts = source.map_reduce(counter.count, counter.merge, counter.empty)
         started = datetime.datetime.now(datetime.timezone.utc)
         self.rounds_ = self.rounds or default_rounds(len(self.schema.columns))
         rho = self._calibrate(epsilon, delta)
@@ -250,17 +271,17 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         # 1. One-way counts on the full code domain; merging rare codes is post-processing of them.
         # Categorical columns first: their noisy counts estimate the number of rows, from which the numeric
         # columns' grid is chosen (post-processing of released counts; the noise scales are the plan's).
-        names = list(self.schema.names)
         categorical = [name for name in names if isinstance(self.schema[name], CategoricalColumn)]
-        one_way = {name: self._measure_one_way(codes, name, one_way_sigma) for name in categorical}
+        one_way = {name: self._measure(counts.column(name, self.bins), (name,), one_way_sigma) for name in categorical}
         self.bins_ = self._grid(list(one_way.values()), one_way_sigma)
         self.discretizer = TableDiscretizer(self.schema, bins=self.bins_)
-        codes = self.discretizer.encode(df)
-        one_way.update(
-            {name: self._measure_one_way(codes, name, one_way_sigma) for name in names if name not in one_way}
-        )
+        one_way.update({
+            name: self._measure(counts.column(name, self.bins_), (name,), one_way_sigma)
+            for name in names if name not in one_way
+        })
         one_way = {name: one_way[name] for name in names}
-        # The number of rows, estimated from the noisy counts (post-processing; the model needs it).
+        # The number of rows, estimated from the noisy counts (post-processing; the model needs it). The
+        # exact number of rows read is never used: it would be a release the ledger does not cover.
         total = max(1.0, float(np.mean([y.sum() for y in one_way.values()])))
         self.num_rows_estimate_ = max(1, int(round(total)))  # e.g. the default size of a synthetic table
         nonnegative = {name: _nonnegative(one_way[name], total) for name in names}
@@ -268,7 +289,6 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
             name: self._groups(name, one_way[name], nonnegative[name], one_way_sigma, total) for name in names
         }
         self.domain_ = {name: int(self.groups_[name].max()) + 1 for name in names}
-        private = {name: self.groups_[name][codes[name]] for name in names}
         measurements = [
             estimation.grouped_measurement(
                 estimation.Measurement((name,), one_way[name], one_way_sigma), self.groups_[name]
@@ -277,14 +297,24 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         ]
         # Within a group, codes keep the proportions of their non-negative estimated counts.
         self.within_group_ = {name: self._within_group(nonnegative[name], self.groups_[name]) for name in names}
+        # The exact counts of every marginal the mechanisms below may read, on the groups (PRIVATE).
+        answers = {
+            clique: counts.marginal(clique, self.bins_, self.groups_)
+            for size in (1, 2) for clique in itertools.combinations(names, size)
+        }
+        del counts
+        if triples:  # the second pass
+            grouped = counting.GroupedCounter(self.discretizer, self.groups_, itertools.combinations(names, 3))
+            exact = source.map_reduce(grouped.count, grouped.merge, grouped.empty)
+            answers.update({clique: values.astype(np.float64) for clique, values in exact.items()})
 
         model = estimation.estimate(self.domain_, measurements, total, iterations=max(50, self.iterations // 4))
         if len(names) > 1:
             if self.method == "mst":
-                measurements += self._mst(private, model, pair_sigma, selection_rho)
+                measurements += self._mst(answers, model, pair_sigma, selection_rho)
             else:
                 model, measurements = self._aim(
-                    private, model, measurements, pair_sigma, selection_rho, total, progress=progress
+                    answers, model, measurements, pair_sigma, selection_rho, total, progress=progress
                 )
         self.model_ = estimation.estimate(
             self.domain_, measurements, total, iterations=self.iterations, warm_start=model
@@ -297,10 +327,6 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         self.fit_seconds_ = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
         self._sampling = np.random.default_rng(self.seed)
         return self
-
-    def _measure_one_way(self, codes, name, sigma):
-        counts = np.bincount(codes[name], minlength=self.discretizer.sizes[name]).astype(np.float64)
-        return self._measure(counts, (name,), sigma)
 
     def _grid(self, categorical_counts, sigma):
         """Equal-width bins of the numeric columns: `bins`, halved (down to 4) while the rows per bin,
@@ -315,10 +341,8 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         if not categorical_counts:
             return self.bins
         rows = max(1.0, float(np.mean([counts.sum() for counts in categorical_counts])))
-        grid = self.bins
-        while grid // 2 >= 4 and rows / grid < sigma / 2:
-            grid //= 2
-        return grid
+        grids = counting.candidate_grids(self.bins)
+        return next((grid for grid in grids if rows / grid >= sigma / 2), grids[-1])
 
     def _groups(self, name, noisy, nonnegative, sigma, total):
         """Code -> group: categories with a noisy count below 3 sigma merged, numeric bins merged into
@@ -355,19 +379,14 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
             result[group] = (members, w / w.sum() if w.sum() > 0 else np.full(members.size, 1 / members.size))
         return result
 
-    def _counts(self, private, clique):
-        shape = [self.domain_[name] for name in clique]
-        index = np.ravel_multi_index([private[name] for name in clique], shape)
-        return np.bincount(index, minlength=math.prod(shape)).astype(np.float64)
-
-    def _mst(self, private, model, sigma, selection_rho):
+    def _mst(self, answers, model, sigma, selection_rho):
         """Chooses a spanning tree of column pairs with the exponential mechanism and counts its pairs."""
         names = list(self.domain_)
         total = float(model.total)
         marginals = {name: counts for (name,), counts in _model_counts(model, [(name,) for name in names]).items()}
         errors = {
             pair: np.abs(
-                self._counts(private, pair) - np.outer(marginals[pair[0]], marginals[pair[1]]).ravel() / total
+                answers[pair] - np.outer(marginals[pair[0]], marginals[pair[1]]).ravel() / total
             ).sum()
             for pair in itertools.combinations(names, 2)
         }
@@ -385,11 +404,11 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
                 self._select([errors[c] for c in candidates], 1.0, selection_rho, "the next edge of the tree")
             ]
             component[root(pair[0])] = root(pair[1])
-            noisy = self._measure(self._counts(private, pair), pair, sigma)
+            noisy = self._measure(answers[pair], pair, sigma)
             measurements.append(estimation.Measurement(pair, noisy, sigma))
         return measurements
 
-    def _aim(self, private, model, measurements, sigma, selection_rho, total, *, progress):
+    def _aim(self, answers, model, measurements, sigma, selection_rho, total, *, progress):
         """AIM's rounds: choose the worst-fitted marginal (exponential mechanism), count it, re-fit."""
         names = list(self.domain_)
         workload = list(itertools.combinations(names, self.degree))
@@ -398,7 +417,6 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
             for clique in itertools.combinations(names, size):
                 # AIM's weight: how much of the workload the marginal covers.
                 candidates[clique] = float(sum(len(set(clique) & set(w)) for w in workload))
-        answers = {clique: self._counts(private, clique) for clique in candidates}
         if progress is None:
             progress = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
         bar = keras.utils.Progbar(self.rounds_, unit_name="round") if progress else None
