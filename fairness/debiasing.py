@@ -239,12 +239,13 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
         groups_: the sensitive groups seen in `fit` (debias=True only).
         n_features_in_: number of features.
         predictor_: the fitted Keras predictor (features -> class logits).
-        adversary_: the fitted Keras adversary (debias=True only).
+        adversary_: the fitted Keras adversary (debias=True only; with `cross_fit`, the first pair's).
         history_: the Keras training history (`dict` of per-epoch losses).
         adversary_weight_: the alpha the returned predictor was trained with (with `tolerance`: alpha when the
             kept candidate was taken; without adversary: 0).
         constraint_violation_: the constraint's gap of the returned predictor on the rows `violation_rows`
-            names (None without `tolerance`).
+            names (with `cross_fit`: the larger-bounded of the pairs' out-of-fold gap and the averaged
+            predictor's gap on all the training rows; None without `tolerance`).
         adaptation_history_: with `tolerance`, one dict per evaluation (step, weight, violation, score =
             accuracy on the held-out rows); otherwise empty.
         feature_mean_, feature_scale_: the standardisation applied to X (None when `standardize` is off).
