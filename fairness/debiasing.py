@@ -323,7 +323,8 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
             raise ValueError(f"adversary_learning_rate must be None or > 0, got {self.adversary_learning_rate}")
         tolerance = check_tolerance(self.tolerance)
         check_validation_fraction(self.validation_fraction)
-        cross_fit = check_cross_fit(self.cross_fit) if tolerance is not None else None
+        cross_fit = check_cross_fit(self.cross_fit)
+        cross_fit = cross_fit if tolerance is not None else None  # without a tolerance nothing is measured
         if self.gap_confidence is not None and (
             isinstance(self.gap_confidence, bool) or not 0.5 <= self.gap_confidence < 1.0
         ):

@@ -28,6 +28,8 @@ def test_folds_are_stratified_by_group_and_label():
 def test_bad_cross_fit_is_refused(bad):
     with pytest.raises(ValueError, match=r"cross_fit must be None or an integer in \[2, 10\]"):
         check_cross_fit(bad)
+    with pytest.raises(ValueError, match=r"cross_fit must be None or an integer in \[2, 10\]"):
+        AdversarialDebiasing(cross_fit=bad).fit(np.zeros((8, 2)), [0, 1] * 4, sensitive_features=[0, 0, 1, 1] * 2)
 
 
 class _Constant:
