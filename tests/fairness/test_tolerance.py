@@ -41,6 +41,21 @@ def test_group_rate_gap_standard_error_is_binomial():
     assert error == pytest.approx(np.sqrt(0.25 * 0.75 / 40 + 0.5 * 0.5 / 60))
 
 
+def test_gap_bound_holds_every_rate_gap_with_its_own_error():
+    # False-positive rates 0.10 / 0.14 on 1,000 rows per group (the largest gap, 0.04, error ~0.014);
+    # true-positive rates 20/40 and 21/40 (gap 0.025, error ~0.11): the bound is the latter's.
+    labels = np.concatenate([np.zeros(2000, int), np.ones(80, int)])
+    groups = np.concatenate([np.repeat([0, 1], 1000), np.repeat([0, 1], 40)])
+    predicted = np.concatenate([
+        np.repeat([1, 0], [100, 900]), np.repeat([1, 0], [140, 860]), np.repeat([1, 0], [20, 20]),
+        np.repeat([1, 0], [21, 19]),
+    ])
+    gap, error, bound = group_rate_gap(labels, predicted, groups, constraint="equalized_odds", bound_multiplier=1.0)
+    assert gap == pytest.approx(0.04) and error == pytest.approx(np.sqrt(0.1 * 0.9 / 1000 + 0.14 * 0.86 / 1000))
+    assert bound == pytest.approx(0.025 + np.sqrt(0.5 * 0.5 / 40 + 0.525 * 0.475 / 40))
+    assert group_rate_gap(labels, predicted, groups, constraint="equalized_odds", bound_multiplier=0.0)[2] == gap
+
+
 def test_carve_validation_is_disjoint_and_stratified():
     rng = np.random.default_rng(0)
     groups, labels = rng.integers(0, 2, 1000), rng.integers(0, 2, 1000)
