@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 from dp_accounting.pld import privacy_loss_distribution
+from scipy import special
 
 from privgan.accounting import epsilon as accountant_epsilon
 from privgan.audit.bounds import fdp_one_run_margin
@@ -81,16 +82,38 @@ class _BlowUpInverse:
         return max(self._slopes[k] * x + self._intercepts[k], 0.0)
 
 
-@functools.lru_cache(maxsize=256)
-def _dp_sgd_curve(grid_index, sampling_probability, steps):
-    # The blow-up inverse of DP-SGD's curve at sigma' = NOISE_GRID_RATIO^grid_index, and whether its
-    # epsilon grid covers it (delta at the last grid epsilon is tiny).
-    noise_multiplier = NOISE_GRID_RATIO ** grid_index
+def _privacy_profile(noise_multiplier, sampling_probability, steps):
+    # delta(epsilon) on the grid, from dp-accounting's pessimistic PLD of DP-SGD (add or remove one).
     pld = privacy_loss_distribution.from_gaussian_mechanism(
         noise_multiplier, sampling_prob=sampling_probability,
         value_discretization_interval=_VALUE_DISCRETIZATION_INTERVAL,
     ).self_compose(steps)
-    deltas = np.clip(np.asarray(pld.get_delta_for_epsilon(_EPSILON_GRID), dtype=np.float64), 0.0, 1.0)
+    return np.clip(np.asarray(pld.get_delta_for_epsilon(_EPSILON_GRID), dtype=np.float64), 0.0, 1.0)
+
+
+def dp_sgd_blow_up_inverse(*, noise_multiplier: float, sampling_probability: float, steps: int):
+    """x -> f(1 - x), for f (a lower bound on) the privacy curve of DP-SGD at sigma, q and T.
+
+    The least probability that an event of probability x under one of two neighbouring datasets has
+    under the other: what `privgan.audit.bounds.fdp_one_run_margin` needs. From dp-accounting's
+    pessimistic PLD, as the accountant's epsilon.
+
+    Args:
+        noise_multiplier: sigma, > 0.
+        sampling_probability: q, in (0, 1].
+        steps: T, >= 1.
+
+    Returns:
+        A function of x in [0, 1].
+    """
+    return _BlowUpInverse(_privacy_profile(noise_multiplier, sampling_probability, steps))
+
+
+@functools.lru_cache(maxsize=256)
+def _dp_sgd_curve(grid_index, sampling_probability, steps):
+    # The blow-up inverse of DP-SGD's curve at sigma' = NOISE_GRID_RATIO^grid_index, and delta at the
+    # last grid epsilon (not tiny: the grid does not cover this curve).
+    deltas = _privacy_profile(NOISE_GRID_RATIO ** grid_index, sampling_probability, steps)
     return _BlowUpInverse(deltas), float(deltas[-1])
 
 
@@ -251,7 +274,8 @@ PLAN_TOP_FRACTIONS = (0.003, 0.005, 0.007, 0.01, 0.012, 0.015, 0.02, 0.03, 0.05,
 PLAN_BOTTOM_FRACTIONS = (0.0, 0.001, 0.002, 0.003, 0.005, 0.007, 0.01, 0.015, 0.03, 0.1)
 
 
-def plan_fdp_guesses(scores, is_included, *, sampling_probability, steps, alpha, start_noise_multiplier=1.0):
+def plan_fdp_guesses(scores, is_included, *, sampling_probability, steps, alpha, start_noise_multiplier=1.0,
+                     calibrated=False):
     """The numbers of top and bottom guesses that give the best `dp_sgd_curve_bound` on `scores`.
 
     Meant for scores simulated from the claimed mechanism before the audit (public sigma, q and T), so
@@ -264,6 +288,11 @@ def plan_fdp_guesses(scores, is_included, *, sampling_probability, steps, alpha,
         steps: T, >= 1.
         alpha: the significance the real audit will test each candidate at, in (0, 1).
         start_noise_multiplier: where the search starts (the claimed sigma saves work).
+        calibrated: True when each score is the exact log-likelihood ratio of "included" against
+            "excluded" under the simulated mechanism, so that a canary with score s is included with
+            probability sigmoid(s): the candidates are then compared at their expected numbers of
+            correct guesses instead of the simulation's draw, which spares the plan most of the noise
+            of a few wrong guesses among the top ones.
 
     Returns:
         `(num_top, num_bottom)`; the largest candidate pair when none rejects anything.
@@ -272,7 +301,13 @@ def plan_fdp_guesses(scores, is_included, *, sampling_probability, steps, alpha,
     pairs = sorted({(max(1, round(top * num_canaries)), round(bottom * num_canaries))
                     for top in PLAN_TOP_FRACTIONS for bottom in PLAN_BOTTOM_FRACTIONS
                     if round(top * num_canaries) + round(bottom * num_canaries) <= num_canaries})
-    outcomes = [one_run_guess_outcome(scores, is_included, num_top=top, num_bottom=bottom) for top, bottom in pairs]
+    if calibrated:
+        ranked = special.expit(np.sort(np.asarray(scores, dtype=np.float64))[::-1])
+        top_correct = np.concatenate([[0.0], np.cumsum(ranked)])
+        bottom_correct = np.concatenate([[0.0], np.cumsum(1 - ranked[::-1])])
+        outcomes = [(top + bottom, round(top_correct[top] + bottom_correct[bottom])) for top, bottom in pairs]
+    else:
+        outcomes = [one_run_guess_outcome(scores, is_included, num_top=top, num_bottom=bottom) for top, bottom in pairs]
     bound = dp_sgd_curve_bound(outcomes, num_canaries=num_canaries, sampling_probability=sampling_probability,
                                steps=steps, alpha=alpha, start_noise_multiplier=start_noise_multiplier)
     return pairs[bound.candidate]

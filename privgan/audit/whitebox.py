@@ -391,8 +391,10 @@ def run_whitebox_audit(
             )
             one_run.append((bound, name, guesses, correct))
         # The f-DP bound on all the canaries.
+        # The likelihood-ratio score is the exact log-likelihood ratio of the simulated mechanism.
         planned = plan_fdp_guesses(simulated[name], simulated_included, alpha=fdp_alphas[0],
-                                   start_noise_multiplier=noise_multiplier, **schedule)
+                                   start_noise_multiplier=noise_multiplier, calibrated=name == "likelihood_ratio",
+                                   **schedule)
         extremes = [(round(fraction * num_canaries),) * 2 for fraction in BROKEN_FRACTIONS]
         for (num_top, num_bottom), share in zip((planned, *extremes), fdp_alphas):
             fdp.append((name, *one_run_guess_outcome(all_scores[name], is_included, num_top=num_top,
