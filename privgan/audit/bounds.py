@@ -14,6 +14,8 @@ are hypothesis tests of the claim "the run is (epsilon, delta)-DP" at significan
   tighter for mechanisms whose curve is Gaussian-shaped, as DP-SGD's nearly is; but it refutes "the
   run is mu-GDP", a stronger claim than (epsilon, delta)-DP: the epsilon it reports (the epsilon at
   delta of the rejected mu) is a lower bound for mechanisms with a Gaussian curve only.
+  `fdp_one_run_margin` is that test for any trade-off curve; `privgan.audit.fdp` runs it against
+  DP-SGD's own curve, the accountant's claim.
 - `gaussian_dp_mu_interval`: a confidence interval for the Gaussian-DP mu of one threshold test whose
   trials (canaries) are independent, as in `epsilon_lower_bound_clopper_pearson`. A mu-GDP mechanism
   forces Phi^-1(TPR) - Phi^-1(FPR) <= mu for every test, so the interval's lower end is a lower bound on
