@@ -7,6 +7,7 @@ bound, to audit a privacy claim and to catch bugs in DP code (a lower bound abov
 from privgan.audit.bounds import (
     epsilon_lower_bound_clopper_pearson,
     epsilon_lower_bound_one_run,
+    fdp_one_run_margin,
     gaussian_dp_lower_bound_one_run,
     gaussian_dp_mu_interval,
     one_run_p_value,
@@ -28,6 +29,13 @@ from privgan.audit.classifier_attacks import (
     loss_threshold_attack,
     train_shadow_models,
 )
+from privgan.audit.fdp import (
+    DpSgdCurveBound,
+    dp_sgd_blow_up_inverse,
+    dp_sgd_curve_bound,
+    dp_sgd_lower_bound_one_run,
+    plan_fdp_guesses,
+)
 from privgan.audit.gaussian_dp import GaussianDPEstimate, gaussian_dp_estimate, plan_gaussian_dp_fraction
 from privgan.audit.generative_attacks import (
     discriminator_ranking_attack,
@@ -40,6 +48,7 @@ from privgan.audit.whitebox import WhiteboxAuditResult, run_whitebox_audit
 __all__ = [
     "AttackResult",
     "CanaryAuditResult",
+    "DpSgdCurveBound",
     "GaussianDPEstimate",
     "ShadowScores",
     "WhiteboxAuditResult",
@@ -47,10 +56,14 @@ __all__ = [
     "cross_entropy",
     "discriminator_ranking_attack",
     "discriminator_scores",
+    "dp_sgd_blow_up_inverse",
+    "dp_sgd_curve_bound",
+    "dp_sgd_lower_bound_one_run",
     "distance_to_closest_synthetic_attack",
     "epsilon_lower_bound_clopper_pearson",
     "epsilon_lower_bound_one_run",
     "evaluate_attack",
+    "fdp_one_run_margin",
     "gaussian_dp_estimate",
     "gaussian_dp_lower_bound_one_run",
     "gaussian_dp_mu_interval",
@@ -61,6 +74,7 @@ __all__ = [
     "mislabelled_canaries",
     "one_run_bound",
     "one_run_p_value",
+    "plan_fdp_guesses",
     "plan_gaussian_dp_fraction",
     "plot_epsilon_bounds",
     "plot_roc",

@@ -14,6 +14,8 @@ are hypothesis tests of the claim "the run is (epsilon, delta)-DP" at significan
   tighter for mechanisms whose curve is Gaussian-shaped, as DP-SGD's nearly is; but it refutes "the
   run is mu-GDP", a stronger claim than (epsilon, delta)-DP: the epsilon it reports (the epsilon at
   delta of the rejected mu) is a lower bound for mechanisms with a Gaussian curve only.
+  `fdp_one_run_margin` is that test for any trade-off curve; `privgan.audit.fdp` runs it against
+  DP-SGD's own curve, the accountant's claim.
 - `gaussian_dp_mu_interval`: a confidence interval for the Gaussian-DP mu of one threshold test whose
   trials (canaries) are independent, as in `epsilon_lower_bound_clopper_pearson`. A mu-GDP mechanism
   forces Phi^-1(TPR) - Phi^-1(FPR) <= mu for every test, so the interval's lower end is a lower bound on
@@ -188,29 +190,48 @@ def epsilon_lower_bound_one_run(
     return float(optimize.brentq(margin, low, high, xtol=1e-9))
 
 
-def _gaussian_dp_margin(*, num_canaries, num_guesses, num_correct, mu, alpha):
-    """Positive when v correct guesses out of r reject "the run is mu-GDP" at significance alpha.
+def fdp_one_run_margin(*, num_canaries, num_guesses, num_correct, blow_up_inverse, alpha):
+    """Positive when v correct guesses out of r reject "the run is f-DP" at significance alpha.
 
     The numerical test of Mahloujifar, Melis & Chaudhuri (2024): under an f-DP mechanism, walk down from
     v correct guesses to 0 with r_i (probability mass of runs with i correct guesses among the
     rejected ones) and h_i (that of their wrong guesses), starting at r_v = alpha v / m and
     h_v = alpha (r - v) / m, with
 
-        h_i = max(h_{i+1}, blow_up_inverse(r_{i+1})),  r_i = r_{i+1} + i / (r - i) (h_i - h_{i+1}),
+        h_i = max(h_{i+1}, blow_up_inverse(r_{i+1})),  r_i = r_{i+1} + i / (r - i) (h_i - h_{i+1}).
 
-    where blow_up_inverse(x) = Phi(Phi^-1(x) - mu) for mu-GDP (two hypotheses: the canary's bit). The
-    claim is consistent with the observation iff r_0 + h_0 <= r / m.
+    The claim is consistent with the observation iff r_0 + h_0 <= r / m.
+
+    Args:
+        num_canaries: m.
+        num_guesses: r.
+        num_correct: v.
+        blow_up_inverse: x -> the least probability that an event of probability x under one of two
+            neighbouring inputs can have under the other, for a symmetric trade-off curve f: f(1 - x)
+            (for mu-GDP, Phi(Phi^-1(x) - mu)). A smaller function (a weaker claim) keeps the test valid.
+        alpha: significance.
+
+    Returns:
+        r_0 + h_0 - r / m: positive when the claim is rejected.
     """
     ratio_mass = alpha * num_correct / num_canaries
     wrong_mass = alpha * (num_guesses - num_correct) / num_canaries
     for i in range(num_correct - 1, -1, -1):
-        blown = float(special.ndtr(special.ndtri(ratio_mass) - mu))
+        blown = blow_up_inverse(ratio_mass)
         if blown <= wrong_mass:
             break  # h stays, so r stays: nothing changes from here down
         # r can only reach 1 when the claim is already rejected; capping keeps Phi^-1 finite.
         ratio_mass = min(ratio_mass + i / (num_guesses - i) * (blown - wrong_mass), 1.0)
         wrong_mass = blown
     return ratio_mass + wrong_mass - num_guesses / num_canaries
+
+
+def _gaussian_dp_margin(*, num_canaries, num_guesses, num_correct, mu, alpha):
+    # mu-GDP's curve f(x) = Phi(Phi^-1(1 - x) - mu), so f(1 - x) = Phi(Phi^-1(x) - mu).
+    return fdp_one_run_margin(
+        num_canaries=num_canaries, num_guesses=num_guesses, num_correct=num_correct, alpha=alpha,
+        blow_up_inverse=lambda x: float(special.ndtr(special.ndtri(x) - mu)),
+    )
 
 
 def gaussian_dp_lower_bound_one_run(

@@ -21,12 +21,14 @@ a last-iterate audit of this schedule cannot approach the accountant's epsilon, 
   2 m delta, so it is computed on a fixed subset of `one_run_canaries` canaries (the others, included
   independently of them, are just part of the mechanism for that bound). At delta = 1e-5 it cannot
   exceed about 6 for any m, even with every guess right.
-- `gaussian_dp_mu_lower_bound` and `gaussian_dp_epsilon_lower_bound`, the f-DP one-run bound of
-  Mahloujifar, Melis & Chaudhuri (2024) from the same scores (its own planned guesses): the largest mu
-  whose mu-Gaussian-DP claim is rejected, and its epsilon at delta. No 2 m delta term, so it uses all m
-  canaries and is not capped; but it refutes "the run is mu-GDP", which is stronger than (epsilon,
-  delta)-DP, so its epsilon bounds mechanisms with a Gaussian-shaped curve only (DP-SGD's is close to
-  one); compare its mu with `claimed_mu` rather than flag it.
+- `fdp_epsilon_lower_bound`, the f-DP one-run bound of Mahloujifar, Melis & Chaudhuri (2024) from the
+  same scores (its own guesses, planned on the simulation), tested against the accountant's own
+  privacy curves (`privgan.audit.fdp`): the smallest noise multiplier `fdp_noise_multiplier` whose
+  DP-SGD curve at this q and T the guesses reject, and its accountant's epsilon at delta. No 2 m delta
+  term, so it uses all m canaries. It refutes "the run is as private as DP-SGD with that noise", the
+  accountant's claim when that noise is sigma, so above the accountant's epsilon it is a bug; valid for
+  this mechanism's claim (not for every (epsilon, delta)-DP mechanism, which Steinke's bound covers).
+  `gaussian_dp_mu_lower_bound` is the mu-GDP claim the same guesses reject, to compare with `claimed_mu`.
 - `gaussian_dp_estimate`, the Gaussian-DP estimate of mu from the scores with a confidence interval
   (`privgan.audit.gaussian_dp`): one threshold test per score, its fraction of flagged canaries planned
   on the simulation and its threshold set on a calibration tenth of the canaries, the others counted as
@@ -62,6 +64,7 @@ from privgan.audit.canaries import (
     plan_one_run_guesses,
 )
 from privgan.audit.dirac import check_scores, dirac_canary_scores, simulated_canary_scores
+from privgan.audit.fdp import dp_sgd_curve_bound, plan_fdp_guesses
 from privgan.audit.gaussian_dp import (
     CALIBRATION_FRACTION,
     GaussianDPEstimate,
@@ -75,6 +78,9 @@ from privgan.dp import private_gradients
 # The likelihood-ratio score is the most powerful against the claimed mechanism; the differenced one
 # catches noise that repeats across steps, which the plain one misses entirely.
 DEFAULT_SCORES = ("likelihood_ratio", "differenced_likelihood_ratio")
+# Fractions of the canaries guessed "included" (top) and as many "excluded" (bottom) by the f-DP bound's
+# candidates for a broken mechanism, beside its planned guesses.
+BROKEN_FRACTIONS = (0.01, 0.025, 0.05, 0.1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,15 +102,16 @@ class WhiteboxAuditResult:
         one_run_score: the score behind it.
         num_guesses: its guesses.
         num_correct: its correct guesses.
-        gaussian_dp_mu_lower_bound: the f-DP one-run bound (Mahloujifar, Melis & Chaudhuri 2024) on all
-            the canaries: the largest mu whose mu-Gaussian-DP claim the guesses reject.
-        gaussian_dp_epsilon_lower_bound: the epsilon at `delta` of that mu (a lower bound on epsilon for
-            mechanisms whose trade-off curve is Gaussian-shaped, not for every mechanism).
-        gaussian_dp_score: the score behind it.
-        gaussian_dp_guesses: its guesses (planned on the simulation for this bound).
-        gaussian_dp_correct: its correct guesses.
+        fdp_epsilon_lower_bound: the f-DP one-run bound (Mahloujifar, Melis & Chaudhuri 2024) on all the
+            canaries against DP-SGD's own privacy curves at q and T (all iterates): the accountant's
+            epsilon at `delta` of the least noisy DP-SGD run the guesses refute; 0 if none.
+        fdp_noise_multiplier: that run's noise multiplier (None if none); below sigma means a bug.
+        fdp_score: the score behind it.
+        fdp_guesses: its guesses (planned on the simulation for this bound).
+        fdp_correct: its correct guesses.
+        gaussian_dp_mu_lower_bound: the largest mu whose mu-Gaussian-DP claim the same guesses reject.
         claimed_mu: the mu of a Gaussian mechanism with the accountant's epsilon at `delta`, to compare
-            with the f-DP bound's mu.
+            with `gaussian_dp_mu_lower_bound`.
         gaussian_dp_estimate: the Gaussian-DP estimate of mu with its confidence interval (all iterates;
             canaries as independent trials; the best score, each at alpha / number of scores).
         last_iterate: the same from the "sum" score alone, at alpha: what an auditor of the final
@@ -131,11 +138,12 @@ class WhiteboxAuditResult:
     one_run_score: str
     num_guesses: int
     num_correct: int
+    fdp_epsilon_lower_bound: float
+    fdp_noise_multiplier: float | None
+    fdp_score: str
+    fdp_guesses: int
+    fdp_correct: int
     gaussian_dp_mu_lower_bound: float
-    gaussian_dp_epsilon_lower_bound: float
-    gaussian_dp_score: str
-    gaussian_dp_guesses: int
-    gaussian_dp_correct: int
     claimed_mu: float
     gaussian_dp_estimate: GaussianDPEstimate
     last_iterate: GaussianDPEstimate
@@ -150,6 +158,11 @@ class WhiteboxAuditResult:
     def exceeds_accountant(self) -> bool:
         """True when the one-run bound is above the accountant's epsilon: the mechanism is not DP as claimed."""
         return self.epsilon_lower_bound > self.epsilon
+
+    @property
+    def fdp_exceeds_accountant(self) -> bool:
+        """True when the f-DP bound refutes the accountant's own curve (a noise multiplier below sigma)."""
+        return self.fdp_noise_multiplier is not None and self.fdp_noise_multiplier < self.noise_multiplier
 
     @property
     def gaussian_dp_exceeds_accountant(self) -> bool:
@@ -170,10 +183,12 @@ class WhiteboxAuditResult:
             f"  one-run lower bound {self.epsilon_lower_bound:.3f} (confidence {1 - self.alpha:.0%}): "
             f"{self.num_correct}/{self.num_guesses} correct guesses over {self.one_run_canaries} canaries "
             f"({self.one_run_score})",
-            f"  f-DP one-run bound: mu >= {self.gaussian_dp_mu_lower_bound:.3f} (accountant's epsilon as a Gaussian "
-            f"mechanism: mu {self.claimed_mu:.3f}), epsilon {self.gaussian_dp_epsilon_lower_bound:.3f} if the "
-            f"curve is Gaussian: {self.gaussian_dp_correct}/{self.gaussian_dp_guesses} correct "
-            f"({self.gaussian_dp_score})",
+            f"  f-DP one-run lower bound {self.fdp_epsilon_lower_bound:.3f} (all iterates, against the accountant's "
+            f"DP-SGD curve; refutes noise multiplier {self.fdp_noise_multiplier or math.inf:.4g} against "
+            f"{self.noise_multiplier:.4g}):"
+            f" {self.fdp_correct}/{self.fdp_guesses} correct over {self.num_canaries} canaries ({self.fdp_score}); "
+            f"same guesses against Gaussian DP: mu >= {self.gaussian_dp_mu_lower_bound:.3f} (claimed "
+            f"{self.claimed_mu:.3f})",
             f"  Gaussian-DP estimate (all iterates, independent trials): {self.gaussian_dp_estimate.describe()}",
             f"  last iterate only: {self.last_iterate.describe()}",
             f"  independent-trials lower bound {self.independent_trials_lower_bound:.3f}: "
@@ -184,6 +199,9 @@ class WhiteboxAuditResult:
         if self.exceeds_accountant:
             lines.append("  WARNING: the one-run lower bound exceeds the accountant's epsilon: the mechanism is "
                          "not DP as claimed")
+        if self.fdp_exceeds_accountant:
+            lines.append("  WARNING: the f-DP one-run bound refutes the accountant's own privacy curve: the mechanism "
+                         "is not DP as claimed")
         if self.gaussian_dp_exceeds_accountant:
             lines.append("  WARNING: the Gaussian-DP estimate's lower bound exceeds the accountant's epsilon: the "
                          "mechanism is not the DP-SGD mechanism it claims to be")
@@ -191,11 +209,6 @@ class WhiteboxAuditResult:
             lines.append("  WARNING: the independent-trials lower bound exceeds the accountant's epsilon: the "
                          "mechanism is not the DP-SGD mechanism it claims to be")
         return "\n".join(lines)
-
-
-def _gaussian_dp_epsilon(**counts):
-    # The f-DP one-run bound as one number (its epsilon at delta), to plan guesses and pick candidates.
-    return gaussian_dp_lower_bound_one_run(**counts)[1]
 
 
 def _planned_estimate(simulated, simulated_included, all_scores, is_included, *, name, delta, alpha):
@@ -270,6 +283,10 @@ def run_whitebox_audit(
     For the one-run bound, each score has two candidates, each tested at alpha / (2 x number of scores):
     the numbers of top and bottom guesses planned (`plan_one_run_guesses`) on scores simulated from the
     claimed mechanism with the same sigma, q, T and number of canaries, and a guess for every canary.
+    For the f-DP bound, each score has two candidates: the guesses planned
+    (`privgan.audit.fdp.plan_fdp_guesses`) on the same simulation for that bound, tested at
+    0.9 alpha / (number of scores), and "included" for the top and "excluded" for the bottom
+    `BROKEN_FRACTIONS` of the scores sharing 0.1 alpha / (number of scores), for clearly broken mechanisms.
     For the independent-trials bound, every (score, number of flagged canaries) pair is a candidate
     with its share of alpha. The best of either is a valid bound at significance alpha.
 
@@ -347,23 +364,41 @@ def run_whitebox_audit(
         sampling_probability=sampling_probability, steps=steps, seed=int(rng.integers(2**62)),
     )
     one_run_alpha = alpha / (2 * len(scores))
-    one_run, gaussian, estimates, trials, auc = [], [], [], [], {}
+    # The f-DP bound's candidates per score: its planned guesses, with most of alpha, and the top and
+    # bottom BROKEN_FRACTIONS of the canaries, sharing a tenth of alpha. Even all right, the planned
+    # guesses (~1.5% of the canaries at the MNIST schedule) cannot refute the accountant's curve, and
+    # guessing every canary refutes little (the one-run analysis allows any dependence between
+    # canaries); a broken mechanism whose scores separate clearly gets thousands of extreme canaries
+    # right, which a small share of alpha hardly weakens (weighted Bonferroni).
+    fdp_shares = (0.9, *[0.1 / len(BROKEN_FRACTIONS)] * len(BROKEN_FRACTIONS))
+    fdp_alphas = [share * alpha / len(scores) for share in fdp_shares]
+    schedule = {"sampling_probability": sampling_probability, "steps": steps}
+    one_run, fdp, estimates, trials, auc = [], [], [], [], {}
     for name in scores:
-        # Steinke's bound on the first one_run_canaries (its 2 m delta term); the f-DP one on all.
-        for bound_fn, candidates, size in ((epsilon_lower_bound_one_run, one_run, one_run_canaries),
-                                           (_gaussian_dp_epsilon, gaussian, num_canaries)):
-            planned = plan_one_run_guesses(
-                simulated[name][:size], simulated_included[:size], delta=delta, alpha=one_run_alpha,
-                bound_fn=bound_fn,
+        # Steinke's bound on the first one_run_canaries (its 2 m delta term).
+        planned = plan_one_run_guesses(
+            simulated[name][:one_run_canaries], simulated_included[:one_run_canaries], delta=delta,
+            alpha=one_run_alpha,
+        )
+        for num_top, num_bottom in (planned, (one_run_canaries // 2, one_run_canaries - one_run_canaries // 2)):
+            guesses, correct = one_run_guess_outcome(
+                all_scores[name][:one_run_canaries], is_included[:one_run_canaries], num_top=num_top,
+                num_bottom=num_bottom,
             )
-            for num_top, num_bottom in (planned, (size // 2, size - size // 2)):
-                guesses, correct = one_run_guess_outcome(
-                    all_scores[name][:size], is_included[:size], num_top=num_top, num_bottom=num_bottom
-                )
-                bound = bound_fn(
-                    num_canaries=size, num_guesses=guesses, num_correct=correct, delta=delta, alpha=one_run_alpha
-                )
-                candidates.append((bound, name, guesses, correct))
+            bound = epsilon_lower_bound_one_run(
+                num_canaries=one_run_canaries, num_guesses=guesses, num_correct=correct, delta=delta,
+                alpha=one_run_alpha,
+            )
+            one_run.append((bound, name, guesses, correct))
+        # The f-DP bound on all the canaries.
+        # The likelihood-ratio score is the exact log-likelihood ratio of the simulated mechanism.
+        planned = plan_fdp_guesses(simulated[name], simulated_included, alpha=fdp_alphas[0],
+                                   start_noise_multiplier=noise_multiplier, calibrated=name == "likelihood_ratio",
+                                   **schedule)
+        extremes = [(round(fraction * num_canaries),) * 2 for fraction in BROKEN_FRACTIONS]
+        for (num_top, num_bottom), share in zip((planned, *extremes), fdp_alphas):
+            fdp.append((name, *one_run_guess_outcome(all_scores[name], is_included, num_top=num_top,
+                                                     num_bottom=num_bottom), share))
         estimates.append(_planned_estimate(simulated, simulated_included, all_scores, is_included, name=name,
                                            delta=delta, alpha=alpha / len(scores)))
         trials.append((*independent_trials_bound(
@@ -371,10 +406,12 @@ def run_whitebox_audit(
         ), name))
         auc[name] = evaluate_attack(all_scores[name], is_included, attack=name).auc
     bound, one_run_score, guesses, correct = max(one_run, key=lambda candidate: candidate[0])
-    _, gaussian_score, gaussian_guesses, gaussian_correct = max(gaussian, key=lambda candidate: candidate[0])
-    gaussian_mu, gaussian_epsilon = gaussian_dp_lower_bound_one_run(
-        num_canaries=num_canaries, num_guesses=gaussian_guesses, num_correct=gaussian_correct, delta=delta,
-        alpha=one_run_alpha,
+    fdp_bound = dp_sgd_curve_bound([candidate[1:3] for candidate in fdp], num_canaries=num_canaries,
+                                   alpha=[candidate[3] for candidate in fdp], start_noise_multiplier=noise_multiplier,
+                                   **schedule)
+    fdp_score, fdp_guesses, fdp_correct, fdp_alpha = fdp[max(fdp_bound.candidate, 0)]
+    gaussian_mu, _ = gaussian_dp_lower_bound_one_run(
+        num_canaries=num_canaries, num_guesses=fdp_guesses, num_correct=fdp_correct, delta=delta, alpha=fdp_alpha
     )
     estimate = max(estimates, key=lambda candidate: candidate.mu_lower)
     # A separate statement at its own alpha: what the final parameters alone show.
@@ -396,11 +433,12 @@ def run_whitebox_audit(
         one_run_score=one_run_score,
         num_guesses=int(guesses),
         num_correct=int(correct),
+        fdp_epsilon_lower_bound=fdp_bound.epsilon(delta=delta, **schedule),
+        fdp_noise_multiplier=None if math.isinf(fdp_bound.noise_multiplier) else fdp_bound.noise_multiplier,
+        fdp_score=fdp_score,
+        fdp_guesses=int(fdp_guesses),
+        fdp_correct=int(fdp_correct),
         gaussian_dp_mu_lower_bound=gaussian_mu,
-        gaussian_dp_epsilon_lower_bound=gaussian_epsilon,
-        gaussian_dp_score=gaussian_score,
-        gaussian_dp_guesses=int(gaussian_guesses),
-        gaussian_dp_correct=int(gaussian_correct),
         claimed_mu=float(1 / dp_accounting.get_sigma_gaussian(claimed, delta)),
         gaussian_dp_estimate=estimate,
         last_iterate=last_iterate,

@@ -189,15 +189,15 @@ def whitebox_report(statement, ledger, *, phase=None, num_canaries, canary_varia
         f"{1 - result.alpha:.0%} confidence) - measured on the code; above the upper bound means a bug",
         f"  independent-trials lower bound: epsilon {result.independent_trials_lower_bound:.4f} - the same "
         "test, valid when canaries are independent, as in DP-SGD",
-        f"  f-DP lower bound: mu {result.gaussian_dp_mu_lower_bound:.4f} against the accountant's "
-        f"{result.claimed_mu:.4f} as a Gaussian mechanism (Mahloujifar et al. 2024; epsilon "
-        f"{result.gaussian_dp_epsilon_lower_bound:.4f} if the privacy curve is Gaussian)",
+        f"  f-DP one-run lower bound: epsilon {result.fdp_epsilon_lower_bound:.4f} (Mahloujifar et al. 2024, "
+        "against the accountant's own DP-SGD privacy curve; white-box, all iterates) - the run is less private "
+        "than DP-SGD with that epsilon; above the upper bound means a bug",
         f"  Gaussian-DP estimate (all iterates; canaries as independent trials): "
         f"{result.gaussian_dp_estimate.describe()}",
         "  A lower bound far below the upper one is expected (the attack is not optimal, one run); it "
         "only rules out bugs large enough to show.",
         *(["  WARNING: a lower bound exceeds the accountant's epsilon: the mechanism is not DP as claimed"]
-          if result.exceeds_accountant or result.trials_exceed_accountant
+          if result.exceeds_accountant or result.trials_exceed_accountant or result.fdp_exceeds_accountant
           or result.gaussian_dp_exceeds_accountant else []),
     ])
 

@@ -39,6 +39,8 @@ def test_privgan_mechanism_stays_below_the_accountant(setting):
     # exactly 0.667-GDP, and the estimate sees nearly all of it) and 0.22 (of 0.33).
     assert result.gaussian_dp_estimate.mu_lower <= result.claimed_mu
     assert not result.gaussian_dp_exceeds_accountant
+    # The f-DP one-run bound against the accountant's own curve: never above it on the correct mechanism.
+    assert result.fdp_epsilon_lower_bound <= result.epsilon and not result.fdp_exceeds_accountant
     assert "WARNING" not in result.summary()
     # ...and the audit does see the canaries (measured AUC 0.60, 0.64 and 0.59; chance is 0.5 +- 0.01).
     assert result.auc["likelihood_ratio"] > 0.55
