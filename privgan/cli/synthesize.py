@@ -57,7 +57,7 @@ import warnings
 
 from absl import flags
 
-from privgan.cli import command, synthesize_images  # the latter defines the image flags (--input, ...)
+from privgan.cli import command, synthesize_images
 
 _PROGRAM = "privgan-synthesize"
 _REQUIRED = ("csv", "schema", "epsilon", "delta", "output")  # unless --write_example
@@ -103,7 +103,7 @@ flags.DEFINE_string(
 
 
 def main(argv):
-    if FLAGS.input is not None:  # a folder of images or an .npz: privgan.cli.synthesize_images
+    if "input" in FLAGS and FLAGS.input is not None:  # a folder of images or an .npz: synthesize_images
         synthesize_images.main(argv)
         return
     if len(argv) > 1:
@@ -268,6 +268,7 @@ def _fail(message):
 
 def run():
     """Runs the command (`privgan-synthesize`, or `python -m privgan.cli.synthesize`)."""
+    synthesize_images.define_flags()  # --input and the other image flags
     command.run(main, program=_PROGRAM, module=__name__, required=_REQUIRED)
 
 

@@ -49,27 +49,38 @@ SHARED_FLAGS = ("epsilon", "delta", "output", "seed", "sampling_seed", "overwrit
 _DEFAULT_RELEASE_FRACTION = 0.5
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input", None, "Images: a folder with one subfolder of PNG/JPEG files per class, or an .npz of x "
-                    "and y (selects the image mode; then --output ends in .npz).", module_name=_MODULE)
-flags.DEFINE_list("classes", None, "Images: class names in label order (public), e.g. cat,dog; needed for an .npz "
-                  "without a classes array; for a folder, the order of its subfolders.", module_name=_MODULE)
-flags.DEFINE_string("pixel_range", None, "Images: public LOW,HIGH of an .npz's non-uint8 pixels (e.g. 0,1); never "
-                    "inferred from the data.", module_name=_MODULE)
-flags.DEFINE_string("image_size", None, "Images: resize every image to this public HEIGHT,WIDTH (each in [8, 64]); "
-                    "default: the images' common size.", module_name=_MODULE)
-flags.DEFINE_integer("num_images", None, "Images: synthetic images to write; default: the release's noisy count.",
-                     module_name=_MODULE)
-flags.DEFINE_integer("num_features", 8000, "Images: random Fourier features of the release.", module_name=_MODULE)
-flags.DEFINE_integer("release_steps", 2000, "Images: generator steps against the release (free post-processing).",
-                     module_name=_MODULE)
-flags.DEFINE_integer("gan_epochs", 0, "Images: epochs of a DP GAN phase warm-started from the release's generator; "
-                     "0 (default): none.", module_name=_MODULE)
-flags.DEFINE_float("release_fraction", None, "Images with --gan_epochs: share of --epsilon for the release, in "
-                   f"(0, 1) (default {_DEFAULT_RELEASE_FRACTION}); the GAN phase gets the rest.", module_name=_MODULE)
-flags.DEFINE_integer("gan_batch_size", 64, "Images with --gan_epochs: expected Poisson batch size of a D step.",
-                     module_name=_MODULE)
-flags.DEFINE_integer("noise_seed", None, "Images: fix the DP noise, for research only: the guarantee does not hold "
-                     "against anyone who knows it (default: secret, from OS entropy).", module_name=_MODULE)
+
+
+def define_flags():
+    """Defines the image flags of privgan-synthesize (listed in its --help), once; called when the command
+    runs, not at import, so that importing this module defines no flag that another module's could clash with."""
+    if "input" in FLAGS:
+        return
+    for define, name, default, text in (
+        (flags.DEFINE_string, "input", None, "Images: a folder with one subfolder of PNG/JPEG files per class, or an "
+         ".npz of x and y (selects the image mode; then --output ends in .npz)."),
+        (flags.DEFINE_list, "classes", None, "Images: class names in label order (public), e.g. cat,dog; needed for an "
+         ".npz without a classes array; for a folder, the order of its subfolders."),
+        (flags.DEFINE_string, "pixel_range", None, "Images: public LOW,HIGH of an .npz's non-uint8 pixels (e.g. 0,1); "
+         "never inferred from the data."),
+        (flags.DEFINE_string, "image_size", None, "Images: resize every image to this public HEIGHT,WIDTH (each in "
+         "[8, 64]); default: the images' common size."),
+        (flags.DEFINE_integer, "num_images", None, "Images: synthetic images to write; default: the release's noisy "
+         "count."),
+        (flags.DEFINE_integer, "num_features", 8000, "Images: random Fourier features of the release."),
+        (flags.DEFINE_integer, "release_steps", 2000, "Images: generator steps against the release (free "
+         "post-processing)."),
+        (flags.DEFINE_integer, "gan_epochs", 0, "Images: epochs of a DP GAN phase warm-started from the release's "
+         "generator; 0 (default): none."),
+        (flags.DEFINE_float, "release_fraction", None, "Images with --gan_epochs: share of --epsilon for the release, "
+         f"in (0, 1) (default {_DEFAULT_RELEASE_FRACTION}); the GAN phase gets the rest."),
+        (flags.DEFINE_integer, "gan_batch_size", 64, "Images with --gan_epochs: expected Poisson batch size of a D "
+         "step."),
+        (flags.DEFINE_integer, "noise_seed", None, "Images: fix the DP noise, for research only: the guarantee does "
+         "not hold against anyone who knows it (default: secret, from OS entropy)."),
+    ):
+        define(name, default, text, module_name=_MODULE)
+
 IMAGE_FLAGS = ("input", "classes", "pixel_range", "image_size", "num_images", "num_features", "release_steps",
                "gan_epochs", "release_fraction", "gan_batch_size", "noise_seed")
 
@@ -119,17 +130,8 @@ class ImageRun:
         return (self.output, self.statement, self.png_folder)
 
 
-def is_image_input(path):
-    """Whether `--input` names images: a folder or an .npz file."""
-    path = pathlib.Path(path)
-    return path.is_dir() or path.suffix.lower() == ".npz"
-
-
-def _settings():
-    """Every flag checked, cheapest first, before anything is read or trained."""
-    from privgan.accounting.events import check_count, check_delta, check_positive
-    from privgan.data.image_folder import check_image_size, check_pixel_range, parse_pair
-
+def _flag_values():
+    """The image flags' and the shared flags' values, after refusing the table-only flags."""
     table_flags = sorted(
         flag.name for flag in FLAGS.get_flags_for_module(_MODULE)
         if flag.present and flag.name not in SHARED_FLAGS + IMAGE_FLAGS
@@ -140,39 +142,63 @@ def _settings():
     missing = [f"--{name}" for name in ("epsilon", "delta", "output") if FLAGS[name].value is None]
     if missing:
         raise ValueError(f"missing required flag{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    epsilon = check_positive(FLAGS.epsilon, name="--epsilon")
-    delta = check_delta(FLAGS.delta)
-    gan_epochs = check_count(FLAGS.gan_epochs, name="--gan_epochs", minimum=0)
-    fraction = FLAGS.release_fraction
-    if fraction is not None:
+    values = {name: FLAGS[name].value for name in SHARED_FLAGS + IMAGE_FLAGS}
+    values["accountant"] = values["accountant"] or "pld"
+    return values
+
+
+def plan_run(*, input, output, epsilon, delta, accountant="pld", classes=None, pixel_range=None, image_size=None,
+             num_images=None, num_features=8000, release_steps=2000, gan_epochs=0, release_fraction=None,
+             gan_batch_size=64, seed=None, noise_seed=None, sampling_seed=None, overwrite=False, fidelity_report=None):
+    """The checked `ImageRun` of the command's arguments (flag names without "--"; pixel_range and
+    image_size as the flags' text), cheapest checks first, before anything is read or trained.
+
+    Raises:
+        ValueError: naming the argument and its allowed range.
+    """
+    from privgan.accounting.events import check_accountant, check_count, check_delta, check_positive
+    from privgan.data.image_folder import check_classes, check_image_size, check_pixel_range, parse_pair
+
+    epsilon = check_positive(epsilon, name="--epsilon")
+    delta = check_delta(delta)
+    gan_epochs = check_count(gan_epochs, name="--gan_epochs", minimum=0)
+    if release_fraction is not None:
         if not gan_epochs:
             raise ValueError("--release_fraction splits the budget with a GAN phase: it needs --gan_epochs >= 1")
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"--release_fraction must be in (0, 1) (the GAN phase gets the rest), got {fraction}")
-    if FLAGS.sampling_seed is not None and not gan_epochs:
+        if not 0.0 < release_fraction < 1.0:
+            raise ValueError(f"--release_fraction must be in (0, 1) (the GAN phase gets the rest), got "
+                             f"{release_fraction}")
+    if sampling_seed is not None and not gan_epochs:
         raise ValueError("--sampling_seed fixes the GAN phase's Poisson sampling: it needs --gan_epochs >= 1")
-    output = pathlib.Path(FLAGS.output)
+    output = pathlib.Path(output)
     if output.suffix.lower() != ".npz":
         raise ValueError(f"--output must end in .npz for images (the PNG folder and statement go beside it), got "
                          f"{str(output)!r}")
-    image_size = FLAGS.image_size
     if image_size is not None:
         image_size = check_image_size(parse_pair(image_size, name="--image_size", kind=float))
-    pixel_range = FLAGS.pixel_range
     if pixel_range is not None:
         pixel_range = check_pixel_range(parse_pair(pixel_range, name="--pixel_range"))
     return ImageRun(
-        input=pathlib.Path(FLAGS.input), output=output, epsilon=epsilon, delta=delta,
-        accountant=FLAGS.accountant or "pld", classes=None if FLAGS.classes is None else tuple(FLAGS.classes),
-        pixel_range=pixel_range, image_size=image_size,
-        num_images=None if FLAGS.num_images is None else check_count(FLAGS.num_images, name="--num_images", minimum=1),
-        num_features=_even(FLAGS.num_features),
-        release_steps=check_count(FLAGS.release_steps, name="--release_steps", minimum=1), gan_epochs=gan_epochs,
-        release_fraction=_DEFAULT_RELEASE_FRACTION if fraction is None else fraction,
-        gan_batch_size=check_count(FLAGS.gan_batch_size, name="--gan_batch_size", minimum=1), seed=FLAGS.seed,
-        noise_seed=FLAGS.noise_seed, sampling_seed=FLAGS.sampling_seed, overwrite=FLAGS.overwrite,
-        fidelity_report=None if FLAGS.fidelity_report is None else pathlib.Path(FLAGS.fidelity_report),
+        input=pathlib.Path(input), output=output, epsilon=epsilon, delta=delta, accountant=check_accountant(accountant),
+        classes=None if classes is None else check_classes(classes), pixel_range=pixel_range, image_size=image_size,
+        num_images=None if num_images is None else check_count(num_images, name="--num_images", minimum=1),
+        num_features=_even(num_features), release_steps=check_count(release_steps, name="--release_steps", minimum=1),
+        gan_epochs=gan_epochs,
+        release_fraction=_DEFAULT_RELEASE_FRACTION if release_fraction is None else release_fraction,
+        gan_batch_size=check_count(gan_batch_size, name="--gan_batch_size", minimum=1), seed=seed,
+        noise_seed=noise_seed, sampling_seed=sampling_seed, overwrite=bool(overwrite),
+        fidelity_report=None if fidelity_report is None else pathlib.Path(fidelity_report),
     )
+
+
+def prepare(run):
+    """Checks where everything goes, then reads the private images: `(data, replaced release files)`.
+
+    Raises:
+        ValueError: for a destination that cannot or may not be written, or images that do not fit.
+    """
+    replaced = _check_destinations(run)
+    return _load(run), replaced
 
 
 def _even(value):
@@ -366,26 +392,16 @@ def _png_pixels(x, pixel_range):
     return np.rint(np.clip((x.astype(np.float64) - low) / (high - low), 0, 1) * 255).astype(np.uint8)
 
 
-def main(argv):
-    """The images path of privgan-synthesize (chosen by `--input`)."""
-    if len(argv) > 1:
-        command.fail(_PROGRAM, f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        run = _settings()
-        replaced = _check_destinations(run)
-        data = _load(run)
-    except ValueError as error:
-        command.fail(_PROGRAM, str(error))
-    from privgan.accounting.events import warn_if_delta_too_large
-    from privgan.cli.release import SECOND_BUDGET
+def synthesize(run, data):
+    """Trains on the private `data` as `run` says and writes the release.
 
-    if replaced:
-        warnings.warn(f"{run.output} holds an earlier release, replaced when this run is done; note that "
-                      f"{SECOND_BUDGET}", stacklevel=2)
-    try:
-        source, model = _train(data, run)
-    except ValueError as error:
-        command.fail(_PROGRAM, str(error))
+    Returns:
+        `(source, model, statement, (images in [0, 1], labels))`: the DP-MERF model, the final model (the
+        same without a GAN phase), the statement written and the synthetic images.
+    """
+    from privgan.accounting.events import warn_if_delta_too_large
+
+    source, model = _train(data, run)
     # The release's noisy count stands for N from here on: the exact number of images is not printed.
     noisy_counts = source.class_counts_
     warn_if_delta_too_large(run.delta, num_examples=max(1, int(round(float(noisy_counts.clip(0).sum())))))
@@ -393,6 +409,27 @@ def main(argv):
     unit_images, _ = model.generate(len(labels), labels=labels)
     statement = _statement(model, source, data, run, num_images=len(labels))
     write_release(run, x=data.to_source_format(unit_images), y=labels, classes=data.classes, statement=statement)
+    return source, model, statement, (unit_images, labels)
+
+
+def main(argv):
+    """The images path of privgan-synthesize (chosen by `--input`)."""
+    if len(argv) > 1:
+        command.fail(_PROGRAM, f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        run = plan_run(**_flag_values())
+        data, replaced = prepare(run)
+    except ValueError as error:
+        command.fail(_PROGRAM, str(error))
+    from privgan.cli.release import SECOND_BUDGET
+
+    if replaced:
+        warnings.warn(f"{run.output} holds an earlier release, replaced when this run is done; note that "
+                      f"{SECOND_BUDGET}", stacklevel=2)
+    try:
+        source, model, statement, (unit_images, labels) = synthesize(run, data)
+    except ValueError as error:
+        command.fail(_PROGRAM, str(error))
     phases = f"one DP-MERF release (sigma = {source.noise_multiplier:.4f})"
     if run.gan_epochs:
         phases += (f", then {model.privacy_ledger.total_steps} DP GAN discriminator steps (sigma = "
