@@ -268,7 +268,7 @@ def _fail(message):
 
 def run():
     """Runs the command (`privgan-synthesize`, or `python -m privgan.cli.synthesize`)."""
-    synthesize_images.define_flags()  # --input and the other image flags
+    synthesize_images.define_flags(__name__)  # --input and the other image flags
     command.run(main, program=_PROGRAM, module=__name__, required=_REQUIRED)
 
 

@@ -35,6 +35,7 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 import warnings
 
@@ -43,7 +44,9 @@ from absl import flags
 from privgan.cli import command
 
 _PROGRAM = "privgan-synthesize"
-_MODULE = "privgan.cli.synthesize"  # the image flags are listed in privgan-synthesize's --help
+# The module of privgan-synthesize's flags ("__main__" under `python -m`): the image flags are registered
+# under it, so that its --help lists them, and its other flags are the table flags refused with --input.
+_command_module = {"name": "privgan.cli.synthesize"}
 # Flags of privgan-synthesize that the images path reads too; every other table flag is refused with --input.
 SHARED_FLAGS = ("epsilon", "delta", "output", "seed", "sampling_seed", "overwrite", "fidelity_report", "accountant")
 _DEFAULT_RELEASE_FRACTION = 0.5
@@ -51,11 +54,18 @@ _DEFAULT_RELEASE_FRACTION = 0.5
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(module_name="privgan.cli.synthesize"):
     """Defines the image flags of privgan-synthesize (listed in its --help), once; called when the command
-    runs, not at import, so that importing this module defines no flag that another module's could clash with."""
+    runs, not at import, so that importing this module defines no flag that another module's could clash with.
+
+    Args:
+        module_name: the name of the module that defines the command's other flags.
+    """
     if "input" in FLAGS:
         return
+    # absl files the flags of the __main__ module under sys.argv[0] (and looks them up so).
+    module_name = sys.argv[0] if module_name == "__main__" else module_name
+    _command_module["name"] = module_name
     for define, name, default, text in (
         (flags.DEFINE_string, "input", None, "Images: a folder with one subfolder of PNG/JPEG files per class, or an "
          ".npz of x and y (selects the image mode; then --output ends in .npz)."),
@@ -79,7 +89,7 @@ def define_flags():
         (flags.DEFINE_integer, "noise_seed", None, "Images: fix the DP noise, for research only: the guarantee does "
          "not hold against anyone who knows it (default: secret, from OS entropy)."),
     ):
-        define(name, default, text, module_name=_MODULE)
+        define(name, default, text, module_name=module_name)
 
 IMAGE_FLAGS = ("input", "classes", "pixel_range", "image_size", "num_images", "num_features", "release_steps",
                "gan_epochs", "release_fraction", "gan_batch_size", "noise_seed")
@@ -133,7 +143,7 @@ class ImageRun:
 def _flag_values():
     """The image flags' and the shared flags' values, after refusing the table-only flags."""
     table_flags = sorted(
-        flag.name for flag in FLAGS.get_flags_for_module(_MODULE)
+        flag.name for flag in FLAGS.get_flags_for_module(_command_module["name"])
         if flag.present and flag.name not in SHARED_FLAGS + IMAGE_FLAGS
     )
     if table_flags:
