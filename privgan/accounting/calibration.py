@@ -8,6 +8,7 @@ the boundary by geometric expansion and then narrows the bracket with interpolat
 """
 
 import math
+import warnings
 
 from privgan.accounting.events import (
     check_accountant,
@@ -24,6 +25,9 @@ RELATIVE_TOLERANCE = 1e-3
 # Beyond these the search gives up: no realistic training run needs more noise or more steps.
 _MAX_NOISE_MULTIPLIER = 1e6
 MAX_STEPS = 2**31 - 1
+# A calibrated DP-SGD sigma above this drowns the clipped gradients (noise norm sigma C sqrt(parameters) against
+# a batch's sum of at most B C): the phase spends its budget on updates that are mostly noise.
+HUGE_NOISE_MULTIPLIER = 10.0
 
 # First bracket around a guess: x2 without a guess, x1.1 around an RDP guess for PLD. The ratio is
 # squared at every expansion, so even a poor guess is bracketed in a few evaluations.
@@ -111,6 +115,40 @@ def calibrate_noise_multiplier(
             pass  # RDP's looser bound of the ledger alone can exceed a budget that PLD still reaches
     inside, outside = _bracket_noise_multiplier(excess, guess, ratio)
     return _refine(excess, inside, outside, integer=False)
+
+
+def warn_if_noise_multiplier_huge(noise_multiplier, *, target_epsilon, delta, accountant="pld", ledger=None,
+                                  what="the DP-SGD steps"):
+    """Warns (UserWarning) when a calibrated DP-SGD sigma exceeds `HUGE_NOISE_MULTIPLIER` (10).
+
+    The usual cause is a budget split in which an earlier phase (e.g. the DP-MERF release that warm-starts
+    a DPGAN, calibrated for the whole target epsilon) leaves the next one almost nothing: the message says
+    what the earlier phases in `ledger` spend, so that the user can give them a share of the budget instead.
+
+    Args:
+        noise_multiplier: the calibrated sigma.
+        target_epsilon: the budget it was calibrated for (of the whole ledger).
+        delta: delta of the budget.
+        accountant: "pld" or "rdp".
+        ledger: the earlier phases, or None.
+        what: how to call the calibrated steps in the message.
+
+    Returns:
+        Whether it warned.
+    """
+    if not noise_multiplier > HUGE_NOISE_MULTIPLIER:
+        return False
+    message = (f"{what} get noise_multiplier = {noise_multiplier:.3g} (> {HUGE_NOISE_MULTIPLIER:g}) for "
+               f"target_epsilon = {target_epsilon:g}: their updates are mostly noise")
+    if ledger is not None and ledger.phases:
+        spent = ledger.epsilon(delta=delta, accountant=accountant)
+        message += (f". The earlier phases already spend epsilon = {spent:.4g} of it; give them a share of the "
+                    f"budget (e.g. release with target_epsilon = {target_epsilon / 2:g}, then fit with "
+                    f"target_epsilon = {target_epsilon:g}) or skip this phase")
+    else:
+        message += "; give them a larger budget, fewer steps or a smaller sampling probability"
+    warnings.warn(message, UserWarning, stacklevel=3)
+    return True
 
 
 def max_steps(

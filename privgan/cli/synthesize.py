@@ -46,6 +46,9 @@ that cannot be written (a file is created and removed there first), that is one 
 written over, even with --overwrite), or that would replace an earlier release without --overwrite) stops
 with one error message naming the column, value and line, and no file is written. A second run on the same private data
 spends a second privacy budget. Also runs as `python -m privgan.cli.synthesize`.
+
+Images: --input=FOLDER (one subfolder of PNG/JPEG files per class) or --input=FILE.npz (x, y) with --epsilon,
+--delta and --output=NAME.npz; see `privgan.cli.synthesize_images` and the DP images guide.
 """
 
 import json
@@ -54,7 +57,7 @@ import warnings
 
 from absl import flags
 
-from privgan.cli import command
+from privgan.cli import command, synthesize_images
 
 _PROGRAM = "privgan-synthesize"
 _REQUIRED = ("csv", "schema", "epsilon", "delta", "output")  # unless --write_example
@@ -100,6 +103,9 @@ flags.DEFINE_string(
 
 
 def main(argv):
+    if "input" in FLAGS and FLAGS.input is not None:  # a folder of images or an .npz: synthesize_images
+        synthesize_images.main(argv)
+        return
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.write_example is not None:
@@ -262,6 +268,7 @@ def _fail(message):
 
 def run():
     """Runs the command (`privgan-synthesize`, or `python -m privgan.cli.synthesize`)."""
+    synthesize_images.define_flags(__name__)  # --input and the other image flags
     command.run(main, program=_PROGRAM, module=__name__, required=_REQUIRED)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier, max_steps
+from privgan.accounting.calibration import warn_if_noise_multiplier_huge
 from privgan.dp.fitting import FIXED_SAMPLING_SEED, PoissonFitting, _refuse_non_finite, default_delta
 from privgan.dp.mechanism import replicas_in_sync
 from privgan.dp.noise import NoiseStream
@@ -209,6 +210,8 @@ class DPStepBookkeeping(PoissonFitting):
             accountant=accountant,
             ledger=self.prior_ledger,
         )
+        warn_if_noise_multiplier_huge(sigma, target_epsilon=target_epsilon, delta=delta, accountant=accountant,
+                                      ledger=self.prior_ledger, what=f"the {self.planned_dp_steps(epochs)} DP steps")
         self.dp_config = dataclasses.replace(self.dp_config, noise_multiplier=float32_at_least(sigma))
         self.noise_multiplier_calibrated = True
         self.train_function = None  # a step traced before holds the old sigma

@@ -22,7 +22,8 @@ import math
 
 import keras
 
-SUPPORTED_IMAGE_SIDES = (28, 32)
+# Height and width of the convolutional pair's images: any value in this range, square or not.
+IMAGE_SIDE_RANGE = (8, 64)
 GENERATOR_NORMALIZATIONS = ("batch", "layer", None)
 
 
@@ -37,11 +38,19 @@ def _check_positive_int(value, *, name):
 
 
 def _check_conv_image_shape(image_shape):
-    if len(image_shape) != 3 or image_shape[0] != image_shape[1] or image_shape[0] not in SUPPORTED_IMAGE_SIDES:
+    low, high = IMAGE_SIDE_RANGE
+    if len(image_shape) != 3 or not all(int(side) == side and low <= side <= high for side in image_shape[:2]):
         raise ValueError(
-            f"image_shape must be (side, side, channels) with side in {SUPPORTED_IMAGE_SIDES}, got {image_shape}"
+            f"image_shape must be (height, width, channels) with height and width integers in [{low}, {high}], "
+            f"got {image_shape}"
         )
     _check_positive_int(image_shape[2], name="image_shape[2] (channels)")
+
+
+def _resolutions(height, width):
+    """Stride-2 steps k of the convolutional pair: 2 below 32 pixels on the shorter side (28x28 MNIST keeps
+    its 7x7 start), 3 from 32 on."""
+    return 2 if min(height, width) < 32 else 3
 
 
 def _label_input():
@@ -63,13 +72,14 @@ def _outputs(inputs):
 
 
 def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, normalization="batch"):
-    """A DCGAN-style generator for 28x28xC or 32x32xC images in [0, 1].
+    """A DCGAN-style generator for HxWxC images in [0, 1], H and W anywhere in [8, 64].
 
-    Dense to a (side / 2^k)^2 x 2w map (k = 2 for 28, 3 for 32), then k stride-2 transposed convolutions
-    halving the width, the last one to C sigmoid channels.
+    Dense to a ceil(H / 2^k) x ceil(W / 2^k) x 2w map (k = 2 when the shorter side is below 32, else 3),
+    then k stride-2 transposed convolutions halving the width, the last one to C sigmoid channels, cropped
+    to H x W where the sides are not multiples of 2^k (28x28 and 32x32 need no crop).
 
     Args:
-        image_shape: (side, side, channels), side 28 or 32.
+        image_shape: (height, width, channels), height and width in [8, 64].
         latent_dim: size of the Gaussian latent vector, >= 1.
         num_classes: None, or the number of classes to condition on (labels embedded and concatenated
             to the latent vector).
@@ -89,9 +99,9 @@ def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, n
     _check_positive_int(width, name="width")
     if normalization not in GENERATOR_NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {GENERATOR_NORMALIZATIONS}, got {normalization!r}")
-    side, _, channels = image_shape
-    upsamplings = 2 if side == 28 else 3
-    base = side // 2**upsamplings
+    height, width_pixels, channels = (int(v) for v in image_shape)
+    upsamplings = _resolutions(height, width_pixels)
+    base_height, base_width = -(-height // 2**upsamplings), -(-width_pixels // 2**upsamplings)
     inputs, h = _generator_trunk(latent_dim, num_classes, label_embedding=min(latent_dim, 32))
 
     def activate(h):
@@ -102,27 +112,32 @@ def dcgan_generator(*, image_shape, latent_dim=64, num_classes=None, width=64, n
         return keras.layers.ReLU()(h)
 
     filters = width * 2 ** (upsamplings - 1)
-    h = activate(keras.layers.Dense(base * base * filters, use_bias=normalization is None)(h))
-    h = keras.layers.Reshape((base, base, filters))(h)
+    h = activate(keras.layers.Dense(base_height * base_width * filters, use_bias=normalization is None)(h))
+    h = keras.layers.Reshape((base_height, base_width, filters))(h)
     for _ in range(upsamplings - 1):
         filters //= 2
         h = activate(keras.layers.Conv2DTranspose(max(filters, 1), 4, strides=2, padding="same",
                                                   use_bias=normalization is None)(h))
     images = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid")(h)
+    extra_height, extra_width = base_height * 2**upsamplings - height, base_width * 2**upsamplings - width_pixels
+    if extra_height or extra_width:
+        crop = tuple((extra // 2, extra - extra // 2) for extra in (extra_height, extra_width))
+        images = keras.layers.Cropping2D(crop)(images)
     return keras.Model(_outputs(inputs), images, name="dcgan_generator")
 
 
 def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=False, num_logits=1):
-    """A DCGAN-style discriminator (no normalisation) for 28x28xC or 32x32xC images, one logit out.
+    """A DCGAN-style discriminator (no normalisation) for HxWxC images (H, W in [8, 64]), one logit out.
 
-    Stride-2 4x4 convolutions with width, 2 x width (and 4 x width for 32x32) filters and LeakyReLU(0.2),
+    Stride-2 4x4 convolutions with width, 2 x width (and 4 x width when the shorter side is 32 or more)
+    filters and LeakyReLU(0.2),
     then a Dense logit. A conditional one sees the label as an extra channel (an embedded plane) and,
     with `projection`, also adds to the logit the inner product of the flattened features with an
     embedding of the label (the projection discriminator of Miyato & Koyama 2018): a more direct signal
     of whether the image fits its label than the input plane alone.
 
     Args:
-        image_shape: (side, side, channels), side 28 or 32.
+        image_shape: (height, width, channels), height and width in [8, 64].
         num_classes: None, or the number of classes of the labels it receives.
         width: filters of the first convolution, >= 1.
         projection: add the projection term (conditional only).
@@ -144,16 +159,16 @@ def dcgan_discriminator(*, image_shape, num_classes=None, width=32, projection=F
         raise ValueError(
             "projection=True needs num_classes and num_logits=1 (it projects on an embedding of the label)"
         )
-    side = image_shape[0]
+    height, width_pixels = int(image_shape[0]), int(image_shape[1])
     images = keras.Input(shape=tuple(image_shape), name="images")
     inputs, h = [images], images
     if num_classes is not None:
         labels = _label_input()
-        plane = keras.layers.Embedding(num_classes, side * side, name="label_embedding")(labels)
-        plane = keras.layers.Reshape((side, side, 1))(plane)
+        plane = keras.layers.Embedding(num_classes, height * width_pixels, name="label_embedding")(labels)
+        plane = keras.layers.Reshape((height, width_pixels, 1))(plane)
         inputs.append(labels)
         h = keras.layers.Concatenate()([images, plane])
-    downsamplings = 2 if side == 28 else 3
+    downsamplings = _resolutions(height, width_pixels)
     for i in range(downsamplings):
         h = keras.layers.Conv2D(width * 2**i, 4, strides=2, padding="same")(h)
         h = keras.layers.LeakyReLU(0.2)(h)

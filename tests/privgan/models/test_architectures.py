@@ -8,7 +8,7 @@ from privgan.dp import check_private_model
 from privgan.models import architectures
 
 
-@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (8, 8, 1), (16, 16, 1), (20, 30, 3), (64, 40, 3)])
 @pytest.mark.parametrize("num_classes", [None, 10])
 def test_dcgan_pair_shapes(shape, num_classes):
     generator = architectures.dcgan_generator(image_shape=shape, latent_dim=8, num_classes=num_classes, width=4)
@@ -38,8 +38,10 @@ def test_mlp_pair_and_errors():
     samples = generator([keras.ops.zeros((3, 4)), labels])
     assert samples.shape == (3, 8, 8, 1)
     assert discriminator([samples, labels]).shape == (3, 1)
-    with pytest.raises(ValueError, match=r"image_shape must be \(side, side, channels\) with side in \(28, 32\)"):
-        architectures.dcgan_generator(image_shape=(8, 8, 1))
+    for shape in [(4, 4, 1), (16, 65, 1), (16, 16)]:
+        with pytest.raises(ValueError, match=r"image_shape must be \(height, width, channels\) with height and width "
+                           r"integers in \[8, 64\], got"):
+            architectures.dcgan_generator(image_shape=shape)
     with pytest.raises(ValueError, match=r"num_classes must be None \(unconditional\) or an integer >= 2, got 1"):
         architectures.dcgan_discriminator(image_shape=(28, 28, 1), num_classes=1)
 

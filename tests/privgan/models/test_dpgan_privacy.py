@@ -94,3 +94,40 @@ def test_a_released_count_sizes_a_dpgan_without_its_exact_n():
     statement = gan.privacy_statement(delta=1e-5)
     assert statement["num_examples"] == 50 and statement["num_examples_source"] == "released"
     assert "number of examples is private" in statement["guarantee"]
+
+
+def _gan_after_a_release(release_epsilon):
+    from privgan.accounting import PrivacyLedger, calibrate_noise_multiplier
+    from privgan.models.architectures import mlp_discriminator, mlp_generator
+    from privgan.models.dpgan import DPGAN
+
+    ledger = PrivacyLedger()
+    # RDP throughout: PLD takes half a minute to account for a release this close to the budget.
+    sigma = calibrate_noise_multiplier(target_epsilon=release_epsilon, delta=1e-5, sampling_probability=1.0, steps=1,
+                                       accountant="rdp")
+    ledger.record_release(dp_accounting.GaussianDpEvent(sigma), description="an earlier release")
+    gan = DPGAN(mlp_generator(latent_dim=4, output_shape=(3,)), mlp_discriminator(input_shape=(3,)), l2_norm_clip=1.0,
+                noise_multiplier=None, num_examples=50, expected_batch_size=5, ledger=ledger,
+                num_examples_source="released")
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    return gan
+
+
+def test_a_phase_left_almost_no_budget_warns_that_its_sigma_is_huge(recwarn):
+    x = np.random.default_rng(0).normal(size=(50, 3)).astype("float32")
+    # The guide's old split: the release calibrated for (nearly) the whole epsilon = 3, the GAN for what is left.
+    starved = _gan_after_a_release(2.9987)
+    with pytest.warns(UserWarning, match=r"noise_multiplier = \d+(\.\d+)? \(> 10\) for target_epsilon = 3: their "
+                      r"updates are mostly noise\. The earlier phases already spend epsilon = 2\.99"):
+        starved.fit(x, epochs=1, target_epsilon=3.0, delta=1e-5, accountant="rdp", verbose=0)
+    assert starved.dp_config.noise_multiplier > 10
+    recwarn.clear()
+    # Half of the budget for each phase: the same 10 D steps get a sigma well below 10, and no warning.
+    from privgan.accounting.calibration import calibrate_noise_multiplier, warn_if_noise_multiplier_huge
+
+    halved = _gan_after_a_release(1.5).prior_ledger
+    sigma = calibrate_noise_multiplier(target_epsilon=3.0, delta=1e-5, sampling_probability=0.1, steps=10,
+                                       accountant="rdp", ledger=halved)
+    assert sigma < 10
+    assert not warn_if_noise_multiplier_huge(sigma, target_epsilon=3.0, delta=1e-5, accountant="rdp", ledger=halved)
+    assert not recwarn.list
