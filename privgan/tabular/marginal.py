@@ -57,6 +57,7 @@ from privgan.tabular.conditions import check_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
 from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred, write_synthetic
+from privgan.tabular.support import bin_shapes, sparse_counts
 
 METHODS = ("aim", "mst")
 ACCOUNTANT = "rdp"
@@ -262,6 +263,12 @@ class MarginalDPSynthesizer:
         total = max(1.0, float(np.mean([y.sum() for y in one_way.values()])))
         self.num_rows_estimate_ = max(1, int(round(total)))  # e.g. the default size of a synthetic table
         nonnegative = {name: _nonnegative(one_way[name], total) for name in names}
+        for name in names:  # empty bins of generous bounds stay empty (see `support`)
+            if not isinstance(self.schema[name], CategoricalColumn):
+                nonnegative[name] = sparse_counts(
+                    one_way[name], total, one_way_sigma, value_codes=self.discretizer.sizes[name]
+                    - int(self.schema[name].nullable), projected=nonnegative[name],
+                )
         self.groups_ = {
             name: self._groups(name, one_way[name], nonnegative[name], one_way_sigma, total) for name in names
         }
@@ -273,6 +280,10 @@ class MarginalDPSynthesizer:
             )
             for name in names
         ]
+        self.shapes_ = {  # values placed within their bins by the estimated density (see `support`)
+            name: bin_shapes(nonnegative[name][: self.discretizer.sizes[name] - int(self.schema[name].nullable)])
+            for name in names if not isinstance(self.schema[name], CategoricalColumn)
+        }
         # Within a group, codes keep the proportions of their non-negative estimated counts.
         self.within_group_ = {name: self._within_group(nonnegative[name], self.groups_[name]) for name in names}
 
@@ -466,7 +477,7 @@ class MarginalDPSynthesizer:
             for group, (members, weights) in self.within_group_[name].items():
                 rows = np.flatnonzero(grouped[name] == group)
                 fine[name][rows] = members[self._sampling.choice(members.size, size=rows.size, p=weights)]
-        return self.discretizer.decode(fine, self._sampling, fixed=conditions)
+        return self.discretizer.decode(fine, self._sampling, fixed=conditions, shapes=self.shapes_)
 
     def privacy_statement(self):
         """The privacy statement of this synthesizer's samples, as a JSON-serialisable dict.
