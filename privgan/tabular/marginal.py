@@ -53,7 +53,7 @@ from absl import logging
 from privgan.accounting import PrivacyLedger
 from privgan.accounting.events import check_count, check_delta, check_positive, epsilon_of_event
 from privgan.tabular import estimation, inference
-from privgan.tabular.conditions import check_conditions
+from privgan.tabular.conditions import check_conditions, warn_rare_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
 from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred, write_synthetic
@@ -466,6 +466,7 @@ class MarginalDPSynthesizer:
         n = check_count(n, name="n", minimum=0)
         conditions = check_conditions(conditions, self.schema)
         codes = {name: self.discretizer.code(name, value) for name, value in conditions.items()}
+        warn_rare_conditions(self, conditions, codes)
         evidence = {name: int(self.groups_[name][code]) for name, code in codes.items()}
         grouped = _draw(self.model_, n, evidence, self._sampling)
         fine = {}
