@@ -116,6 +116,7 @@ def validate_frame(df, schema, *, row_names=None):
 
 
 _NULLABLE = "the schema does not allow missing values (nullable=false)"
+_MISSING_MARKERS = {"NA", "N/A", "NaN", "nan", "null", "NULL", "None", ".", "-", "?", "#N/A"}
 
 
 def _numeric_problems(series, absent, column):
@@ -127,7 +128,10 @@ def _numeric_problems(series, absent, column):
     if bad.any():
         texts = series[bad].astype(str)
         dates = texts.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean() > 0.5
+        markers = sorted(set(texts) & _MISSING_MARKERS)
         hint = f" ({date_hint(column.name)})" if dates else ""
+        if markers and not dates:
+            hint = f" (if {', '.join(map(repr, markers))} mark missing values, pass --na_values=,{','.join(markers)})"
         problems.append((column.name, "value {value} at {row} is not a number" + hint,
                          "values that are not numbers" + hint, np.flatnonzero(bad), series))
     present = ~absent & ~bad
@@ -159,7 +163,8 @@ def _problems_message(problems, row_names, *, rows):
 
     def one(template, position, series):
         value = _shown(series.iloc[position]) if series is not None else ""
-        return template.format(value=value, row=row_names(int(position)), why=_NULLABLE)
+        # str.replace, not str.format: hints and categories may hold braces.
+        return template.replace("{why}", _NULLABLE).replace("{value}", value).replace("{row}", row_names(int(position)))
 
     total = sum(len(positions) for _, _, _, positions, _ in problems)
     lines = []
@@ -172,7 +177,8 @@ def _problems_message(problems, row_names, *, rows):
             for p in positions[:_SHOWN_PER_PROBLEM]
         ]
         more = f"; and {len(positions) - len(shown)} more" if len(positions) > len(shown) else ""
-        lines.append(f"column {name!r}: {len(positions)} {several.format(why=_NULLABLE)}: {'; '.join(shown)}{more}")
+        what = several.replace("{why}", _NULLABLE)
+        lines.append(f"column {name!r}: {len(positions)} {what}: {'; '.join(shown)}{more}")
     if len(problems) > _SHOWN_PROBLEMS:
         lines.append(f"and {len(problems) - _SHOWN_PROBLEMS} more kinds of problem in other columns")
     if total == 1:
