@@ -17,7 +17,18 @@ of the noisy count of rows unless given. AIM is the default; the README compares
 smartnoise-synth's MST (`benchmarks/tabular_peers.py`) on breast cancer (398 training rows) and a 1,000-row sample of
 UCI Adult at epsilon 1 and 8, where the marginal engines are well ahead of the DPGAN. --condition column=value
 (repeatable) makes every row take that value and draws the other columns from the model's conditional
-distribution (aim and mst).
+distribution (aim and mst). The engines come from a registry (`privgan.tabular.engines.register_engine`).
+
+Fit once, sample many: --save_model=model.npz also saves the fitted aim/mst synthesizer with its statement;
+later, `privgan-synthesize --load_model=model.npz --rows=N --condition=... --output=...` samples from it
+without reading the private table or spending epsilon again (the statement beside each CSV is the saved
+one). Conditioning on a category whose noisy count is below 3 sigma of the noise warns.
+
+Tables as they come: --drop_columns=id,admitted (or {"type": "ignored", "name": "id"} in the schema) leaves
+identifiers, dates and free text out; dates are not modelled (a date column is refused with that hint).
+--delimiter=';' reads other separators (a header that looks like it uses one gets a hint), --na_values=,NA,.
+sets the cells that are missing. Non-integer columns are rounded to the schema's "decimals", or to about a
+thousandth of their public range (--noround_values: every digit).
 
 To try it, `privgan-synthesize --write_example=example` writes example/breast_cancer.csv (scikit-learn's
 breast-cancer table, 569 rows) and example/breast_cancer.schema.json, and prints the command to run on them.
@@ -27,7 +38,7 @@ from the data; "transform": "log1p" suits heavy-tailed columns such as incomes; 
 empty cells):
 
   {"columns": [
-    {"type": "numeric", "name": "mean radius", "lower": 0, "upper": 60},
+    {"type": "numeric", "name": "mean radius", "lower": 0, "upper": 60, "decimals": 2, "unit": "mm"},
     {"type": "numeric", "name": "age", "lower": 18, "upper": 100, "integer": true, "nullable": true},
     {"type": "categorical", "name": "diagnosis", "categories": ["malignant", "benign"]}]}
 
@@ -44,7 +55,8 @@ Everything is checked before training: bad input (missing or misspelled columns,
 schema, an unknown category, a missing value where the schema does not allow one, epsilon <= 0, an output
 that cannot be written (a file is created and removed there first), that is one of the inputs (never
 written over, even with --overwrite), or that would replace an earlier release without --overwrite) stops
-with one error message naming the column, value and line, and no file is written. A second run on the same private data
+with one error message listing every bad value (column, value, line, allowed range or categories; five per
+column and kind), and no file is written. A second run on the same private data
 spends a second privacy budget. Also runs as `python -m privgan.cli.synthesize`.
 """
 
