@@ -212,7 +212,7 @@ def _value_counts(private, synthetic, column):
     return _ValueCounts(labels + ("missing",), shares[0], shares[1], edges)
 
 
-def _plot_marginals(private, synthetic, *, schema, path, title):
+def _plot_marginals(private, synthetic, *, schema, path, title, tvd):
     """Bar charts of every column's values in both tables, numeric axes in the column's units, with the
     synthetic mass where the private rows have no value in red."""
     import matplotlib
@@ -240,7 +240,8 @@ def _plot_marginals(private, synthetic, *, schema, path, title):
             width = counts.edges[1] - counts.edges[0]
             axis.set_xlabel(f"{column.label}: bins of {width:.3g}, by lower edge", fontsize=8)
         flag = f"; {counts.empty_share:.1%} synthetic where private has none" if counts.empty_share > 0 else ""
-        axis.set_title(f"{column.name}{flag}", fontsize=9, color="darkred" if flag else "black")
+        axis.set_title(f"{column.name} (TVD {tvd[column.name]:.3f}){flag}", fontsize=9,
+                       color="darkred" if flag else "black")
     for axis in list(axes.flat)[len(schema.columns):]:
         axis.axis("off")
     axes.flat[0].legend(fontsize=7)
@@ -418,7 +419,7 @@ def write_fidelity_report(private, synthetic, *, schema, synthetic_path, epsilon
     paths = fidelity_report_paths(synthetic_path, folder=folder)
     if report.associations is None:
         del paths["associations"]
-    _plot_marginals(private, synthetic, schema=schema, path=paths["marginals"],
+    _plot_marginals(private, synthetic, schema=schema, path=paths["marginals"], tvd=report.marginal_tvd,
                     title=f"Marginals of {synthetic_path.name}, {NOT_FOR_PUBLICATION}")
     if report.associations is not None:
         _plot_associations(report.associations, paths["associations"])

@@ -58,6 +58,7 @@ from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
 from privgan.tabular.statement import INFERRED_SCHEMA_WARNING, warn_if_inferred, write_synthetic
 from privgan.tabular.support import bin_shapes, sparse_counts
+from privgan.tabular.support import nonnegative as _nonnegative
 
 METHODS = ("aim", "mst")
 ACCOUNTANT = "rdp"
@@ -544,20 +545,6 @@ class MarginalDPSynthesizer:
         """
         self._check_fitted()
         return write_synthetic(self, csv_path, rows=rows, conditions=conditions)
-
-
-def _nonnegative(noisy, total):
-    """The non-negative counts with sum `total` nearest to `noisy` in L2: max(noisy - tau, 0) for one tau.
-
-    Noise on empty codes is mostly removed (tau is of the order of the noise), and the counts of the codes
-    that hold the rows keep their differences. This is the Euclidean projection onto a scaled simplex
-    (Duchi et al. 2008); post-processing of the noisy counts.
-    """
-    noisy = np.asarray(noisy, dtype=np.float64)
-    descending = np.sort(noisy)[::-1]
-    excess = np.cumsum(descending) - total
-    kept = np.flatnonzero(descending - excess / np.arange(1, noisy.size + 1) > 0)[-1]
-    return np.maximum(noisy - excess[kept] / (kept + 1), 0.0)
 
 
 class _ModelSize:

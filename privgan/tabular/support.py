@@ -3,7 +3,7 @@
 Public bounds are often generous (ages 0 to 120 for patients of 30 to 80), so most of a numeric column's
 equal-width bins hold no row, and at a small epsilon each of their noisy counts is noise of standard
 deviation sigma, about as large as the rows of the bins that hold data. The Euclidean projection of the
-noisy counts onto the non-negative counts with the right total (`marginal._nonnegative`) removes one
+noisy counts onto the non-negative counts with the right total (`nonnegative`) removes one
 common shift tau from every count: tau is small when the noise sums to about zero, so every empty bin
 whose noise came out positive keeps a share of the rows (measured on generated 300-row tables with
 bounds about four times wider than the data at epsilon = 1: 6-25% of the synthetic values outside the
@@ -71,7 +71,7 @@ def sparse_counts(noisy, total, sigma, *, value_codes, projected):
     result[:value_codes] = 0.0
     mass = projected[:value_codes].sum()
     if mass > 0:
-        result[np.flatnonzero(kept)] = _projection(bins[kept], mass)
+        result[np.flatnonzero(kept)] = nonnegative(bins[kept], mass)
     return result
 
 
@@ -95,8 +95,14 @@ def _core(bins, sigma):
     return None
 
 
-def _projection(noisy, total):
-    """The non-negative counts summing to `total` nearest to `noisy` (as `marginal._nonnegative`)."""
+def nonnegative(noisy, total):
+    """The non-negative counts with sum `total` nearest to `noisy` in L2: max(noisy - tau, 0) for one tau.
+
+    Noise on empty codes is mostly removed (tau is of the order of the noise), and the counts of the codes
+    that hold the rows keep their differences. This is the Euclidean projection onto a scaled simplex
+    (Duchi et al. 2008); post-processing of the noisy counts.
+    """
+    noisy = np.asarray(noisy, dtype=np.float64)
     descending = np.sort(noisy)[::-1]
     excess = np.cumsum(descending) - total
     kept = np.flatnonzero(descending - excess / np.arange(1, noisy.size + 1) > 0)[-1]
