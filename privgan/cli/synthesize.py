@@ -176,7 +176,7 @@ def _synthesize_table():
             _check_label(schema, FLAGS.label)
         conditions = dict(parse_condition(text, schema) for text in FLAGS.condition)
         if conditions and not chosen.conditional:
-            raise ValueError(f"--condition needs a conditional --method ({', '.join(_conditional())}): "
+            raise ValueError(f"--condition needs {' or '.join('--method=' + name for name in _conditional())}: "
                              f"--method={FLAGS.method} cannot condition on a value")
         table = read_csv(FLAGS.csv, schema, delimiter=FLAGS.delimiter, na_values=FLAGS.na_values)
         if replaced:
