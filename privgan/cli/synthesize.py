@@ -20,8 +20,8 @@ UCI Adult at epsilon 1 and 8, where the marginal engines are well ahead of the D
 distribution (aim and mst). The engines come from a registry (`privgan.tabular.engines.register_engine`).
 
 Fit once, sample many: --save_model=model.npz also saves the fitted aim/mst synthesizer with its statement;
-later, `privgan-synthesize --load_model=model.npz --rows=N --condition=... --output=...` samples from it
-without reading the private table or spending epsilon again (the statement beside each CSV is the saved
+later, `privgan-synthesize --load_model=model.npz --condition=... --output=...` (and --rows) samples from
+it without reading the private table or spending epsilon again (the statement beside each CSV is the saved
 one). Conditioning on a category whose noisy count is below 3 sigma of the noise warns.
 
 Tables as they come: --drop_columns=id,admitted (or {"type": "ignored", "name": "id"} in the schema) leaves
