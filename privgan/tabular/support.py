@@ -5,9 +5,9 @@ equal-width bins hold no row, and at a small epsilon each of their noisy counts 
 deviation sigma, about as large as the rows of the bins that hold data. The Euclidean projection of the
 noisy counts onto the non-negative counts with the right total (`nonnegative`) removes one
 common shift tau from every count: tau is small when the noise sums to about zero, so every empty bin
-whose noise came out positive keeps a share of the rows (measured on generated 300-row tables with
-bounds about four times wider than the data at epsilon = 1: 6-25% of the synthetic values outside the
-range of the real ones). Those shares become rows sampled in ranges the real data leave empty.
+whose noise came out positive keeps a share of the rows (on generated 300-row tables with bounds 3-5
+times wider than the data at epsilon = 1, 10-29% of a column's synthetic values lay outside the range of the
+real ones with AIM, worst column per seed). Those shares become rows sampled in ranges the real data leave empty.
 
 `sparse_counts` keeps only the bins that stand out of the noise: a core of bins above z sigma (z set
 so that a column's empty bins all stay below it with probability 0.9; blocks of adjacent bins are tested
