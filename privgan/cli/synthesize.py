@@ -17,7 +17,18 @@ of the noisy count of rows unless given. AIM is the default; the README compares
 smartnoise-synth's MST (`benchmarks/tabular_peers.py`) on breast cancer (398 training rows) and a 1,000-row sample of
 UCI Adult at epsilon 1 and 8, where the marginal engines are well ahead of the DPGAN. --condition column=value
 (repeatable) makes every row take that value and draws the other columns from the model's conditional
-distribution (aim and mst).
+distribution (aim and mst). The engines come from a registry (`privgan.tabular.engines.register_engine`).
+
+Fit once, sample many: --save_model=model.npz also saves the fitted aim/mst synthesizer with its statement;
+later, `privgan-synthesize --load_model=model.npz --condition=... --output=...` (and --rows) samples from
+it without reading the private table or spending epsilon again (the statement beside each CSV is the saved
+one). Conditioning on a category whose noisy count is below 3 sigma of the noise warns.
+
+Tables as they come: --drop_columns=id,admitted (or {"type": "ignored", "name": "id"} in the schema) leaves
+identifiers, dates and free text out; dates are not modelled (a date column is refused with that hint).
+--delimiter=';' reads other separators (a header that looks like it uses one gets a hint), --na_values=,NA,.
+sets the cells that are missing. Non-integer columns are rounded to the schema's "decimals", or to about a
+thousandth of their public range (--noround_values: every digit).
 
 To try it, `privgan-synthesize --write_example=example` writes example/breast_cancer.csv (scikit-learn's
 breast-cancer table, 569 rows) and example/breast_cancer.schema.json, and prints the command to run on them.
@@ -27,7 +38,7 @@ from the data; "transform": "log1p" suits heavy-tailed columns such as incomes; 
 empty cells):
 
   {"columns": [
-    {"type": "numeric", "name": "mean radius", "lower": 0, "upper": 60},
+    {"type": "numeric", "name": "mean radius", "lower": 0, "upper": 60, "decimals": 2, "unit": "mm"},
     {"type": "numeric", "name": "age", "lower": 18, "upper": 100, "integer": true, "nullable": true},
     {"type": "categorical", "name": "diagnosis", "categories": ["malignant", "benign"]}]}
 
@@ -44,7 +55,8 @@ Everything is checked before training: bad input (missing or misspelled columns,
 schema, an unknown category, a missing value where the schema does not allow one, epsilon <= 0, an output
 that cannot be written (a file is created and removed there first), that is one of the inputs (never
 written over, even with --overwrite), or that would replace an earlier release without --overwrite) stops
-with one error message naming the column, value and line, and no file is written. A second run on the same private data
+with one error message listing every bad value (column, value, line, allowed range or categories; five per
+column and kind), and no file is written. A second run on the same private data
 spends a second privacy budget. Also runs as `python -m privgan.cli.synthesize`.
 
 Images: --input=FOLDER (one subfolder of PNG/JPEG files per class) or --input=FILE.npz (x, y) with --epsilon,
@@ -58,9 +70,11 @@ import warnings
 from absl import flags
 
 from privgan.cli import command, synthesize_images
+from privgan.tabular.engines import engine, engine_names
 
 _PROGRAM = "privgan-synthesize"
-_REQUIRED = ("csv", "schema", "epsilon", "delta", "output")  # unless --write_example
+_REQUIRED = ("csv", "schema", "epsilon", "delta", "output")  # unless --write_example or --load_model
+_LOADED_REQUIRED = ("output",)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("csv", None, "The private table (CSV with a header row).")
@@ -69,14 +83,34 @@ flags.DEFINE_float("epsilon", None, "Privacy budget epsilon of the whole trainin
 flags.DEFINE_float("delta", None, "delta of the budget; keep it well below 1 / number of rows.")
 flags.DEFINE_integer("rows", None, "Number of synthetic rows to write; default: the noisy count of the private rows.")
 flags.DEFINE_string("output", None, "The synthetic CSV to write; the statement goes beside it (.json).")
-flags.DEFINE_enum("method", "aim", ["aim", "mst", "gan"], "Synthesizer: aim, mst (noisy marginals) or gan (DPGAN).")
+flags.DEFINE_enum(
+    "method", "aim", engine_names(),
+    "Table engine: " + "; ".join(f"{name}: {engine(name).description}" for name in engine_names()) + ".",
+)
 flags.DEFINE_multi_string(
     "condition", [], "column=value that every synthetic row takes (repeatable; aim and mst; empty value: missing)."
+)
+flags.DEFINE_list("drop_columns", [], "Columns of --csv left out of the model and the synthetic table (identifiers, "
+                  "dates, free text), as if the schema declared them ignored.")
+flags.DEFINE_string("delimiter", ",", "The character between the columns of --csv (e.g. ';' or '\\t').")
+flags.DEFINE_list("na_values", [""], "Cells of --csv that are missing values, comma-separated (default: empty cells "
+                  "only; e.g. --na_values=,NA,. for empty cells, NA and .).")
+flags.DEFINE_bool(
+    "round_values", True, "Round each non-integer column to its schema's decimals, or where the schema gives none "
+    "to about a thousandth of its public range (from the bounds, never from the data)."
+)
+flags.DEFINE_string(
+    "save_model", None, "aim/mst: also save the fitted synthesizer (with its statement) to this file, to sample "
+    "from it later with --load_model without reading the private data or spending epsilon again."
+)
+flags.DEFINE_string(
+    "load_model", None, "Sample from a synthesizer saved with --save_model instead of fitting: --output, --rows "
+    "and --condition only; no private data is read and no budget is spent."
 )
 flags.DEFINE_integer("epochs", None, "gan: training epochs (each round(rows / batch_size) D steps); default from rows.")
 flags.DEFINE_integer("batch_size", None, "gan: expected Poisson batch size of a D step; default from rows.")
 flags.DEFINE_float("learning_rate", None, "gan: Adam learning rate of D and G; default from the batch size.")
-flags.DEFINE_float("l2_norm_clip", 1.0, "gan: clipping norm of each row's discriminator gradient.")
+flags.DEFINE_float("l2_norm_clip", None, "gan: clipping norm of each row's discriminator gradient (default 1).")
 flags.DEFINE_enum(
     "accountant", None, ["pld", "rdp"], "Privacy accountant (default pld for gan; aim and mst need rdp)."
 )
@@ -108,13 +142,21 @@ def main(argv):
         return
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    # What the command synthesises from: an example to write, a saved synthesizer, or a private table.
     if FLAGS.write_example is not None:
         _write_example(pathlib.Path(FLAGS.write_example))
-        return
+    elif FLAGS.load_model is not None:
+        _sample_saved()
+    else:
+        _synthesize_table()
+
+
+def _synthesize_table():
+    """Fits the --method engine to --csv within the budget and writes the release (and the saved model)."""
     command.require_flags(_PROGRAM, _REQUIRED)
     from privgan.accounting.events import check_count, check_delta, check_positive, warn_if_delta_too_large
     from privgan.cli.release import SECOND_BUDGET, check_release_destination
-    from privgan.tabular import MarginalDPSynthesizer, SchemaError, TabularDPSynthesizer, load_schema, read_csv
+    from privgan.tabular import SchemaError, load_schema, read_csv
     from privgan.tabular.conditions import parse_condition
 
     output = pathlib.Path(FLAGS.output)
@@ -123,80 +165,125 @@ def main(argv):
         epsilon = check_positive(FLAGS.epsilon, name="--epsilon")
         delta = check_delta(FLAGS.delta)
         rows = None if FLAGS.rows is None else check_count(FLAGS.rows, name="--rows", minimum=1)
-        marginal = FLAGS.method in ("aim", "mst")
-        gan_flags = {"epochs": FLAGS.epochs, "batch_size": FLAGS.batch_size, "learning_rate": FLAGS.learning_rate,
-                     "sampling_seed": FLAGS.sampling_seed}
-        if marginal and any(value is not None for value in gan_flags.values()):
-            given = ", ".join(f"--{name}" for name, value in gan_flags.items() if value is not None)
-            raise ValueError(f"{given} only apply to --method=gan, not --method={FLAGS.method}")
-        if marginal and FLAGS.accountant == "pld":
-            raise ValueError(
-                f"--method={FLAGS.method} needs --accountant=rdp: its selections are zCDP events, which "
-                "dp-accounting's PLD accountant does not take"
-            )
+        chosen = engine(FLAGS.method)
+        options = {name: getattr(FLAGS, name) for name in ("epochs", "batch_size", "learning_rate", "sampling_seed",
+                                                              "l2_norm_clip")}
+        if FLAGS.save_model is not None and FLAGS.method not in ("aim", "mst"):
+            raise ValueError(f"--save_model needs --method=aim or --method=mst, not --method={FLAGS.method}")
         # Where everything goes, before the private table is read.
         inputs = {"--csv": FLAGS.csv, "--schema": FLAGS.schema}
         replaced = check_release_destination(output, overwrite=FLAGS.overwrite, inputs=inputs)
         report_paths = _check_report_folder(output, inputs=inputs)
-        schema = load_schema(FLAGS.schema)
+        model_path = _check_model_path(output, inputs=inputs)
+        schema = _public_schema(load_schema(FLAGS.schema))
+        synthesizer = chosen.build(schema, seed=FLAGS.seed, accountant=FLAGS.accountant, options=options)
         if FLAGS.label is not None:
             _check_label(schema, FLAGS.label)
         conditions = dict(parse_condition(text, schema) for text in FLAGS.condition)
-        if conditions and not marginal:
-            raise ValueError("--condition needs --method=aim or --method=mst: the DPGAN cannot condition on a value")
-        table = read_csv(FLAGS.csv, schema)
+        if conditions and not chosen.conditional:
+            raise ValueError(f"--condition needs {' or '.join('--method=' + name for name in _conditional())}: "
+                             f"--method={FLAGS.method} cannot condition on a value")
+        table = read_csv(FLAGS.csv, schema, delimiter=FLAGS.delimiter, na_values=FLAGS.na_values)
         if replaced:
             warnings.warn(
                 f"{output} holds an earlier release, replaced when this run is done; note that {SECOND_BUDGET}",
                 stacklevel=2,
             )
-        if marginal:
-            synthesizer = MarginalDPSynthesizer(schema, method=FLAGS.method, seed=FLAGS.seed)
-            synthesizer.fit(table, epsilon=epsilon, delta=delta)
-        else:
-            synthesizer = TabularDPSynthesizer(
-                schema, l2_norm_clip=FLAGS.l2_norm_clip, accountant=FLAGS.accountant or "pld", seed=FLAGS.seed,
-                **gan_flags,
-            )
-            # verbose=0: Keras would print the losses, noiseless statistics of the private batches.
-            synthesizer.fit(table, epsilon=epsilon, delta=delta, verbose=0, callbacks=[_epsilon_per_epoch(synthesizer)])
+        chosen.fit_synthesizer(synthesizer, table, epsilon=epsilon, delta=delta, report=_print)
         # The released count stands for N from here on: the exact one is not printed.
         warn_if_delta_too_large(delta, num_examples=synthesizer.num_rows_estimate_)
         if rows is None:
             rows = synthesizer.num_rows_estimate_
         csv_path, statement_path = synthesizer.save(output, rows=rows, conditions=conditions)
+        if model_path is not None:
+            from privgan.tabular.saved import save_synthesizer
+
+            save_synthesizer(synthesizer, model_path)
     except (SchemaError, ValueError, FileNotFoundError, ImportError) as error:
         _fail(str(error))
     statement = json.loads(statement_path.read_text(encoding="utf-8"))
-    if marginal:
-        details = f"{statement['measurements']} noisy marginals, {statement['selections']} selections ({FLAGS.method})"
-    else:
-        details = (
-            f"a noisy row count, {statement['d_steps']} discriminator steps, noise multiplier "
-            f"{statement['noise_multiplier']:.4f} (batch {statement['settings']['batch_size']}, "
-            f"{statement['settings']['epochs']} epochs)"
-        )
+    details = f", {chosen.details(statement)}" if chosen.details else ""
     print(
         f"wrote {rows} synthetic rows to {csv_path} and the privacy statement to {statement_path}: "
-        f"epsilon = {statement['epsilon']:.4f} at delta = {delta:g} ({statement['accountant'].upper()}), {details}"
+        f"epsilon = {statement['epsilon']:.4f} at delta = {delta:g} ({statement['accountant'].upper()}){details}"
     )
+    if model_path is not None:
+        print(f"saved the fitted synthesizer to {model_path}: sample again with --load_model={model_path} "
+              "(no private data read, no epsilon spent)")
     if report_paths is None:
         print(f"Publish {csv_path.name} and {statement_path.name}.")
         return
     _fidelity_report(table, csv_path, schema=schema, statement=statement, folder=report_paths["markdown"].parent)
 
 
-def _epsilon_per_epoch(synthesizer):
-    """A Keras callback printing the epsilon spent after each epoch of `synthesizer`'s DPGAN, in place of
-    Keras' lines, whose losses are noiseless statistics of the private batches."""
-    import keras
+def _sample_saved():
+    """Samples --rows rows (with --condition) from the --load_model synthesizer: no private data, no budget."""
+    command.require_flags(_PROGRAM, _LOADED_REQUIRED)
+    from privgan.accounting.events import check_count
+    from privgan.cli.release import check_release_destination
+    from privgan.tabular import SchemaError
+    from privgan.tabular.conditions import parse_condition
+    from privgan.tabular.saved import load_synthesizer
 
-    def show(epoch, logs):
-        spent = synthesizer.gan_.privacy_spent(delta=synthesizer.delta_, accountant=synthesizer.accountant)
-        print(f"epoch {epoch + 1}/{synthesizer.settings_.epochs}: epsilon = {spent:.4f} at delta = "
-              f"{synthesizer.delta_:g}", flush=True)
+    output = pathlib.Path(FLAGS.output)
+    try:
+        fitting = [name for name in ("csv", "schema", "epsilon", "delta", "fidelity_report", "save_model", "epochs",
+                                     "batch_size", "learning_rate", "sampling_seed", "l2_norm_clip", "accountant")
+                   if getattr(FLAGS, name) is not None]
+        if fitting:
+            raise ValueError(f"--load_model samples from a fitted synthesizer, reading no private data and spending "
+                             f"no budget: {', '.join('--' + name for name in fitting)} do not apply")
+        rows = None if FLAGS.rows is None else check_count(FLAGS.rows, name="--rows", minimum=1)
+        check_release_destination(output, overwrite=FLAGS.overwrite, inputs={"--load_model": FLAGS.load_model})
+        synthesizer = load_synthesizer(FLAGS.load_model, seed=FLAGS.seed)
+        conditions = dict(parse_condition(text, synthesizer.schema) for text in FLAGS.condition)
+        rows = synthesizer.num_rows_estimate_ if rows is None else rows
+        csv_path, statement_path = synthesizer.save(output, rows=rows, conditions=conditions)
+    except (SchemaError, ValueError, FileNotFoundError) as error:
+        _fail(str(error))
+    statement = json.loads(statement_path.read_text(encoding="utf-8"))
+    print(f"wrote {rows} synthetic rows to {csv_path} and the privacy statement to {statement_path}, sampled from "
+          f"{FLAGS.load_model} (no epsilon spent: the release stays at epsilon = {statement['epsilon']:.4f} at delta = "
+          f"{statement['delta']:g}). Publish {csv_path.name} and {statement_path.name}.")
 
-    return keras.callbacks.LambdaCallback(on_epoch_end=show)
+
+def _public_schema(schema):
+    """The schema with --drop_columns ignored and, with --round_values, default decimals from its bounds."""
+    import dataclasses
+
+    from privgan.tabular.schema import NumericColumn, default_decimals
+
+    if FLAGS.drop_columns:
+        schema = schema.ignoring(*FLAGS.drop_columns)
+    if FLAGS.round_values:
+        schema = dataclasses.replace(schema, columns=tuple(
+            dataclasses.replace(column, decimals=default_decimals(column))
+            if isinstance(column, NumericColumn) and column.decimals is None and not column.integer else column
+            for column in schema.columns
+        ))
+    return schema
+
+
+def _conditional():
+    return [name for name in engine_names() if engine(name).conditional]
+
+
+def _print(line):
+    print(line, flush=True)
+
+
+def _check_model_path(output, *, inputs):
+    """--save_model's file (None without it), checked before training: writable, not an input, not --output."""
+    from privgan.cli.release import check_not_an_input
+    from privgan.io import check_destination
+
+    if FLAGS.save_model is None:
+        return None
+    path = pathlib.Path(FLAGS.save_model)
+    check_not_an_input([path], inputs={**inputs, "--output": str(output)}, name="--save_model")
+    if path.exists() and not FLAGS.overwrite:
+        raise ValueError(f"--save_model {str(path)!r} exists; pass --overwrite to replace it")
+    return check_destination(path, name="--save_model")
 
 
 def _write_example(folder):

@@ -27,7 +27,6 @@ from privgan.evaluation.tabular import (
     association_difference,
     classifier_auroc,
     marginal_tvd,
-    plot_marginals,
 )
 from privgan.io import save_figure, write_text
 from privgan.tabular.schema import CategoricalColumn, SchemaError
@@ -35,6 +34,8 @@ from privgan.tabular.transformer import validate_frame
 
 NOT_FOR_PUBLICATION = "computed on the PRIVATE data: not covered by the DP guarantee, do not publish"
 _TOP_PAIRS = 10
+_VALUE_BINS = 20
+_FLAGGED_SHARE = 0.01  # columns with more synthetic rows than this where the private data have none are flagged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,9 @@ class FidelityReport:
         tstr: AUROC of classifiers trained on the synthetic table, tested on held-out private rows.
         trtr: AUROC of the same classifiers trained on the other private rows, tested on the same rows.
         tstr_note: why TSTR was skipped, or how it was computed.
+        empty_mass: column name -> share of the synthetic rows in values the private rows leave empty
+            (categories none of them has; for numeric columns, those of 20 equal-width bins between the smallest
+            and largest value of both tables that hold no private value; missing values where none are).
     """
 
     private_rows: int
@@ -64,6 +68,7 @@ class FidelityReport:
     tstr: AUROCResult | None
     trtr: AUROCResult | None
     tstr_note: str
+    empty_mass: dict = dataclasses.field(default_factory=dict)
 
     @property
     def mean_tvd(self):
@@ -87,6 +92,10 @@ class FidelityReport:
                 f"most for ({a.columns[i]}, {a.columns[j]}): "
                 f"private {a.real[i, j]:.3f}, synthetic {a.synthetic[i, j]:.3f}"
             )
+        flagged = {name: share for name, share in self.empty_mass.items() if share > _FLAGGED_SHARE}
+        if flagged:
+            lines.append("  synthetic rows where the private data have none: " + ", ".join(
+                f"{name} {share:.1%}" for name, share in sorted(flagged.items(), key=lambda item: -item[1])))
         if self.tstr is not None:
             lines.append(
                 f"  TSTR AUROC for {self.label}={self.positive!r}: LogisticRegression {self.tstr.auroc_lr:.3f} "
@@ -160,7 +169,85 @@ def _measure(private, synthetic, *, schema, private_rows, synthetic_rows, label,
         tstr=tstr,
         trtr=trtr,
         tstr_note=note,
+        empty_mass={column.name: _value_counts(private, synthetic, column).empty_share for column in schema.columns},
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _ValueCounts:
+    """Both tables' shares of one column's values: categories, or bins in the column's units, and missing."""
+
+    labels: tuple
+    private: np.ndarray
+    synthetic: np.ndarray
+    edges: np.ndarray | None
+
+    @property
+    def empty(self):
+        """Where the synthetic rows have values and the private rows none."""
+        return (self.private == 0) & (self.synthetic > 0)
+
+    @property
+    def empty_share(self):
+        return float(self.synthetic[self.empty].sum())
+
+
+def _value_counts(private, synthetic, column):
+    """The column's value shares in both tables; numeric values in 20 bins between their common extremes."""
+    if isinstance(column, CategoricalColumn):
+        labels = tuple(column.categories)
+        real, fake = (df[column.name].astype(object) for df in (private, synthetic))
+        counts = [np.array([(values == c).sum() for c in labels] + [values.isna().sum()], dtype=np.float64)
+                  for values in (real, fake)]
+        edges = None
+    else:
+        real, fake = (df[column.name].astype(float).to_numpy() for df in (private, synthetic))
+        present = np.concatenate([real[~np.isnan(real)], fake[~np.isnan(fake)]])
+        low, high = (present.min(), present.max()) if present.size else (column.lower, column.upper)
+        edges = np.linspace(low, high if high > low else low + 1, _VALUE_BINS + 1)
+        counts = [np.append(np.histogram(v[~np.isnan(v)], bins=edges)[0], np.isnan(v).sum()).astype(np.float64)
+                  for v in (real, fake)]
+        labels = tuple(f"{a:.4g}" for a in edges[:-1])
+    shares = [c / max(c.sum(), 1.0) for c in counts]
+    return _ValueCounts(labels + ("missing",), shares[0], shares[1], edges)
+
+
+def _plot_marginals(private, synthetic, *, schema, path, title, tvd):
+    """Bar charts of every column's values in both tables, numeric axes in the column's units, with the
+    synthetic mass where the private rows have no value in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = 3
+    rows = math.ceil(len(schema.columns) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 2.8 * rows), squeeze=False, layout="constrained")
+    for axis, column in zip(axes.flat, schema.columns):
+        counts = _value_counts(private, synthetic, column)
+        keep = np.ones(len(counts.labels), dtype=bool)
+        keep[-1] = counts.private[-1] > 0 or counts.synthetic[-1] > 0  # the missing bar only when there are some
+        positions = np.arange(keep.sum())
+        axis.bar(positions - 0.2, counts.private[keep], width=0.4, label="private")
+        colours = np.where(counts.empty[keep], "tab:red", "tab:orange")
+        axis.bar(positions + 0.2, counts.synthetic[keep], width=0.4, color=colours, label="synthetic")
+        labels = [label for label, k in zip(counts.labels, keep) if k]
+        axis.set_xticks(positions, labels, rotation=90, fontsize=6)
+        axis.set_ylabel("share of rows", fontsize=7)
+        if counts.edges is None:
+            axis.set_xlabel(column.name, fontsize=8)
+        else:
+            width = counts.edges[1] - counts.edges[0]
+            axis.set_xlabel(f"{column.label}: bins of {width:.3g}, by lower edge", fontsize=8)
+        flag = f"; {counts.empty_share:.1%} synthetic where private has none" if counts.empty_share > 0 else ""
+        axis.set_title(f"{column.name} (TVD {tvd[column.name]:.3f}){flag}", fontsize=9,
+                       color="darkred" if flag else "black")
+    for axis in list(axes.flat)[len(schema.columns):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(title)
+    save_figure(figure, path, dpi=100)
+    return path
 
 
 def fidelity_report(private, synthetic, *, schema, label=None, positive=None, max_rows=20_000, test_fraction=0.3,
@@ -244,6 +331,20 @@ def _markdown(report, *, synthetic_name, statement_name, epsilon, delta, figures
     for name, value in sorted(report.marginal_tvd.items(), key=lambda item: -item[1]):
         lines.append(f"| {name} | {value:.3f} |")
     lines += ["", f"![marginals]({figures['marginals']})", ""]
+    flagged = {name: share for name, share in report.empty_mass.items() if share > _FLAGGED_SHARE}
+    lines += [
+        "## Synthetic rows where the private data have none",
+        "",
+        "Share of the synthetic rows whose value no private row has: a category none has, a missing value where none "
+        "is, or a numeric value in one of 20 equal-width bins (between the smallest and the largest value of both "
+        "tables, in red in the figure) that holds no private value. "
+        + ("Columns above 1%:" if flagged else "No column above 1%."),
+        "",
+    ]
+    if flagged:
+        lines += ["| column | synthetic rows there |", "|---|---|"]
+        lines += [f"| {name} | {share:.1%} |" for name, share in sorted(flagged.items(), key=lambda item: -item[1])]
+        lines.append("")
     if report.associations is not None:
         associations = report.associations
         difference = np.abs(associations.real - associations.synthetic)
@@ -318,8 +419,8 @@ def write_fidelity_report(private, synthetic, *, schema, synthetic_path, epsilon
     paths = fidelity_report_paths(synthetic_path, folder=folder)
     if report.associations is None:
         del paths["associations"]
-    plot_marginals(private, synthetic, schema=schema, path=paths["marginals"], names=("private", "synthetic"),
-                   title=f"Marginals of {synthetic_path.name}, {NOT_FOR_PUBLICATION}")
+    _plot_marginals(private, synthetic, schema=schema, path=paths["marginals"], tvd=report.marginal_tvd,
+                    title=f"Marginals of {synthetic_path.name}, {NOT_FOR_PUBLICATION}")
     if report.associations is not None:
         _plot_associations(report.associations, paths["associations"])
     text = _markdown(report, synthetic_name=synthetic_path.name,

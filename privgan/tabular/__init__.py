@@ -2,8 +2,10 @@
 
 from privgan.tabular.conditions import check_conditions, parse_condition
 from privgan.tabular.discretize import TableDiscretizer
+from privgan.tabular.engines import TableEngine, engine, engine_names, register_engine
 from privgan.tabular.marginal import MarginalDPSynthesizer
 from privgan.tabular.networks import TabularActivation, tabular_discriminator, tabular_generator
+from privgan.tabular.saved import load_synthesizer, save_synthesizer
 from privgan.tabular.schema import (
     CategoricalColumn,
     NumericColumn,
@@ -24,17 +26,23 @@ __all__ = [
     "NumericColumn",
     "SchemaError",
     "TableDiscretizer",
+    "TableEngine",
     "TableSchema",
     "TableTransformer",
     "TabularActivation",
     "TabularDPSynthesizer",
     "check_conditions",
+    "engine",
+    "engine_names",
     "gan_settings",
     "infer_schema",
     "load_schema",
+    "load_synthesizer",
     "parse_condition",
     "read_csv",
+    "register_engine",
     "save_schema",
+    "save_synthesizer",
     "tabular_discriminator",
     "tabular_generator",
     "validate_frame",

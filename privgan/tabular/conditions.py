@@ -5,8 +5,11 @@ typed by the schema (an integer category or a number is parsed as one; an empty 
 """
 
 import math
+import warnings
 
 from privgan.tabular.schema import CategoricalColumn, SchemaError
+
+RARE_NOISE_MULTIPLE = 3.0  # a noisy count below 3 sigma is indistinguishable from zero (MST's rule)
 
 
 def check_conditions(conditions, schema):
@@ -81,3 +84,36 @@ def parse_condition(text, schema):
         except ValueError:
             raise SchemaError(f"condition {name}={raw}: {name!r} is numeric, the value must be a number") from None
     return name, check_conditions({name: value}, schema)[name]
+
+
+def warn_rare_conditions(synthesizer, conditions, codes):
+    """Warns for each category condition whose estimated number of rows is below 3 sigma of the noise.
+
+    The estimate is the fitted model's count of the category's group times the category's weight within
+    it: post-processing of the released noisy marginals, never the private count. Rows drawn given such a
+    category rest on noise more than on rows that have it.
+
+    Args:
+        synthesizer: a fitted `MarginalDPSynthesizer` (its `model_`, `groups_`, `within_group_` and the
+            one-way noise in `measurements_log_`).
+        conditions: dict column -> value (checked).
+        codes: dict column -> the value's code.
+    """
+    for name, value in conditions.items():
+        if value is None or not isinstance(synthesizer.schema[name], CategoricalColumn):
+            continue
+        sigma = next((m["sigma"] for m in synthesizer.measurements_log_ if list(m["clique"]) == [name]), None)
+        if sigma is None:
+            continue
+        group = int(synthesizer.groups_[name][codes[name]])
+        members, weights = synthesizer.within_group_[name][group]
+        estimate = float(synthesizer.model_.counts((name,))[group]) * float(weights[members == codes[name]][0])
+        if estimate < RARE_NOISE_MULTIPLE * sigma:
+            warnings.warn(
+                f"condition {name}={value!r}: the model estimates about {estimate:.0f} rows with this category "
+                f"(from the noisy marginals), below {RARE_NOISE_MULTIPLE:g} times the noise's standard deviation "
+                f"({RARE_NOISE_MULTIPLE * sigma:.0f} rows): the rows drawn given it rest on noise more than on the "
+                "rows that have it",
+                UserWarning,
+                stacklevel=3,
+            )

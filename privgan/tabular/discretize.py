@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from privgan.tabular.schema import CategoricalColumn, SchemaError
+from privgan.tabular.support import place_within
 from privgan.tabular.transformer import TableTransformer
 
 
@@ -102,7 +103,7 @@ class TableDiscretizer:
             return code / (count - 1)
         return (code + uniform) / count
 
-    def decode(self, codes, rng, *, fixed=None):
+    def decode(self, codes, rng, *, fixed=None, shapes=None):
         """A DataFrame of the schema from codes.
 
         Args:
@@ -110,6 +111,9 @@ class TableDiscretizer:
             rng: a `numpy.random.Generator` for the positions of numeric values within their bins.
             fixed: optional dict column name -> value that the column takes in every row (a condition),
                 instead of a value drawn from its bin.
+            shapes: optional dict numeric column name -> `(left, right)` densities at the edges of each bin
+                (`support.bin_shapes`): values are drawn from that linear density within their bin instead
+                of uniformly.
 
         Returns:
             A DataFrame with the schema's columns, order and dtypes.
@@ -125,7 +129,12 @@ class TableDiscretizer:
                 continue
             count = self._value_codes[column.name]
             missing = code >= count
-            values = self.numeric_value(column.name, np.minimum(code, count - 1), rng.random(rows))
+            within = rng.random(rows)
+            if shapes and column.name in shapes and not self._exact[column.name]:
+                left, right = shapes[column.name]
+                bins = np.minimum(code, count - 1)
+                within = place_within(left[bins], right[bins], within)
+            values = self.numeric_value(column.name, np.minimum(code, count - 1), within)
             encoded[:, span.start] = np.where(missing, 0.0, values)
             if flag is not None:
                 encoded[np.arange(rows), flag.start + missing.astype(np.int64)] = 1.0

@@ -55,11 +55,13 @@ from privgan.accounting.events import check_count, check_delta, check_positive, 
 from privgan.accounting.guarantees import INFERRED_SCHEMA_WARNING, REPRODUCIBLE_TABLE_NOISE_WARNING, marginal_guarantee
 from privgan.accounting.statement import PrivacyStatement
 from privgan.tabular import counting, estimation, inference
-from privgan.tabular.conditions import check_conditions
+from privgan.tabular.conditions import check_conditions, warn_rare_conditions
 from privgan.tabular.discretize import TableDiscretizer
 from privgan.tabular.schema import CategoricalColumn, TableSchema
 from privgan.tabular.sources import DEFAULT_CHUNK_ROWS, table_source
 from privgan.tabular.statement import SyntheticTableMixin, warn_if_inferred, write_synthetic
+from privgan.tabular.support import bin_shapes, sparse_counts
+from privgan.tabular.support import nonnegative as _nonnegative
 
 METHODS = ("aim", "mst")
 ACCOUNTANT = "rdp"
@@ -285,6 +287,12 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         total = max(1.0, float(np.mean([y.sum() for y in one_way.values()])))
         self.num_rows_estimate_ = max(1, int(round(total)))  # e.g. the default size of a synthetic table
         nonnegative = {name: _nonnegative(one_way[name], total) for name in names}
+        for name in names:  # empty bins of generous bounds stay empty (see `support`)
+            if not isinstance(self.schema[name], CategoricalColumn):
+                nonnegative[name] = sparse_counts(
+                    one_way[name], total, one_way_sigma, value_codes=self.discretizer.sizes[name]
+                    - int(self.schema[name].nullable), projected=nonnegative[name],
+                )
         self.groups_ = {
             name: self._groups(name, one_way[name], nonnegative[name], one_way_sigma, total) for name in names
         }
@@ -295,6 +303,10 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
             )
             for name in names
         ]
+        self.shapes_ = {  # values placed within their bins by the estimated density (see `support`)
+            name: bin_shapes(nonnegative[name][: self.discretizer.sizes[name] - int(self.schema[name].nullable)])
+            for name in names if not isinstance(self.schema[name], CategoricalColumn)
+        }
         # Within a group, codes keep the proportions of their non-negative estimated counts.
         self.within_group_ = {name: self._within_group(nonnegative[name], self.groups_[name]) for name in names}
         # The exact counts of every marginal the mechanisms below may read, on the groups (PRIVATE).
@@ -475,6 +487,7 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         n = check_count(n, name="n", minimum=0)
         conditions = check_conditions(conditions, self.schema)
         codes = {name: self.discretizer.code(name, value) for name, value in conditions.items()}
+        warn_rare_conditions(self, conditions, codes)
         evidence = {name: int(self.groups_[name][code]) for name, code in codes.items()}
         grouped = _draw(self.model_, n, evidence, self._sampling)
         fine = {}
@@ -486,7 +499,7 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
             for group, (members, weights) in self.within_group_[name].items():
                 rows = np.flatnonzero(grouped[name] == group)
                 fine[name][rows] = members[self._sampling.choice(members.size, size=rows.size, p=weights)]
-        return self.discretizer.decode(fine, self._sampling, fixed=conditions)
+        return self.discretizer.decode(fine, self._sampling, fixed=conditions, shapes=self.shapes_)
 
     def privacy_statement(self):
         """The privacy statement of this synthesizer's samples.
@@ -535,20 +548,6 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         """
         self._check_fitted()
         return write_synthetic(self, csv_path, rows=rows, conditions=conditions)
-
-
-def _nonnegative(noisy, total):
-    """The non-negative counts with sum `total` nearest to `noisy` in L2: max(noisy - tau, 0) for one tau.
-
-    Noise on empty codes is mostly removed (tau is of the order of the noise), and the counts of the codes
-    that hold the rows keep their differences. This is the Euclidean projection onto a scaled simplex
-    (Duchi et al. 2008); post-processing of the noisy counts.
-    """
-    noisy = np.asarray(noisy, dtype=np.float64)
-    descending = np.sort(noisy)[::-1]
-    excess = np.cumsum(descending) - total
-    kept = np.flatnonzero(descending - excess / np.arange(1, noisy.size + 1) > 0)[-1]
-    return np.maximum(noisy - excess[kept] / (kept + 1), 0.0)
 
 
 class _ModelSize:

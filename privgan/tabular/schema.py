@@ -51,6 +51,9 @@ class NumericColumn:
         nullable: missing values (NaN) are allowed and modelled.
         transform: "linear" (min-max scaling to [0, 1]) or "log1p" (min-max scaling of log1p(x - lower),
             for heavy-tailed columns such as incomes, where most mass sits near the lower bound).
+        decimals: synthetic values are rounded to this many decimals (a BMI measured to one decimal: 1);
+            None (default): not rounded. Not for integer columns, which are whole numbers already.
+        unit: the unit of the values ("years", "kg/m2"), for the labels of reports; None: none given.
     """
 
     name: str
@@ -59,6 +62,8 @@ class NumericColumn:
     integer: bool = False
     nullable: bool = False
     transform: str = "linear"
+    decimals: int | None = None
+    unit: str | None = None
 
     def __post_init__(self):
         _check_name(self.name)
@@ -83,10 +88,35 @@ class NumericColumn:
             raise SchemaError(
                 f"column {self.name!r}: transform must be one of {NUMERIC_TRANSFORMS}, got {self.transform!r}"
             )
+        if self.decimals is not None:
+            if isinstance(self.decimals, bool) or not isinstance(self.decimals, int) or not 0 <= self.decimals <= 15:
+                raise SchemaError(
+                    f"column {self.name!r}: decimals must be an integer in [0, 15], got {self.decimals!r}"
+                )
+            if self.integer:
+                raise SchemaError(f"column {self.name!r}: decimals is for non-integer columns (integer=true rounds)")
+        if self.unit is not None and not isinstance(self.unit, str):
+            raise SchemaError(f"column {self.name!r}: unit must be a string, got {self.unit!r}")
+
+    @property
+    def label(self):
+        """The column's name with its unit, for axes: "age (years)"."""
+        return f"{self.name} ({self.unit})" if self.unit else self.name
 
     def to_dict(self):
-        """The JSON form (see `TableSchema.to_dict`)."""
-        return {"type": "numeric", **dataclasses.asdict(self)}
+        """The JSON form (see `TableSchema.to_dict`); decimals and unit only when given."""
+        d = {"type": "numeric", **dataclasses.asdict(self)}
+        return {key: value for key, value in d.items() if value is not None or key not in ("decimals", "unit")}
+
+
+def default_decimals(column):
+    """Decimals keeping about a thousandth of a non-integer column's public range (None for integers).
+
+    Read from the schema's bounds only, never from the data: [10, 60] gives 2 decimals, [0, 1] 3, [0, 5000] 0.
+    """
+    if column.integer:
+        return None
+    return max(0, math.ceil(3 - math.log10(column.upper - column.lower)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +166,17 @@ class CategoricalColumn:
 
 
 _COLUMN_TYPES = {"numeric": NumericColumn, "categorical": CategoricalColumn}
+IGNORED = "ignored"  # a column of the file left out of the model and the synthetic table (identifiers, notes)
+
+
+def date_hint(name):
+    """What to do with a date column `name`: ignore it or store it as a number."""
+    entry = json.dumps({"type": IGNORED, "name": name})
+    return (
+        f"date columns are not modelled: declare it {entry} in the schema (or pass --drop_columns={name}) to leave "
+        "it out of the synthetic table, or store it as a number with public bounds (the year, or days since a "
+        "public reference date)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,10 +187,14 @@ class TableSchema:
         columns: `NumericColumn`s and `CategoricalColumn`s with distinct names.
         source: "public" (written from public knowledge: the default) or "data" (read from the private
             table by `infer_schema`: the privacy guarantee of anything trained with it does not hold).
+        ignored: names of columns of the file that are left out: never read beyond the header, not
+            modelled, not in the synthetic table (identifiers, free text, dates); JSON entries
+            `{"type": "ignored", "name": ...}`.
     """
 
     columns: tuple
     source: str = "public"
+    ignored: tuple = ()
 
     def __post_init__(self):
         columns = tuple(self.columns)
@@ -164,7 +209,14 @@ class TableSchema:
             raise SchemaError(f"duplicate column names {duplicates}")
         if self.source not in SCHEMA_SOURCES:
             raise SchemaError(f"source must be one of {SCHEMA_SOURCES}, got {self.source!r}")
+        if isinstance(self.ignored, str):
+            raise SchemaError(f"ignored must be a list of column names, got {self.ignored!r}")
+        ignored = tuple(dict.fromkeys(_check_name(name) for name in self.ignored))
+        both = sorted(set(ignored) & set(names))
+        if both:
+            raise SchemaError(f"columns {both} are both modelled and ignored")
         object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "ignored", ignored)
 
     @property
     def names(self):
@@ -187,6 +239,17 @@ class TableSchema:
             self[name]
         return dataclasses.replace(self, columns=tuple(c for c in self.columns if c.name not in names))
 
+    def ignoring(self, *names):
+        """The schema with the named columns ignored (left out of the model): `--drop_columns`.
+
+        A name may be a column of the schema (it is removed from the model) or a column of the file only.
+        """
+        modelled = [name for name in names if name in self.names]
+        kept = self.without(*modelled) if len(modelled) < len(self.columns) else None
+        if kept is None:
+            raise SchemaError(f"cannot ignore every column of the schema: {list(self.names)}")
+        return dataclasses.replace(kept, ignored=self.ignored + tuple(n for n in names if n not in self.ignored))
+
     def to_dict(self):
         """The JSON form: `{"format_version": 1, "source": ..., "columns": [{"type": "numeric", "name": ...,
         "lower": ..., "upper": ..., "integer": ..., "nullable": ..., "transform": ...}, {"type":
@@ -194,7 +257,8 @@ class TableSchema:
         return {
             "format_version": _FORMAT_VERSION,
             "source": self.source,
-            "columns": [column.to_dict() for column in self.columns],
+            "columns": [column.to_dict() for column in self.columns]
+            + [{"type": IGNORED, "name": name} for name in self.ignored],
         }
 
     @classmethod
@@ -209,12 +273,21 @@ class TableSchema:
         unknown = sorted(set(d) - {"format_version", "source", "columns"})
         if unknown:
             raise SchemaError(f"unknown schema keys {unknown}")
-        columns = []
+        columns, ignored = [], []
         for index, entry in enumerate(d["columns"]):
             kind = entry.get("type") if isinstance(entry, dict) else None
+            if kind == IGNORED:
+                if sorted(entry) != ["name", "type"]:
+                    raise SchemaError(f"columns[{index}]: an ignored column takes the keys ['name'], got {entry!r}")
+                ignored.append(entry["name"])
+                continue
+            if kind in ("date", "datetime"):
+                name = entry.get("name", "?")
+                raise SchemaError(f"columns[{index}] ({name!r}): {date_hint(name)}")
             if kind not in _COLUMN_TYPES:
                 raise SchemaError(
-                    f"columns[{index}]: type must be one of {sorted(_COLUMN_TYPES)}, got {kind!r} in {entry!r}"
+                    f"columns[{index}]: type must be one of {sorted(_COLUMN_TYPES) + [IGNORED]}, got {kind!r} in "
+                    f"{entry!r}"
                 )
             fields = {k: v for k, v in entry.items() if k != "type"}
             try:
@@ -227,7 +300,7 @@ class TableSchema:
                     f"{allowed} (name and {'lower, upper' if kind == 'numeric' else 'categories'} required), "
                     f"got {sorted(fields)}"
                 ) from error
-        return cls(tuple(columns), source=d.get("source", "public"))
+        return cls(tuple(columns), source=d.get("source", "public"), ignored=tuple(ignored))
 
 
 def load_schema(path):

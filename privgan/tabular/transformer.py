@@ -17,7 +17,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-from privgan.tabular.schema import CategoricalColumn, NumericColumn, SchemaError
+from privgan.tabular.schema import CategoricalColumn, NumericColumn, SchemaError, date_hint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +48,7 @@ def _index_rows(df):
 def _column_mismatch(schema, columns):
     """The message for missing or extra columns (None if the columns match), suggesting misspellings."""
     missing = [name for name in schema.names if name not in columns]
-    extra = [str(name) for name in columns if name not in schema.names]
+    extra = [str(name) for name in columns if name not in schema.names and name not in schema.ignored]
     if missing:
         guesses = {name: difflib.get_close_matches(name, extra, n=1, cutoff=0.6) for name in missing}
         hints = [f"{guess[0]!r} for {name!r}" for name, guess in guesses.items() if guess]
@@ -58,12 +58,22 @@ def _column_mismatch(schema, columns):
         message = f"missing columns {missing}: in the schema but not in the table, whose unmatched columns are {extra}"
         return message + (f"; did you mean {', '.join(hints)}?" if hints else "")
     if extra:
-        return f"extra columns {extra} not in the schema (which has {list(schema.names)})"
+        return (
+            f"extra columns {extra} not in the schema (which has {list(schema.names)}); to leave them out of the "
+            f"synthetic table (identifiers, dates, free text), pass --drop_columns={','.join(extra)} or declare "
+            'each in the schema as {"type": "ignored", "name": ...}'
+        )
     return None
+
+
+_SHOWN_PER_PROBLEM = 5  # values listed for each kind of problem of a column
+_SHOWN_PROBLEMS = 20  # kinds of problems listed in one message
 
 
 def validate_frame(df, schema, *, row_names=None):
     """Checks that `df` fits `schema`; returns its columns in the schema's order.
+
+    Columns the schema ignores (`TableSchema.ignored`) are dropped without being looked at.
 
     Args:
         df: a pandas DataFrame.
@@ -75,7 +85,8 @@ def validate_frame(df, schema, *, row_names=None):
         `df` with its columns reordered as in the schema.
 
     Raises:
-        SchemaError: on the first problem found, naming the column (and the value and row): missing or
+        SchemaError: listing every problem at once, for each column and kind of problem the number of
+            rows and the first few values and rows, with the allowed range or categories: missing or
             extra columns, a non-numeric or non-finite value in a numeric column, a value outside the
             bounds, a fractional value in an integer column, an unknown category, or a missing value in
             a column that is not nullable.
@@ -88,49 +99,95 @@ def validate_frame(df, schema, *, row_names=None):
     if df.columns.duplicated().any():
         raise SchemaError(f"duplicate columns {sorted(set(df.columns[df.columns.duplicated()]))}")
     row_names = row_names or _index_rows(df)
+    problems = []  # (column, one bad value, several, positions, the column's values)
     for column in schema.columns:
         series = df[column.name]
         absent = series.isna().to_numpy()
         if absent.any() and not column.nullable:
-            raise SchemaError(
-                f"column {column.name!r}: missing value (NaN) at {row_names(int(np.argmax(absent)))}, "
-                "but the schema does not allow missing values (nullable=false)"
-            )
+            problems.append((column.name, "missing value (NaN) at {row}, but {why}", "missing values, but {why}",
+                             np.flatnonzero(absent), None))
         if isinstance(column, NumericColumn):
-            _check_numeric(series, absent, column, row_names)
+            problems += _numeric_problems(series, absent, column)
         else:
-            _category_codes(series, absent, column, row_names)
+            problems += _category_problems(series, absent, column)
+    if problems:
+        raise SchemaError(_problems_message(problems, row_names, rows=len(df)))
     return df[list(schema.names)]
 
 
-def _check_numeric(series, absent, column, row_names):
+_NULLABLE = "the schema does not allow missing values (nullable=false)"
+_MISSING_MARKERS = {"NA", "N/A", "NaN", "nan", "null", "NULL", "None", ".", "-", "?", "#N/A"}
+
+
+def _numeric_problems(series, absent, column):
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.isnan(values) & ~absent
-    if bad.any() or pd.api.types.is_bool_dtype(series):
-        position = int(np.argmax(bad)) if bad.any() else 0
-        raise SchemaError(
-            f"column {column.name!r}: value {_shown(series.iloc[position])} at {row_names(position)} is not a number"
-        )
-    present = ~absent
+    if pd.api.types.is_bool_dtype(series):
+        bad = ~absent
+    problems = []
+    if bad.any():
+        texts = series[bad].astype(str)
+        dates = texts.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean() > 0.5
+        markers = sorted(set(texts) & _MISSING_MARKERS)
+        hint = f" ({date_hint(column.name)})" if dates else ""
+        if markers and not dates:
+            hint = f" (if {', '.join(map(repr, markers))} mark missing values, pass --na_values=,{','.join(markers)})"
+        problems.append((column.name, "value {value} at {row} is not a number" + hint,
+                         "values that are not numbers" + hint, np.flatnonzero(bad), series))
+    present = ~absent & ~bad
     outside = present & ~((values >= column.lower) & (values <= column.upper))
+    bounds = f"the schema bounds [{column.lower:g}, {column.upper:g}]"
     if outside.any():
-        position = int(np.argmax(outside))
-        raise SchemaError(
-            f"column {column.name!r}: value {_shown(series.iloc[position])} at {row_names(position)} is outside "
-            f"the schema bounds [{column.lower:g}, {column.upper:g}]"
-        )
+        problems.append((column.name, f"value {{value}} at {{row}} is outside {bounds}", f"values outside {bounds}",
+                         np.flatnonzero(outside), series))
     if column.integer:
-        fractional = present & (values != np.round(values))
+        fractional = present & ~outside & (values != np.round(values))
         if fractional.any():
-            position = int(np.argmax(fractional))
-            raise SchemaError(
-                f"column {column.name!r}: value {_shown(series.iloc[position])} at {row_names(position)} is not a "
-                "whole number, but the schema says integer=true"
-            )
+            problems.append((column.name, "value {value} at {row} is not a whole number, but the schema says "
+                             "integer=true", "values that are not whole numbers, but the schema says integer=true",
+                             np.flatnonzero(fractional), series))
+    return problems
 
 
-def _category_codes(series, absent, column, row_names):
-    """Index of each value in `column.categories`, -1 where missing; raises on an unknown category."""
+def _category_problems(series, absent, column):
+    unknown = np.flatnonzero((_category_keys(series, absent, column) < 0) & ~absent)
+    if not unknown.size:
+        return []
+    allowed = f"the schema allows {list(column.categories)}"
+    return [(column.name, f"unknown category {{value}} at {{row}}; {allowed}", f"unknown categories ({allowed})",
+             unknown, series)]
+
+
+def _problems_message(problems, row_names, *, rows):
+    """One message for all problems: a line per column and kind of problem, with its first values and rows."""
+
+    def one(template, position, series):
+        value = _shown(series.iloc[position]) if series is not None else ""
+        # str.replace, not str.format: hints and categories may hold braces.
+        return template.replace("{why}", _NULLABLE).replace("{value}", value).replace("{row}", row_names(int(position)))
+
+    total = sum(len(positions) for _, _, _, positions, _ in problems)
+    lines = []
+    for name, single, several, positions, series in problems[:_SHOWN_PROBLEMS]:
+        if len(positions) == 1:
+            lines.append(f"column {name!r}: {one(single, positions[0], series)}")
+            continue
+        shown = [
+            (f"{_shown(series.iloc[p])} at " if series is not None else "") + row_names(int(p))
+            for p in positions[:_SHOWN_PER_PROBLEM]
+        ]
+        more = f"; and {len(positions) - len(shown)} more" if len(positions) > len(shown) else ""
+        what = several.replace("{why}", _NULLABLE)
+        lines.append(f"column {name!r}: {len(positions)} {what}: {'; '.join(shown)}{more}")
+    if len(problems) > _SHOWN_PROBLEMS:
+        lines.append(f"and {len(problems) - _SHOWN_PROBLEMS} more kinds of problem in other columns")
+    if total == 1:
+        return lines[0]
+    return f"{total} bad values in {rows} rows:\n  " + "\n  ".join(lines)
+
+
+def _category_keys(series, absent, column):
+    """Index of each value in `column.categories`, -1 where missing or unknown."""
     index = {category: code for code, category in enumerate(column.categories)}
     codes = np.full(len(series), -1, dtype=np.int64)
     for position, value in enumerate(series.to_numpy(dtype=object)):
@@ -139,39 +196,45 @@ def _category_codes(series, absent, column, row_names):
         key = value
         if column.integer_categories and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
             key = int(value) if float(value) == int(value) else value
-        code = index.get(key)
-        if code is None:
-            raise SchemaError(
-                f"column {column.name!r}: unknown category {_shown(value)} at {row_names(position)}; the schema "
-                f"allows {list(column.categories)}"
-            )
-        codes[position] = code
+        codes[position] = index.get(key, -1)
     return codes
+
+
+def _category_codes(series, absent, column, row_names):
+    """Index of each value in `column.categories`, -1 where missing; raises on an unknown category."""
+    problems = _category_problems(series, absent, column)
+    if problems:
+        raise SchemaError(_problems_message(problems, row_names, rows=len(series)))
+    return _category_keys(series, absent, column)
 
 
 class _CsvRows:
     """Names the rows of a CSV file for messages: "data row 5 (line 7 of table.csv)".
 
-    The line is found only when a message needs it, by reading the file again with Python's csv module
-    (so that quoted line breaks and blank lines are counted as pandas counts them).
+    The lines are found only when a message needs them, in one pass over the file with Python's csv
+    module (so that quoted line breaks and blank lines are counted as pandas counts them).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, delimiter=","):
         self.path = pathlib.Path(path)
+        self.delimiter = delimiter
+        self._lines = None
 
     def line(self, position):
         """The line on which data row `position` (0-based) starts, or None if it is not found."""
-        with open(self.path, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            end_of_previous, records = 0, -1  # the header is record -1
-            for record in reader:
-                start, end_of_previous = end_of_previous + 1, reader.line_num
-                if not record:
-                    continue  # a blank line, skipped by pandas too
-                if records == position:
-                    return start
-                records += 1
-        return None
+        if self._lines is None:
+            self._lines = []
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                reader = csv.reader(handle, delimiter=self.delimiter)
+                end_of_previous, header = 0, True
+                for record in reader:
+                    start, end_of_previous = end_of_previous + 1, reader.line_num
+                    if not record:
+                        continue  # a blank line, skipped by pandas too
+                    if not header:
+                        self._lines.append(start)
+                    header = False
+        return self._lines[position] if position < len(self._lines) else None
 
     def __call__(self, position):
         line = self.line(position)
@@ -179,16 +242,30 @@ class _CsvRows:
         return f"data row {position + 1} ({where})"
 
 
-def read_csv(path, schema):
-    """Reads and checks a CSV for `schema`: string-category columns stay strings, only empty cells are missing.
+def _delimiter_hint(columns, delimiter):
+    """A hint when the header, read as one column, looks like it uses another delimiter; else ""."""
+    if len(columns) != 1:
+        return ""
+    for other in (";", "\t", "|", ","):
+        if other != delimiter and other in str(columns[0]):
+            shown = "\\t" if other == "\t" else other
+            return f"; the header looks like it uses {other!r} between columns: pass --delimiter='{shown}'"
+    return ""
+
+
+def read_csv(path, schema, *, delimiter=",", na_values=("",)):
+    """Reads and checks a CSV for `schema`: string-category columns stay strings, only `na_values` are missing.
 
     pandas would otherwise read "NA" or "null" as missing and "01" as the number 1; reading by the schema
-    keeps values as written, so that messages report them faithfully. The table is checked with
-    `validate_frame`, whose messages name rows as "data row 5 (line 6 of table.csv)".
+    keeps values as written, so that messages report them faithfully. Columns the schema ignores are read
+    as text and dropped. The table is checked with `validate_frame`, whose message lists every bad
+    value, naming rows as "data row 5 (line 6 of table.csv)".
 
     Args:
         path: the CSV file (with a header row).
         schema: a `TableSchema`.
+        delimiter: the character between columns ("," default, ";", "\t", ...).
+        na_values: the cells that are missing values (default: empty cells only; e.g. ("", "NA", ".")).
 
     Returns:
         A DataFrame with the schema's columns in the schema's order.
@@ -206,20 +283,29 @@ def read_csv(path, schema):
         for column in schema.columns
         if isinstance(column, CategoricalColumn) and not column.integer_categories
     }
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise SchemaError(f"delimiter must be one character other than a quote or a line break, got {delimiter!r}")
+    na_values = [na_values] if isinstance(na_values, str) else list(na_values)
+    if not all(isinstance(value, str) for value in na_values):
+        raise SchemaError(f"na_values must be strings, got {na_values!r}")
     try:
-        df = pd.read_csv(path, dtype=string_columns, keep_default_na=False, na_values=[""])
+        # Ignored columns are read as text (never parsed) and dropped; pandas' usecols would also stop it
+        # from reporting rows with too many fields.
+        df = pd.read_csv(path, dtype={**string_columns, **{name: str for name in schema.ignored}},
+                         keep_default_na=False, na_values=na_values, sep=delimiter)
     except pd.errors.EmptyDataError as error:
         raise SchemaError(f"{path} is empty: expected a CSV file with a header row of the schema's columns") from error
     except pd.errors.ParserError as error:
         raise SchemaError(f"{path} is not a well-formed CSV file: {' '.join(str(error).split())}") from error
     except UnicodeDecodeError as error:
         raise SchemaError(f"{path} is not UTF-8 text: {error}") from error
+    df = df.drop(columns=[name for name in schema.ignored if name in df.columns])
     mismatch = _column_mismatch(schema, list(df.columns))
     if mismatch:
-        raise SchemaError(f"{path}: {mismatch}")
+        raise SchemaError(f"{path}: {mismatch}{_delimiter_hint(list(df.columns), delimiter)}")
     if df.empty:
         raise SchemaError(f"{path} has a header but no data rows: the table is empty")
-    return validate_frame(df, schema, row_names=_CsvRows(path))
+    return validate_frame(df, schema, row_names=_CsvRows(path, delimiter=delimiter))
 
 
 class TableTransformer:
@@ -331,6 +417,8 @@ def _numeric_series(values, missing, column):
         if column.nullable:
             return pd.Series(pd.array(np.where(missing, None, values.astype(np.int64)), dtype="Int64"))
         return pd.Series(values.astype(np.int64))
+    if column.decimals is not None:  # clipped again: rounding may cross a bound that has more decimals
+        values = np.clip(np.round(values, column.decimals), column.lower, column.upper)
     return pd.Series(np.where(missing, np.nan, values))
 
 

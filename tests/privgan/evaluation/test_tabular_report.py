@@ -44,3 +44,25 @@ def test_large_tables_are_compared_on_samples(tmp_path):
     _, paths = write_fidelity_report(private, synthetic, schema=SCHEMA, synthetic_path=tmp_path / "s.csv",
                                      epsilon=1.0, delta=1e-5, max_rows=200, folder=elsewhere)
     assert paths["markdown"] == elsewhere / "s.PRIVATE-fidelity.md" and paths["markdown"].is_file()
+
+
+def test_synthetic_rows_where_the_private_data_have_none_are_flagged_with_axes_in_units(tmp_path, monkeypatch):
+    import dataclasses
+
+    from privgan.evaluation import tabular_report
+
+    schema = dataclasses.replace(SCHEMA, columns=tuple(
+        dataclasses.replace(c, unit="years") if c.name == "age" else c for c in SCHEMA.columns))
+    private = make_table(200, seed=0)
+    private["age"] = private["age"].clip(18, 60)
+    synthetic = make_table(200, seed=1)
+    synthetic.loc[:19, "age"] = 85  # 10% of the rows older than any private row
+    labels = []
+    monkeypatch.setattr("matplotlib.axes.Axes.set_xlabel", lambda self, text, **kw: labels.append(text))
+    report, paths = write_fidelity_report(private, synthetic, schema=schema, synthetic_path=tmp_path / "s.csv",
+                                          epsilon=1.0, delta=1e-5)
+    assert report.empty_mass["age"] >= 0.1 and report.empty_mass["colour"] == 0
+    assert "synthetic rows where the private data have none: age" in report.summary()
+    assert "| age |" in paths["markdown"].read_text().split("## Synthetic rows where the private data have none")[1]
+    assert any(label.startswith("age (years): bins of") for label in labels)
+    assert tabular_report.fidelity_report(private, private, schema=schema).empty_mass["age"] == 0

@@ -128,7 +128,7 @@ def test_condition_with_the_gan_is_refused_before_training(runs):
     assert returncode == 1 and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
         "privgan-synthesize: error: --condition needs --method=aim or --method=mst: "
-        "the DPGAN cannot condition on a value"
+        "--method=gan cannot condition on a value"
     )
     assert not (folder / "refused").exists()
 

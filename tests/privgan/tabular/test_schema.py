@@ -44,7 +44,7 @@ def test_defaults_of_a_hand_written_schema(tmp_path):
         (lambda: TableSchema((NumericColumn("x", 0, 1), CategoricalColumn("x", ("a",)))),
          "duplicate column names ['x']"),
         (lambda: TableSchema(()), "at least one column"),
-        (lambda: TableSchema.from_dict({"columns": [{"type": "date", "name": "d"}]}),
+        (lambda: TableSchema.from_dict({"columns": [{"type": "text", "name": "d"}]}),
          "columns[0]: type must be one of"),
         (lambda: TableSchema.from_dict({"columns": [{"type": "numeric", "name": "x", "lower": 0}]}),
          "columns[0] ('x'): a numeric column takes the keys"),
