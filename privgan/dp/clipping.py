@@ -193,6 +193,36 @@ def _split_aux(outputs, has_aux):
     return tf.reshape(losses, [-1]), aux
 
 
+def _pad_empty_batch(batch):
+    """`(batch, size)`, where an empty batch has become one all-zero row.
+
+    Poisson sampling draws empty batches, and some TensorFlow kernels fail on zero rows (Conv2D under
+    oneDNN: "input depth must be evenly divisible by filter depth"; depthwise convolutions), in plain
+    Keras too. The padded row's clip factor is set to zero by the caller, so it adds nothing to the sum.
+    Leaves that are not dense tensors (ragged, sparse) are left as they are.
+    """
+    leaves = tf.nest.flatten(batch)
+    if not leaves or not all(isinstance(t, (tf.Tensor, tf.Variable)) or hasattr(t, "__array__") for t in leaves):
+        return batch, None
+    leaves = [tf.convert_to_tensor(t) for t in leaves]
+    if any(t.shape.rank == 0 for t in leaves):
+        return batch, None
+    size = tf.shape(leaves[0])[0]
+
+    def padded(t):
+        inner = [d if d is not None else tf.shape(t)[i + 1] for i, d in enumerate(t.shape[1:])]
+        return tf.cond(size > 0, lambda: t, lambda: tf.zeros([1, *inner], t.dtype))
+
+    return tf.nest.pack_sequence_as(batch, [padded(t) for t in leaves]), size
+
+
+def _unpad(tensor, size):
+    """`tensor` with no rows where the batch was empty (its rows came from the padded row only)."""
+    if size is None or not isinstance(tensor, tf.Tensor) or tensor.shape.rank == 0:
+        return tensor
+    return tf.cond(size > 0, lambda: tensor, lambda: tensor[:0])
+
+
 def per_example_gradients(per_example_loss_fn, variables, batch, *, has_aux=False, loop=False):
     """Per-example gradients of `variables`, vectorised over the batch with `tf.vectorized_map`.
 
@@ -366,6 +396,13 @@ def clipped_gradient_sum(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     variables = list(variables)
     private_ids = {id(v) for v in variables}
+    batch, size = _pad_empty_batch(batch)
+    if size is not None:  # the padded row of an empty batch gets clip factor 0
+        scale = tf.where(size > 0, tf.cast(scale, tf.float64), tf.constant(0.0, tf.float64))
+
+    def unpadded(losses, aux):
+        return _unpad(losses, size), tf.nest.map_structure(lambda t: _unpad(t, size), aux)
+
     with tf.GradientTape() as tape:
         with _recording_layers(private_ids) as recording:
             losses, aux = _split_aux(per_example_loss_fn(batch), has_aux)
@@ -384,7 +421,8 @@ def clipped_gradient_sum(
                 whole_model,
             )
         gradients = per_example_gradients(per_example_loss_fn, variables, batch, has_aux=has_aux, loop=loop)
-        return _clipped_sum_of_per_example(gradients, l2_norm_clip=l2_norm_clip, scale=scale), losses, aux
+        return (_clipped_sum_of_per_example(gradients, l2_norm_clip=l2_norm_clip, scale=scale),
+                *unpadded(losses, aux))
 
     uses = [(entry, use) for entry in entries.values() for use in entry.uses]
     checks = [
@@ -414,4 +452,4 @@ def clipped_gradient_sum(
     by_variable = {}
     for clipped in clipped_functions:
         by_variable.update(clipped(factors))
-    return [tf.cast(by_variable[id(v)], v.dtype) for v in variables], losses, aux
+    return [tf.cast(by_variable[id(v)], v.dtype) for v in variables], *unpadded(losses, aux)

@@ -127,6 +127,31 @@ def test_empty_batch_gives_pure_noise_inside_tf_function():
     assert all(g.shape == v.shape for g, v in zip(step(x, y.astype("int64")), model.trainable_variables))
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_an_empty_batch_through_strided_convolutions_gives_pure_noise(compiled):
+    """TensorFlow's Conv2D fails on zero rows here ("input depth must be evenly divisible by filter depth"),
+    in plain Keras too; Poisson sampling draws empty batches, so the DP step must not run the model on none."""
+    from privgan.models.architectures import dcgan_discriminator
+
+    model = dcgan_discriminator(image_shape=(16, 16, 1), width=8)
+
+    def losses(x):
+        loss = tf.reshape(model(x), [-1])
+        return loss, (loss, x)
+
+    def step(x):
+        return private_gradients(losses, model.trainable_variables, x, l2_norm_clip=1.0, noise_multiplier=0.0,
+                                 expected_batch_size=4.0, has_aux=True)
+
+    if compiled:
+        step = tf.function(step, input_signature=[tf.TensorSpec([None, 16, 16, 1], tf.float32)])
+    for rows in (0, 3, 0):
+        gradients, (loss, x) = step(tf.ones([rows, 16, 16, 1]))
+        assert loss.shape[0] == rows and x.shape[0] == rows
+        assert all(g.shape == v.shape for g, v in zip(gradients, model.trainable_variables))
+        assert any(np.any(g.numpy()) for g in gradients) == (rows > 0)
+
+
 @pytest.mark.parametrize(
     "argument, value, message",
     [("l2_norm_clip", 0.0, "l2_norm_clip must be > 0"), ("noise_multiplier", -1.0, "noise_multiplier must be >= 0"),
