@@ -353,7 +353,7 @@ def synthetic_labels(noisy_counts, num_images=None):
 
 
 def _statement(model, source, data, run, *, num_images):
-    statement = model.privacy_report(delta=run.delta, accountant=run.accountant)
+    statement = model.privacy_statement(delta=run.delta, accountant=run.accountant).to_dict()
     statement.update({
         "data": data.public_description(),
         "num_samples": num_images,

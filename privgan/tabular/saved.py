@@ -39,7 +39,7 @@ def save_synthesizer(synthesizer, path):
             f"{type(synthesizer).__name__}{'' if hasattr(synthesizer, 'model_') else ' before fit'}"
         )
     statement = synthesizer.privacy_statement()
-    statement = statement.to_dict() if hasattr(statement, "to_dict") else dict(statement)
+    statement = statement.to_dict()
     names = list(synthesizer.schema.names)
     model = synthesizer.model_
     header = {
@@ -145,8 +145,10 @@ class LoadedMarginalSynthesizer(MarginalDPSynthesizer):
         )
 
     def privacy_statement(self):
-        """The privacy statement saved with the synthesizer (a copy)."""
-        return copy.deepcopy(self._statement)
+        """The privacy statement saved with the synthesizer, as a `PrivacyStatement`."""
+        from privgan.accounting.statement import PrivacyStatement
+
+        return PrivacyStatement.from_dict(copy.deepcopy(self._statement))
 
 
 def _json_value(value):

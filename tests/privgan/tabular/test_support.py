@@ -44,7 +44,8 @@ def test_values_in_an_edge_bin_lean_towards_the_rows():
 @pytest.mark.parametrize("method", ["mst", "aim"])
 def test_few_synthetic_rows_fall_where_a_small_table_with_wide_bounds_has_none(family, method):
     # Generated 300-row tables, bounds 3-5 times the data's range, epsilon = 1: before, 8-26% of a
-    # column's synthetic values lay beyond the real ones. Seeded noise, for the test only.
+    # column's synthetic values lay beyond the real ones (worst column per seed). A seed whose rows spread
+    # thinly enough to take the all-scales blocks may still reach about 11%. Seeded noise, for the test only.
     worst = []
     for seed in range(3):
         schema, real = FAMILIES[family](300, np.random.default_rng(seed))
@@ -55,4 +56,18 @@ def test_few_synthetic_rows_fall_where_a_small_table_with_wide_bounds_has_none(f
             synthetic = synthesizer.fit(real, epsilon=1.0, delta=1e-6).sample(2000)
         worst.append(max(outside_share(real, synthetic, column, tolerance=0.01)
                          for column in schema.columns if isinstance(column, NumericColumn)))
-    assert max(worst) <= 0.03, worst
+    assert np.mean(worst) <= 0.04 and max(worst) <= 0.15, worst
+
+
+def test_rows_spread_thinly_over_many_bins_keep_their_spread():
+    # 40 bins of 20 rows each (ages over 17-90) between 12 empty bins on each side, noise sigma 20: a
+    # single bin rarely stands out, and keeping only those that do would put all rows in one or two bins.
+    rng = np.random.default_rng(0)
+    true = np.concatenate([np.zeros(12), np.full(40, 20.0), np.zeros(12)])
+    held = []
+    for _ in range(20):
+        noisy = true + rng.normal(0, 20.0, true.size)
+        projected = _nonnegative(noisy, true.sum())
+        counts = sparse_counts(noisy, true.sum(), 20.0, value_codes=true.size, projected=projected)
+        held.append(np.count_nonzero(counts[12:52]))
+    assert np.median(held) >= 20, held
