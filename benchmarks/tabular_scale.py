@@ -84,7 +84,18 @@ def generated_chunks(rows, *, chunk_rows=100_000, seed=0):
 
 
 def peak_rss_mb():
-    """This process's peak resident set size in MB (Linux reports ru_maxrss in kB)."""
+    """This process's peak resident set size in MB.
+
+    Linux's VmHWM belongs to the process's own address space; `ru_maxrss` also keeps the peak of the process
+    it was forked from before exec (a test runner holding TensorFlow), so it is the fallback only.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -18,13 +18,17 @@ from absl import app, flags
 from privgan.evaluation.tabular import marginal_tvd
 from privgan.tabular import CategoricalColumn, MarginalDPSynthesizer, NumericColumn, TableSchema
 
-flags.DEFINE_enum("family", "clinical", ["clinical", "labs"], "Which generated table.")
-flags.DEFINE_enum("method", "aim", ["aim", "mst"], "Marginal engine.")
-flags.DEFINE_integer("rows", 300, "Rows of each generated table.")
-flags.DEFINE_integer("seeds", 8, "Number of tables (and noise draws).")
-flags.DEFINE_float("epsilon", 1.0, "Privacy budget.")
-flags.DEFINE_float("tolerance", 0.0, "Margin beyond the real [min, max], as a share of the public range.")
 FLAGS = flags.FLAGS
+
+
+def _define_flags():
+    """Defined when the script runs, not at import: tests import the table families beside other scripts."""
+    flags.DEFINE_enum("family", "clinical", ["clinical", "labs"], "Which generated table.")
+    flags.DEFINE_enum("method", "aim", ["aim", "mst"], "Marginal engine.")
+    flags.DEFINE_integer("rows", 300, "Rows of each generated table.")
+    flags.DEFINE_integer("seeds", 8, "Number of tables (and noise draws).")
+    flags.DEFINE_float("epsilon", 1.0, "Privacy budget.")
+    flags.DEFINE_float("tolerance", 0.0, "Margin beyond the real [min, max], as a share of the public range.")
 
 
 def clinical(rows, rng):
@@ -95,4 +99,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

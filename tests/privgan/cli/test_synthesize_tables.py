@@ -10,6 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# Seven console runs of the tables command (each imports TensorFlow); the same behaviour is tested in
+# process by tests/privgan/tabular/test_messy_tables.py, so these run with `-m slow`.
+pytestmark = pytest.mark.slow
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 MODULE = [sys.executable, "-m", "privgan.cli.synthesize"]
 SCHEMA = {"columns": [

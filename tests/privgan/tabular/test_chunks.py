@@ -134,6 +134,7 @@ def test_bad_input_gets_one_clear_error(tmp_path):
     assert "row 150" in str(chunked.value)
 
 
+@pytest.mark.slow  # about 30 s: run with `-m slow`; smaller chunked fits run in every suite
 def test_a_million_rows_in_chunks_stay_below_1_5_gb():
     """One fit in a fresh process from 10 chunks of 100,000 generated rows; its own peak RSS, read back."""
     command = [sys.executable, "-m", "benchmarks.tabular_scale", "--one", "--rows", "1000000", "--method", "mst",
