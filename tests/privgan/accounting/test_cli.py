@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+# One worker runs this module, so that its module-scoped fixture (console runs) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("budget_cli")
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 RUNS = {
     "statement": ["--num_examples=60000", "--batch_size=256", "--epochs=60", "--noise_multiplier=1.1"],

@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+# One worker runs this module, so that its module-scoped fixture (console runs) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("demo_cli")
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 TINY = ["--release_steps=5", "--num_features=100", "--gan_epochs=1", "--n_critic=2", "--num_synthetic=60",
         "--tstr_epochs=1", "--feature_epochs=1", "--epsilon=5"]

@@ -16,6 +16,9 @@ import pytest
 from privgan.data.breast_cancer import BREAST_CANCER_SCHEMA
 from privgan.tabular import TableSchema, load_schema, read_csv
 
+# One worker runs this module, so that its module-scoped fixture (console runs) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("help_cli")
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 COMMANDS = {"audit": "--help", "budget": "--help", "demo": "-h", "synthesize": "--help"}
 

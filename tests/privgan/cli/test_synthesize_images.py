@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# One worker runs this module, so that its module-scoped fixture (console runs) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("images_cli")
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 ENTRY_POINT = [sys.executable, "-c", "import privgan_commands; privgan_commands.synthesize()"]
 MODULE = [sys.executable, "-m", "privgan.cli.synthesize"]

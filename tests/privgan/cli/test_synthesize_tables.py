@@ -12,7 +12,7 @@ import pytest
 
 # Seven console runs of the tables command (each imports TensorFlow); the same behaviour is tested in
 # process by tests/privgan/tabular/test_messy_tables.py, so these run with `-m slow`.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tables_cli_slow")]
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 MODULE = [sys.executable, "-m", "privgan.cli.synthesize"]

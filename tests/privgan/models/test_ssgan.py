@@ -17,6 +17,9 @@ from privgan.models import SemiSupervisedGAN
 from privgan.models.architectures import mlp_discriminator, mlp_generator
 from privgan.models.ssgan import LABELLED_STREAM, UNLABELLED_STREAM
 
+# One worker runs this module, so that its module-scoped fixture (a trained model) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("ssgan")
+
 NUM_CLASSES, FEATURES = 3, 6
 NUM_LABELLED, NUM_UNLABELLED = 30, 240
 LABELLED_BATCH, UNLABELLED_BATCH = 15, 40  # q_L = 0.5, q_U = 1/6: 6 steps per epoch

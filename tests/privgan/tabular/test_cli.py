@@ -18,6 +18,9 @@ from privgan.accounting.events import dp_sgd_event, epsilon_of_event
 from privgan.tabular import read_csv, save_schema, validate_frame
 from tests.privgan.tabular.tables import SCHEMA, make_table
 
+# One worker runs this module, so that its module-scoped fixture (console runs) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("tables_cli")
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 ROWS, BATCH = 200, 50
 DELTA = 0.01  # >= 1/ROWS on purpose: the command must warn
