@@ -18,7 +18,7 @@ import pathlib
 
 import pandas as pd
 
-from privgan.tabular.schema import CategoricalColumn, SchemaError
+from privgan.tabular.transformer import csv_errors, string_category_dtypes
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
@@ -85,21 +85,9 @@ def _parquet_frames(path, chunk_rows):
 
 def _csv_frames(path, schema, chunk_rows):
     # Read as `privgan.tabular.read_csv` reads: string categories stay strings, only empty cells are missing.
-    string_columns = {
-        column.name: str
-        for column in schema.columns
-        if isinstance(column, CategoricalColumn) and not column.integer_categories
-    }
-    try:
-        with pd.read_csv(path, dtype=string_columns, keep_default_na=False, na_values=[""],
-                         chunksize=chunk_rows) as reader:
-            yield from reader
-    except pd.errors.EmptyDataError as error:
-        raise SchemaError(f"{path} is empty: expected a CSV file with a header row of the schema's columns") from error
-    except pd.errors.ParserError as error:
-        raise SchemaError(f"{path} is not a well-formed CSV file: {' '.join(str(error).split())}") from error
-    except UnicodeDecodeError as error:
-        raise SchemaError(f"{path} is not UTF-8 text: {error}") from error
+    with csv_errors(path), pd.read_csv(path, dtype=string_category_dtypes(schema), keep_default_na=False,
+                                       na_values=[""], chunksize=chunk_rows) as reader:
+        yield from reader
 
 
 def _path_source(path, schema, chunk_rows):

@@ -9,6 +9,7 @@ schema's column order and dtypes (int64 / Int64 when nullable for integer column
 categories, float64, strings).
 """
 
+import contextlib
 import csv
 import dataclasses
 import difflib
@@ -253,6 +254,28 @@ def _delimiter_hint(columns, delimiter):
     return ""
 
 
+def string_category_dtypes(schema):
+    """`read_csv` dtypes that keep the schema's string categories as written ("01" stays "01")."""
+    return {
+        column.name: str
+        for column in schema.columns
+        if isinstance(column, CategoricalColumn) and not column.integer_categories
+    }
+
+
+@contextlib.contextmanager
+def csv_errors(path):
+    """Turns pandas' errors reading the CSV at `path` into one `SchemaError` naming the file."""
+    try:
+        yield
+    except pd.errors.EmptyDataError as error:
+        raise SchemaError(f"{path} is empty: expected a CSV file with a header row of the schema's columns") from error
+    except pd.errors.ParserError as error:
+        raise SchemaError(f"{path} is not a well-formed CSV file: {' '.join(str(error).split())}") from error
+    except UnicodeDecodeError as error:
+        raise SchemaError(f"{path} is not UTF-8 text: {error}") from error
+
+
 def read_csv(path, schema, *, delimiter=",", na_values=("",)):
     """Reads and checks a CSV for `schema`: string-category columns stay strings, only `na_values` are missing.
 
@@ -278,27 +301,17 @@ def read_csv(path, schema, *, delimiter=",", na_values=("",)):
     path = pathlib.Path(path)
     if path.is_dir():
         raise SchemaError(f"{path} is a folder, not a CSV file")
-    string_columns = {
-        column.name: str
-        for column in schema.columns
-        if isinstance(column, CategoricalColumn) and not column.integer_categories
-    }
+    string_columns = string_category_dtypes(schema)
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
         raise SchemaError(f"delimiter must be one character other than a quote or a line break, got {delimiter!r}")
     na_values = [na_values] if isinstance(na_values, str) else list(na_values)
     if not all(isinstance(value, str) for value in na_values):
         raise SchemaError(f"na_values must be strings, got {na_values!r}")
-    try:
+    with csv_errors(path):
         # Ignored columns are read as text (never parsed) and dropped; pandas' usecols would also stop it
         # from reporting rows with too many fields.
         df = pd.read_csv(path, dtype={**string_columns, **{name: str for name in schema.ignored}},
                          keep_default_na=False, na_values=na_values, sep=delimiter)
-    except pd.errors.EmptyDataError as error:
-        raise SchemaError(f"{path} is empty: expected a CSV file with a header row of the schema's columns") from error
-    except pd.errors.ParserError as error:
-        raise SchemaError(f"{path} is not a well-formed CSV file: {' '.join(str(error).split())}") from error
-    except UnicodeDecodeError as error:
-        raise SchemaError(f"{path} is not UTF-8 text: {error}") from error
     df = df.drop(columns=[name for name in schema.ignored if name in df.columns])
     mismatch = _column_mismatch(schema, list(df.columns))
     if mismatch:
