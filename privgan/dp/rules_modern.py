@@ -61,21 +61,13 @@ def _materialised(per_example):
 
 
 def _depthwise_conv(layer, inputs, kernel):
-    """The depthwise convolution of a layer's call, also right on an empty batch.
+    """The depthwise convolution of a layer's call.
 
-    TensorFlow's depthwise convolution returns a tensor of the wrong shape (or fails) on a batch of 0
-    examples, which Poisson sampling draws; such a batch gets zeros of the right shape instead.
+    TensorFlow's depthwise convolution mis-shapes (or fails on) a batch of 0 examples; the rules never see
+    one, since `clipping.clipped_gradient_sum` runs an empty Poisson batch as one zero row of clip factor 0.
     """
-
-    def convolve():
-        return keras.ops.depthwise_conv(inputs, kernel, strides=layer.strides, padding=layer.padding,
-                                        dilation_rate=layer.dilation_rate, data_format=layer.data_format)
-
-    spatial = layer.compute_output_shape(inputs.shape)[1:-1]
-    if any(size is None for size in spatial):
-        return convolve()
-    empty = tf.zeros([0, *spatial, inputs.shape[-1] * kernel.shape[-1]], inputs.dtype)
-    return tf.cond(tf.shape(inputs)[0] > 0, convolve, lambda: empty)
+    return keras.ops.depthwise_conv(inputs, kernel, strides=layer.strides, padding=layer.padding,
+                                    dilation_rate=layer.dilation_rate, data_format=layer.data_format)
 
 
 def _activation(layer, z):
