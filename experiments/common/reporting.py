@@ -96,8 +96,24 @@ def run_metadata(*, command=None):
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "command": command if command is not None else " ".join(sys.argv),
+        "command": command if command is not None else command_line(sys.argv),
     }
+
+
+def command_line(argv, *, cwd=None):
+    """`argv` as a reader can re-type it from the checkout root: a script path becomes `python -m package.module`
+    and absolute paths in flags become relative to `cwd`, so no machine's folders end up in a report."""
+    cwd = os.path.abspath(cwd or os.getcwd())
+    words = list(argv)
+    if words and words[0].endswith(".py") and os.path.isabs(words[0]):
+        script = os.path.relpath(words[0], cwd)
+        if not script.startswith(".."):
+            words[0] = "python -m " + script[: -len(".py")].replace(os.sep, ".")
+    for index, word in enumerate(words[1:], start=1):
+        name, sep, value = word.partition("=")
+        if sep and os.path.isabs(value):
+            words[index] = f"{name}={os.path.relpath(value, cwd)}"
+    return " ".join(words)
 
 
 def write_experiment(output_dir, *, name, results, summary, figures=(), command=None, seconds=None,

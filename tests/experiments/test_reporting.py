@@ -6,7 +6,7 @@ import pathlib
 import pytest
 from absl import flags
 
-from experiments.common.reporting import write_experiment
+from experiments.common.reporting import command_line, write_experiment
 
 # A script as an experiment spells it: its own flags, the shared --sampling_seed, then a results dict without them.
 _SCRIPT = """
@@ -70,3 +70,11 @@ def test_results_may_not_hand_type_what_the_writer_adds(tmp_path):
     with pytest.raises(ValueError, match="must not use the keys write_experiment adds .*got flags, seconds"):
         write_experiment(tmp_path, name="t", results={"seconds": 1.0, "flags": {}}, summary="s")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_names_the_module_and_relative_paths_not_this_machines_folders(tmp_path):
+    root = tmp_path / "checkout"
+    argv = [str(root / "experiments" / "dpsgd_mnist.py"), f"--data_dir={tmp_path / 'shared' / 'mnist'}", "--seed=1"]
+    line = command_line(argv, cwd=str(root))
+    assert line == "python -m experiments.dpsgd_mnist --data_dir=../shared/mnist --seed=1"
+    assert str(tmp_path) not in line
