@@ -248,6 +248,8 @@ def test_fair_representation_reports_the_validation_leakage(toy):
         (AdversarialDebiasing, dict(tolerance=0.05, gap_confidence=1.0),
          r"gap_confidence must be None or in \[0.5, 1\)"),
         (AdversarialDebiasing, dict(tolerance=0.05, postprocess_tolerance=0.0), "tolerance must be None or a number"),
+        (AdversarialDebiasing, dict(tolerance=0.05, ensemble=0), r"ensemble must be an integer in \[1, 20\]"),
+        (AdversarialDebiasing, dict(tolerance=0.05, rate_penalty="yes"), "rate_penalty must be True or False"),
         (FairRepresentation, dict(tolerance=0.6), r"tolerance must be None or a number in \(0, 0.5\]"),
     ],
 )
