@@ -6,7 +6,8 @@ recovers the group with balanced accuracy above chance + 0.02". How much adversa
 table, its size and the scale of its features, so a weight tuned on one table does not carry over.
 
 With a tolerance, the estimators carve a validation split from the training data (stratified by group and
-label; never the test data), train on the rest, and let `AdversaryWeightController` run a dual update on the
+label; never the test data; `AdversarialDebiasing` cross-fits instead by default, `fairness.cross_fit`), train
+on the rest, and let `AdversaryWeightController` run a dual update on the
 adversary weight w every few steps:
 
     violation v = the constraint's gap (hard predictions on the validation split and/or on all the training
