@@ -152,8 +152,8 @@ def averaged_predictor(predictors, *, n_features, name="predictor"):
 def snapshot_ensembles(predictors, kept, *, n_features):
     """Per predictor, the average of its kept snapshots: the ensemble of the last candidates.
 
-    The adversarial game oscillates: between two evaluations a quarter epoch apart the measured gap on full
-    Adult jumped between 0.03 and 0.13 at the same alpha, so one kept snapshot is a draw from that
+    The adversarial game oscillates: from one evaluation to the next (a quarter epoch) the measured gap on full
+    Adult jumped between 0.03 and 0.13 while alpha moved by a few percent, so one kept snapshot is a draw from that
     oscillation. Averaging the class probabilities of the few best candidates that met the tolerance evens it
     out (the caller measures the ensemble's gap again and keeps it only if it still meets the tolerance).
 
