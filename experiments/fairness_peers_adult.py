@@ -45,6 +45,8 @@ flags.DEFINE_list("methods", ["ours", "ours_attr", "ours_dp", "expgrad", "thresh
                   "(equalized_odds) with the sensitive attribute at prediction (group thresholds), same fits.")
 flags.DEFINE_float("gap_confidence", None, "AdversarialDebiasing's gap_confidence (unset: its default; 0.5: the "
                    "point estimate).")
+flags.DEFINE_integer("cross_fit", None, "AdversarialDebiasing's cross_fit (unset: its default, 3; 0: None, one "
+                     "validation split).")
 flags.DEFINE_list("attr_tolerances", [], "ours_attr: its swept tolerances (unset: --tolerances).")
 flags.DEFINE_float("attr_training_tolerance", None, "ours_attr: train with this tolerance and sweep the group "
                    "thresholds' postprocess_tolerance over --attr_tolerances instead (separate fits).")
@@ -133,6 +135,8 @@ def main(argv):
     ours = {} if FLAGS.library_defaults else dict(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size)
     if FLAGS.gap_confidence is not None:
         ours["gap_confidence"] = None if FLAGS.gap_confidence == 0.5 else FLAGS.gap_confidence
+    if FLAGS.cross_fit is not None:
+        ours["cross_fit"] = FLAGS.cross_fit or None
     fits = {}  # ours and ours_attr share their fits
     available = {
         "ours": lambda: comparison.adversarial_debiasing(
@@ -182,8 +186,10 @@ def main(argv):
                 output_dir / "trade_off.png", dpi=120, bbox_inches="tight")
     columns = ("accuracy", "equalized_odds_difference", "demographic_parity_difference", "constraint_violation",
                "adversary_weight", "wall_time_seconds")
-    sections = [f"{title}. Test split: {len(test)} rows; training split: {len(train)} rows (ours hold out 20% "
-                "of it for the tolerance).", method_table(summary, columns=columns)]
+    held = ("hold out 20% of it" if ours.get("cross_fit", 3) is None
+            else f"cross-fit it in {ours.get('cross_fit', 3)} folds")
+    sections = [f"{title}. Test split: {len(test)} rows; training split: {len(train)} rows (ours {held} for the "
+                "tolerance).", method_table(summary, columns=columns)]
     with_attribute = {method.name for method in methods if method.attribute_at_prediction}
     fronts = {}
     for regime, names in (

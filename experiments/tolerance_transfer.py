@@ -26,7 +26,7 @@ flags.DEFINE_list("seeds", [str(seed) for seed in range(10)], "random_state of e
 flags.DEFINE_float("tolerance", 0.05, "The estimator's tolerance (equalized odds).")
 flags.DEFINE_integer("epochs", 20, "Epochs (the comparison's fast setting; the estimator's default is 50).")
 flags.DEFINE_integer("batch_size", 256, "Batch size (the estimator's default is 128).")
-flags.DEFINE_integer("cross_fit", None, "The estimator's cross_fit (unset: its default; 0: None, one validation "
+flags.DEFINE_integer("cross_fit", None, "The estimator's cross_fit (unset: its default, 3; 0: None, one validation "
                      "split, the behaviour before cross-fitting).")
 flags.DEFINE_float("gap_confidence", None, "The estimator's gap_confidence (unset: its default).")
 
@@ -100,7 +100,7 @@ def main(argv):
             f"(seeds: {', '.join(f'{gap:.3f}' for gap in gaps)})")
     print(line, flush=True)
     if FLAGS.output_dir:
-        write_experiment(FLAGS.output_dir, name=f"Tolerance transfer: {name}", results=results, summary=[line])
+        write_experiment(FLAGS.output_dir, name=f"Tolerance transfer: {name}", results=results, summary=line)
 
 
 if __name__ == "__main__":

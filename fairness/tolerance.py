@@ -6,7 +6,8 @@ recovers the group with balanced accuracy above chance + 0.02". How much adversa
 table, its size and the scale of its features, so a weight tuned on one table does not carry over.
 
 With a tolerance, the estimators carve a validation split from the training data (stratified by group and
-label; never the test data), train on the rest, and let `AdversaryWeightController` run a dual update on the
+label; never the test data; `AdversarialDebiasing` cross-fits instead by default, `fairness.cross_fit`), train
+on the rest, and let `AdversaryWeightController` run a dual update on the
 adversary weight w every few steps:
 
     violation v = the constraint's gap (hard predictions on the validation split and/or on all the training
@@ -238,10 +239,14 @@ class AdversaryWeightController(keras.callbacks.Callback):
         evaluations_per_epoch: used when `interval` is None, >= 1.
         step_size: the dual step on log w per evaluation, > 0.
         description: what is measured, for the warning (e.g. "equalized-odds difference").
+        keep: how many of the best-scoring candidates that meet the tolerance to keep, >= 1; the first is
+            restored, all of them are in `kept` (for an ensemble).
 
     Attributes:
         history: one dict per evaluation: step, weight, violation, standard_error, bound, score.
         selected: the restored candidate's dict, plus "meets_tolerance"; None before training ends.
+        kept: after training, the weights (one list per model) of up to `keep` candidates that met the
+            tolerance, best score first; empty when none met it.
     """
 
     def __init__(
@@ -256,8 +261,11 @@ class AdversaryWeightController(keras.callbacks.Callback):
         step_size=0.05,
         error_multiplier=0.0,
         description="constraint violation",
+        keep=1,
     ):
         super().__init__()
+        if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1:
+            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
         if interval is not None and interval < 1:
             raise ValueError(f"interval must be >= 1, got {interval}")
         if evaluations_per_epoch < 1:
@@ -275,8 +283,10 @@ class AdversaryWeightController(keras.callbacks.Callback):
         self.step_size = float(step_size)
         self.error_multiplier = float(error_multiplier)
         self.description = description
+        self.keep = int(keep)
         self.history = []
         self.selected = None
+        self.kept = []
 
     def on_train_begin(self, logs=None):
         if self.interval is None:
@@ -289,7 +299,8 @@ class AdversaryWeightController(keras.callbacks.Callback):
         self._step = 0
         self.history = []
         self.selected = None
-        self._best = None  # (score, record, weights) of the best candidate meeting the tolerance
+        self.kept = []
+        self._meeting = []  # (score, record, weights) of the best-scoring candidates meeting the tolerance
         self._least = None  # (violation, record, weights) of the least-violating candidate
         start = min(max(float(keras.ops.convert_to_numpy(self.weight)), WEIGHT_BOUNDS[0]), WEIGHT_BOUNDS[1])
         self.weight.assign(start)
@@ -313,8 +324,9 @@ class AdversaryWeightController(keras.callbacks.Callback):
             "score": float(score),
         }
         self.history.append(record)
-        if bound <= self.tolerance and (self._best is None or score > self._best[0]):
-            self._best = (score, record, self._snapshot())
+        if bound <= self.tolerance and (len(self._meeting) < self.keep or score > self._meeting[-1][0]):
+            self._meeting = sorted(self._meeting + [(score, record, self._snapshot())],
+                                   key=lambda candidate: -candidate[0])[: self.keep]
         if self._least is None or bound < self._least[0]:
             self._least = (bound, record, self._snapshot())
         relative = min(max((bound - self.tolerance) / self.tolerance, -1.0), 1.0)
@@ -327,8 +339,9 @@ class AdversaryWeightController(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not self.history or self.history[-1]["step"] != self._step:
             self._evaluate()  # the last steps are a candidate too
-        if self._best is not None:
-            _, record, weights = self._best
+        if self._meeting:
+            _, record, weights = self._meeting[0]
+            self.kept = [candidate[2] for candidate in self._meeting]
         else:
             _, record, weights = self._least
             warnings.warn(

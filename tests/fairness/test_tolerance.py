@@ -70,7 +70,7 @@ def test_carve_validation_is_disjoint_and_stratified():
         carve_validation(np.array([0, 0, 0, 0, 1]), np.zeros(5, int), fraction=0.2, seed=0)
 
 
-def _run_controller(violations, *, tolerance=0.05, errors=None):
+def _run_controller(violations, *, tolerance=0.05, errors=None, keep=1):
     """Drives the controller by hand: one evaluation per step, the model's weight set to the step index."""
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
     weight = keras.Variable(1.0, trainable=False)
@@ -82,7 +82,7 @@ def _run_controller(violations, *, tolerance=0.05, errors=None):
         return violations[index], float(index), errors[index]  # later candidates score higher
 
     controller = AdversaryWeightController(
-        weight=weight, measure=measure, tolerance=tolerance, models=[model], interval=1
+        weight=weight, measure=measure, tolerance=tolerance, models=[model], interval=1, keep=keep
     )
     controller.set_params({"epochs": 1, "steps": len(violations)})
     controller.on_train_begin()
@@ -104,6 +104,14 @@ def test_controller_raises_the_weight_while_violated_and_keeps_the_best_candidat
     assert restored == 5.0 and controller.selected["step"] == 6 and controller.selected["meets_tolerance"]
     assert [record["violation"] for record in controller.history] == [0.2, 0.2, 0.04, 0.01, 0.3, 0.0]
     assert [record["standard_error"] for record in controller.history] == [0.0] * 6
+
+
+def test_controller_keeps_the_best_scoring_candidates_that_meet_for_an_ensemble():
+    controller, restored, _ = _run_controller([0.04, 0.2, 0.01, 0.03, 0.3, 0.0], keep=3)
+    assert restored == 5.0  # the best is restored; the next two meeting ones (3, then 2) are kept beside it
+    assert [float(snapshot[0][0][0, 0]) for snapshot in controller.kept] == [5.0, 3.0, 2.0]
+    with pytest.raises(ValueError, match="keep must be an integer >= 1"):
+        AdversaryWeightController(weight=None, measure=None, tolerance=0.05, models=[], keep=0)
 
 
 def test_controller_holds_the_upper_bound_to_the_tolerance():
@@ -128,8 +136,8 @@ def test_controller_holds_the_upper_bound_to_the_tolerance():
 
 def test_controller_warns_when_nothing_meets_the_tolerance_and_keeps_the_least_violating():
     with pytest.warns(RuntimeWarning, match="no candidate met the tolerance"):
-        controller, restored, weights = _run_controller([0.3, 0.1, 0.2])
-    assert restored == 1.0 and not controller.selected["meets_tolerance"]
+        controller, restored, weights = _run_controller([0.3, 0.1, 0.2], keep=2)
+    assert restored == 1.0 and not controller.selected["meets_tolerance"] and controller.kept == []
     assert weights[-1] == pytest.approx(np.exp(3 * 0.05))  # clipped relative violation 1, three steps
 
 
@@ -159,7 +167,7 @@ def test_tolerance_meets_what_the_default_alpha_misses(toy):
     assert default.adaptation_history_ == [] and default.feature_mean_ is None
 
     # The point estimate held to the tolerance (gap_confidence=None): this test checks where it is measured.
-    model = AdversarialDebiasing(tolerance=0.05, gap_confidence=None, **TOY_PARAMS)
+    model = AdversarialDebiasing(tolerance=0.05, gap_confidence=None, cross_fit=None, ensemble=1, **TOY_PARAMS)
     model.fit(train.features, train.labels, sensitive_features=groups)
     assert model.constraint_violation_ <= 0.05
     assert _test_gap(model, held_out) <= 0.07  # fresh data: the tolerance plus the validation/test gap
@@ -187,7 +195,7 @@ def test_violation_rows_names_the_rows_measured(toy, violation_rows):
     train, _ = toy
     groups = train.sensitive["group"].to_numpy()
     params = dict(TOY_PARAMS, epochs=3)
-    model = AdversarialDebiasing(tolerance=0.05, violation_rows=violation_rows, **params)
+    model = AdversarialDebiasing(tolerance=0.05, violation_rows=violation_rows, cross_fit=None, **params)
     model.fit(train.features, train.labels, sensitive_features=groups)
     seed = int(check_random_state(0).randint(2**31 - 1 - 10_000))
     _, validation = carve_validation(groups, train.labels, fraction=0.2, seed=seed)
@@ -240,6 +248,8 @@ def test_fair_representation_reports_the_validation_leakage(toy):
         (AdversarialDebiasing, dict(tolerance=0.05, gap_confidence=1.0),
          r"gap_confidence must be None or in \[0.5, 1\)"),
         (AdversarialDebiasing, dict(tolerance=0.05, postprocess_tolerance=0.0), "tolerance must be None or a number"),
+        (AdversarialDebiasing, dict(tolerance=0.05, ensemble=0), r"ensemble must be an integer in \[1, 20\]"),
+        (AdversarialDebiasing, dict(tolerance=0.05, rate_penalty="yes"), "rate_penalty must be True or False"),
         (FairRepresentation, dict(tolerance=0.6), r"tolerance must be None or a number in \(0, 0.5\]"),
     ],
 )
