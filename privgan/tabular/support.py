@@ -19,7 +19,8 @@ neighbouring bins above 2 sigma and to tails whose bins stand out together; a ru
 main one must pass a stricter test. Every other bin gets zero, and `bin_shapes` / `place_within` place
 values within the edge bins towards the rows rather than uniformly (`experiments/wide_bounds.py`
 measures the share of a column's synthetic values more than 1% of the public range outside the real
-ones). Only the released noisy counts are read: it is post-processing, and it costs no privacy budget.
+ones; `experiments/adult_sample_tvd.py` the fidelity where rows spread thinly). Only the released noisy
+counts are read: it is post-processing, and it costs no privacy budget.
 """
 
 
