@@ -27,8 +27,10 @@ one). Conditioning on a category whose noisy count is below 3 sigma of the noise
 Tables as they come: --drop_columns=id,admitted (or {"type": "ignored", "name": "id"} in the schema) leaves
 identifiers, dates and free text out; dates are not modelled (a date column is refused with that hint).
 --delimiter=';' reads other separators (a header that looks like it uses one gets a hint), --na_values=,NA,.
-sets the cells that are missing. Non-integer columns are rounded to the schema's "decimals", or to about a
-thousandth of their public range (--noround_values: every digit).
+sets the cells that are missing. --chunk_rows=100000 (aim, mst) reads --csv in chunks of that many rows and
+only counts them, for tables larger than memory: a bad value then stops the run at its chunk. Non-integer
+columns are rounded to the schema's "decimals", or to about a thousandth of their public range
+(--noround_values: every digit).
 
 To try it, `privgan-synthesize --write_example=example` writes example/breast_cancer.csv (scikit-learn's
 breast-cancer table, 569 rows) and example/breast_cancer.schema.json, and prints the command to run on them.
@@ -95,6 +97,10 @@ flags.DEFINE_list("drop_columns", [], "Columns of --csv left out of the model an
 flags.DEFINE_string("delimiter", ",", "The character between the columns of --csv (e.g. ';' or '\\t').")
 flags.DEFINE_list("na_values", [""], "Cells of --csv that are missing values, comma-separated (default: empty cells "
                   "only; e.g. --na_values=,NA,. for empty cells, NA and .).")
+flags.DEFINE_integer(
+    "chunk_rows", None, "aim/mst: read --csv in chunks of this many rows, only to count them, for tables larger than "
+    "memory (--delimiter, --na_values and --drop_columns apply; not with --fidelity_report); default: read it whole."
+)
 flags.DEFINE_bool(
     "round_values", True, "Round each non-integer column to its schema's decimals, or where the schema gives none "
     "to about a thousandth of its public range (from the bounds, never from the data)."
@@ -156,7 +162,7 @@ def _synthesize_table():
     command.require_flags(_PROGRAM, _REQUIRED)
     from privgan.accounting.events import check_count, check_delta, check_positive, warn_if_delta_too_large
     from privgan.cli.release import SECOND_BUDGET, check_release_destination
-    from privgan.tabular import SchemaError, load_schema, read_csv
+    from privgan.tabular import CsvTable, SchemaError, load_schema, read_csv
     from privgan.tabular.conditions import parse_condition
 
     output = pathlib.Path(FLAGS.output)
@@ -170,6 +176,7 @@ def _synthesize_table():
                                                               "l2_norm_clip")}
         if FLAGS.save_model is not None and FLAGS.method not in ("aim", "mst"):
             raise ValueError(f"--save_model needs --method=aim or --method=mst, not --method={FLAGS.method}")
+        chunk_rows = _chunk_rows()
         # Where everything goes, before the private table is read.
         inputs = {"--csv": FLAGS.csv, "--schema": FLAGS.schema}
         replaced = check_release_destination(output, overwrite=FLAGS.overwrite, inputs=inputs)
@@ -183,13 +190,19 @@ def _synthesize_table():
         if conditions and not chosen.conditional:
             raise ValueError(f"--condition needs {' or '.join('--method=' + name for name in _conditional())}: "
                              f"--method={FLAGS.method} cannot condition on a value")
-        table = read_csv(FLAGS.csv, schema, delimiter=FLAGS.delimiter, na_values=FLAGS.na_values)
+        if chunk_rows is None:
+            table = read_csv(FLAGS.csv, schema, delimiter=FLAGS.delimiter, na_values=FLAGS.na_values)
+        else:  # counted chunk by chunk while fitting, with read_csv's options
+            table = CsvTable(FLAGS.csv, delimiter=FLAGS.delimiter, na_values=tuple(FLAGS.na_values))
         if replaced:
             warnings.warn(
                 f"{output} holds an earlier release, replaced when this run is done; note that {SECOND_BUDGET}",
                 stacklevel=2,
             )
-        chosen.fit_synthesizer(synthesizer, table, epsilon=epsilon, delta=delta, report=_print)
+        if chunk_rows is None:
+            chosen.fit_synthesizer(synthesizer, table, epsilon=epsilon, delta=delta, report=_print)
+        else:
+            synthesizer.fit(table, epsilon=epsilon, delta=delta, chunk_rows=chunk_rows)
         # The released count stands for N from here on: the exact one is not printed.
         warn_if_delta_too_large(delta, num_examples=synthesizer.num_rows_estimate_)
         if rows is None:
@@ -216,6 +229,21 @@ def _synthesize_table():
     _fidelity_report(table, csv_path, schema=schema, statement=statement, folder=report_paths["markdown"].parent)
 
 
+def _chunk_rows():
+    """--chunk_rows checked (None: the table is read whole)."""
+    from privgan.accounting.events import check_count
+
+    if FLAGS.chunk_rows is None:
+        return None
+    chunk_rows = check_count(FLAGS.chunk_rows, name="--chunk_rows", minimum=1)
+    if FLAGS.method not in ("aim", "mst"):
+        raise ValueError(f"--chunk_rows needs --method=aim or --method=mst, not --method={FLAGS.method}")
+    if FLAGS.fidelity_report is not None:
+        raise ValueError("--fidelity_report compares the synthetic table with the whole private one in memory: "
+                         "leave out --chunk_rows")
+    return chunk_rows
+
+
 def _sample_saved():
     """Samples --rows rows (with --condition) from the --load_model synthesizer: no private data, no budget."""
     command.require_flags(_PROGRAM, _LOADED_REQUIRED)
@@ -227,8 +255,9 @@ def _sample_saved():
 
     output = pathlib.Path(FLAGS.output)
     try:
-        fitting = [name for name in ("csv", "schema", "epsilon", "delta", "fidelity_report", "save_model", "epochs",
-                                     "batch_size", "learning_rate", "sampling_seed", "l2_norm_clip", "accountant")
+        fitting = [name for name in ("csv", "schema", "epsilon", "delta", "fidelity_report", "save_model",
+                                     "chunk_rows", "epochs", "batch_size", "learning_rate", "sampling_seed",
+                                     "l2_norm_clip", "accountant")
                    if getattr(FLAGS, name) is not None]
         if fitting:
             raise ValueError(f"--load_model samples from a fitted synthesizer, reading no private data and spending "

@@ -15,11 +15,13 @@ from privgan.tabular.schema import (
     load_schema,
     save_schema,
 )
+from privgan.tabular.sources import CsvTable
 from privgan.tabular.synthesizer import GANSettings, GeneratorAverage, TabularDPSynthesizer, gan_settings
 from privgan.tabular.transformer import TableTransformer, read_csv, validate_frame
 
 __all__ = [
     "CategoricalColumn",
+    "CsvTable",
     "GANSettings",
     "GeneratorAverage",
     "MarginalDPSynthesizer",

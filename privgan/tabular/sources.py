@@ -1,5 +1,7 @@
 """The private table of `MarginalDPSynthesizer.fit`, read in chunks: a DataFrame, an iterable of DataFrame
-chunks, a Parquet file or dataset, a CSV file, or a Dask DataFrame.
+chunks, a Parquet file or dataset, a CSV file (a path, or a `CsvTable` with its delimiter, missing-value
+markers), or a Dask DataFrame. A CSV is read as `privgan.tabular.read_csv` reads it (`csv_options`): the
+schema's ignored columns are dropped from each chunk.
 
 A source counts the table by map-reduce: `map_reduce(count, merge, empty)` applies `count` to each chunk
 (a pandas DataFrame) and sums the results with `merge`. Local sources read one chunk at a time, so memory
@@ -13,16 +15,39 @@ pyarrow (for Parquet) and Dask are optional: installed with `pip install privgan
 `privgan[dask]`, and imported only when such a source is read.
 """
 
+import dataclasses
 import os
 import pathlib
 
 import pandas as pd
 
-from privgan.tabular.transformer import csv_errors, string_category_dtypes
+from privgan.tabular.transformer import checked_csv_options, csv_columns, csv_errors, csv_options
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
 DEFAULT_CHUNK_ROWS = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvTable:
+    """A CSV file to read in chunks with `read_csv`'s options: `fit(CsvTable("t.csv", delimiter=";"), ...)`.
+
+    Attributes:
+        path: the CSV file (with a header row), any name (a plain path must end in .csv).
+        delimiter: the character between columns ("," default, ";", "\t", ...).
+        na_values: the cells that are missing values (default: empty cells only; e.g. ("", "NA", ".")).
+    """
+
+    path: object
+    delimiter: str = ","
+    na_values: tuple = ("",)
+
+    def __post_init__(self):
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise ValueError(f"path must be a str or os.PathLike, got a {type(self.path).__name__}")
+        object.__setattr__(self, "path", pathlib.Path(self.path))
+        # `read_csv`'s checks and messages.
+        object.__setattr__(self, "na_values", checked_csv_options(delimiter=self.delimiter, na_values=self.na_values))
 
 
 class _LocalSource:
@@ -83,22 +108,26 @@ def _parquet_frames(path, chunk_rows):
         yield batch.to_pandas()
 
 
-def _csv_frames(path, schema, chunk_rows):
-    # Read as `privgan.tabular.read_csv` reads: string categories stay strings, only empty cells are missing.
-    with csv_errors(path), pd.read_csv(path, dtype=string_category_dtypes(schema), keep_default_na=False,
-                                       na_values=[""], chunksize=chunk_rows) as reader:
-        yield from reader
+def _csv_frames(table, schema, chunk_rows):
+    options = csv_options(schema, delimiter=table.delimiter, na_values=table.na_values)
+    with csv_errors(table.path), pd.read_csv(table.path, chunksize=chunk_rows, **options) as reader:
+        for chunk in reader:
+            yield csv_columns(chunk, schema, path=table.path, delimiter=table.delimiter)
 
 
 def _path_source(path, schema, chunk_rows):
-    path = pathlib.Path(path)
+    table = path if isinstance(path, CsvTable) else None
+    path = pathlib.Path(table.path if table else path)
     if not path.exists():
         raise FileNotFoundError(f"data: no file or folder {path}")
+    if table and path.is_dir():
+        raise ValueError(f"data: {path} is a folder, not a CSV file")
     name = path.name.lower()
-    if path.is_dir() or name.endswith(PARQUET_SUFFIXES):
+    if not table and (path.is_dir() or name.endswith(PARQUET_SUFFIXES)):
         return _LocalSource(lambda: _parquet_frames(path, chunk_rows), rereadable=True)
-    if name.endswith(CSV_SUFFIXES):
-        return _LocalSource(lambda: _csv_frames(path, schema, chunk_rows), rereadable=True)
+    if table or name.endswith(CSV_SUFFIXES):
+        table = table or CsvTable(path)
+        return _LocalSource(lambda: _csv_frames(table, schema, chunk_rows), rereadable=True)
     raise ValueError(
         f"data: cannot tell the format of {path}: a path must end in {' or '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)}, "
         "or be a folder of Parquet files"
@@ -110,8 +139,9 @@ def table_source(data, schema, *, chunk_rows=DEFAULT_CHUNK_ROWS):
 
     Args:
         data: a pandas DataFrame (counted in slices of `chunk_rows` rows); a path (str or os.PathLike) to
-            a Parquet file, a folder of Parquet files or a CSV file; a Dask DataFrame; or an iterable of
-            pandas DataFrames (a list, or a generator: read once).
+            a Parquet file, a folder of Parquet files or a CSV file; a `CsvTable` (a CSV with its delimiter
+            and missing-value markers); a Dask DataFrame; or an iterable of pandas DataFrames (a list, or a
+            generator: read once).
         schema: the `TableSchema` (to read a CSV's categories as strings).
         chunk_rows: rows per chunk read from a DataFrame or a file, >= 1.
 
@@ -128,7 +158,7 @@ def table_source(data, schema, *, chunk_rows=DEFAULT_CHUNK_ROWS):
         # Slices of the frame: the encoded rows (one-hot categories) of a whole large frame would not fit.
         starts = range(0, max(len(data), 1), chunk_rows)
         return _LocalSource(lambda: (data.iloc[start:start + chunk_rows] for start in starts), rereadable=True)
-    if isinstance(data, (str, os.PathLike)):
+    if isinstance(data, (str, os.PathLike, CsvTable)):
         return _path_source(data, schema, chunk_rows)
     if _is_dask_frame(data):
         return _DaskSource(data)
@@ -136,8 +166,8 @@ def table_source(data, schema, *, chunk_rows=DEFAULT_CHUNK_ROWS):
         iterator = iter(data)
     except TypeError:
         raise ValueError(
-            "data must be a pandas DataFrame, an iterable of DataFrames, a path to a Parquet or CSV file, or a "
-            f"Dask DataFrame; got a {type(data).__name__}"
+            "data must be a pandas DataFrame, an iterable of DataFrames, a path to a Parquet or CSV file, a CsvTable, "
+            f"or a Dask DataFrame; got a {type(data).__name__}"
         ) from None
     if iterator is data:  # a generator or iterator: it can be read once only
         return _LocalSource(lambda: iterator, rereadable=False)

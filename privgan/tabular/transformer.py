@@ -301,24 +301,59 @@ def read_csv(path, schema, *, delimiter=",", na_values=("",)):
     path = pathlib.Path(path)
     if path.is_dir():
         raise SchemaError(f"{path} is a folder, not a CSV file")
-    string_columns = string_category_dtypes(schema)
+    options = csv_options(schema, delimiter=delimiter, na_values=na_values)
+    with csv_errors(path):
+        df = pd.read_csv(path, **options)
+    df = csv_columns(df, schema, path=path, delimiter=delimiter)
+    if df.empty:
+        raise SchemaError(f"{path} has a header but no data rows: the table is empty")
+    return validate_frame(df, schema, row_names=_CsvRows(path, delimiter=delimiter))
+
+
+def csv_options(schema, *, delimiter=",", na_values=("",)):
+    """The `pandas.read_csv` keyword arguments that read a CSV for `schema` as `read_csv` does, whole or in chunks.
+
+    String categories stay strings, columns the schema ignores are read as text (never parsed: pandas'
+    usecols would also stop it from reporting rows with too many fields), and only `na_values` are missing.
+
+    Args:
+        schema: a `TableSchema`.
+        delimiter: the character between columns ("," default, ";", "\t", ...).
+        na_values: the cells that are missing values (a string or strings; default: empty cells only).
+
+    Raises:
+        SchemaError: if `delimiter` is not one character other than a quote or a line break, or `na_values`
+            are not strings.
+    """
+    return {
+        "dtype": {**string_category_dtypes(schema), **{name: str for name in schema.ignored}},
+        "keep_default_na": False, "na_values": list(checked_csv_options(delimiter=delimiter, na_values=na_values)),
+        "sep": delimiter,
+    }
+
+
+def checked_csv_options(*, delimiter, na_values):
+    """`na_values` as a tuple of strings, after checking it and `delimiter` (`csv_options`' errors)."""
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
         raise SchemaError(f"delimiter must be one character other than a quote or a line break, got {delimiter!r}")
-    na_values = [na_values] if isinstance(na_values, str) else list(na_values)
+    na_values = (na_values,) if isinstance(na_values, str) else tuple(na_values)
     if not all(isinstance(value, str) for value in na_values):
-        raise SchemaError(f"na_values must be strings, got {na_values!r}")
-    with csv_errors(path):
-        # Ignored columns are read as text (never parsed) and dropped; pandas' usecols would also stop it
-        # from reporting rows with too many fields.
-        df = pd.read_csv(path, dtype={**string_columns, **{name: str for name in schema.ignored}},
-                         keep_default_na=False, na_values=na_values, sep=delimiter)
+        raise SchemaError(f"na_values must be strings, got {list(na_values)!r}")
+    return na_values
+
+
+def csv_columns(df, schema, *, path, delimiter):
+    """`df` (the whole CSV at `path` or a chunk of it) without the schema's ignored columns.
+
+    Raises:
+        SchemaError: naming the missing or extra columns, with a hint when the header looks like it uses
+            another delimiter.
+    """
     df = df.drop(columns=[name for name in schema.ignored if name in df.columns])
     mismatch = _column_mismatch(schema, list(df.columns))
     if mismatch:
         raise SchemaError(f"{path}: {mismatch}{_delimiter_hint(list(df.columns), delimiter)}")
-    if df.empty:
-        raise SchemaError(f"{path} has a header but no data rows: the table is empty")
-    return validate_frame(df, schema, row_names=_CsvRows(path, delimiter=delimiter))
+    return df
 
 
 class TableTransformer:

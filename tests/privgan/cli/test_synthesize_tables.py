@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-# Seven console runs of the tables command (each imports TensorFlow); the same behaviour is tested in
+# Nine console runs of the tables command (each imports TensorFlow); the same behaviour is tested in
 # process by tests/privgan/tabular/test_messy_tables.py, so these run with `-m slow`.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tables_cli_slow")]
 
@@ -70,6 +70,10 @@ def runs(tmp_path_factory):
         "delimiter": _run(*fit[:3], f"--csv={folder / 'clinic.csv'}", f"--output={folder / 'd' / 's.csv'}"),
         "gan": _run(*fit, "--method=gan", "--epochs=1", f"--csv={folder / 'clinic.csv'}",
                     f"--output={folder / 'g' / 's.csv'}", "--rows=20"),
+        "chunks": _run(*fit, "--method=aim", "--chunk_rows=64", f"--csv={folder / 'clinic.csv'}",
+                       f"--output={folder / 'c' / 's.csv'}", "--rows=50"),
+        "chunks_gan": _run(*fit, "--method=gan", "--chunk_rows=64", f"--csv={folder / 'clinic.csv'}",
+                           f"--output={folder / 'cg' / 's.csv'}"),
     }
     results = {name: _finish(p, timeout=500) for name, p in started.items()}
     then = {
@@ -128,3 +132,12 @@ def test_the_gan_warns_that_epsilon_one_on_a_few_hundred_rows_is_too_little_and_
     code, _, stderr = results["gan"]
     assert code == 0, stderr
     assert "is below 50,000" in stderr and "Prefer --method=aim" in stderr
+
+
+def test_chunks_read_with_the_same_delimiter_missing_markers_and_dropped_columns(runs):
+    folder, results = runs
+    code, _, stderr = results["chunks"]
+    assert code == 0, stderr
+    assert list(pd.read_csv(folder / "c" / "s.csv").columns) == ["age", "bmi", "crp", "site", "outcome"]
+    code, _, stderr = results["chunks_gan"]
+    assert code != 0 and "--chunk_rows needs --method=aim or --method=mst" in stderr and not (folder / "cg").exists()

@@ -9,7 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privgan.tabular import MarginalDPSynthesizer, SchemaError, TableDiscretizer, counting
+from privgan.tabular import (
+    CsvTable,
+    MarginalDPSynthesizer,
+    SchemaError,
+    TableDiscretizer,
+    TableSchema,
+    counting,
+    read_csv,
+)
+from privgan.tabular.sources import table_source
 from tests.privgan.tabular.tables import SCHEMA, make_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -146,3 +155,35 @@ def test_a_million_rows_in_chunks_stay_below_1_5_gb():
     assert result["peak_rss_mb"] * 2**20 < 1.5e9, result
     assert result["synthetic_rows"] == 10_000
     assert result["synthetic_rule_agreement"] > 0.7, result  # the label's dependence on age survived
+
+
+def test_a_csv_read_in_chunks_takes_read_csvs_delimiter_missing_markers_and_ignored_columns(tmp_path):
+    # A ';'-separated file with NA and '.' for missing values, an identifier the schema ignores and a column
+    # dropped as --drop_columns drops it: the chunks count what read_csv reads whole. Before, the chunked
+    # path read ',' and empty cells only, and refused the ignored columns as extra ones.
+    schema = SCHEMA.ignoring("colour")
+    table = make_table(150, seed=3)
+    table.insert(0, "patient_id", [f"P{i:04d}" for i in range(len(table))])
+    table["score"] = table["score"].astype(object)
+    table.loc[[3, 40, 99], "score"] = ["NA", ".", "NA"]
+    path = tmp_path / "table.txt"  # any name: a CsvTable says what the file is
+    table.to_csv(path, sep=";", index=False)
+    schema = TableSchema(schema.columns, ignored=(*schema.ignored, "patient_id"))
+    whole = read_csv(path, schema, delimiter=";", na_values=("", "NA", "."))
+    assert whole["score"].isna().sum() >= 3
+    counter = counting.TableCounter(schema, grids=counting.candidate_grids(16))
+    expected = counter.count(whole)
+    source = table_source(CsvTable(path, delimiter=";", na_values=("", "NA", ".")), schema, chunk_rows=40)
+    counted = source.map_reduce(counter.count, counter.merge, counter.empty)
+    for name in schema.names:
+        np.testing.assert_array_equal(counted.column(name, 16), expected.column(name, 16), err_msg=name)
+    groups = {name: np.arange(size) for name, size in TableDiscretizer(schema, bins=16).sizes.items()}
+    np.testing.assert_array_equal(counted.marginal(("age", "score"), 16, groups),
+                                  expected.marginal(("age", "score"), 16, groups))
+    # The same messages as read_csv: a header that looks like another delimiter, bad options.
+    with pytest.raises(SchemaError, match=r"looks like it uses ';' between columns: pass --delimiter=';'"):
+        table_source(CsvTable(path), schema, chunk_rows=40).map_reduce(counter.count, counter.merge, counter.empty)
+    with pytest.raises(SchemaError, match="delimiter must be one character"):
+        CsvTable(path, delimiter=";;")
+    with pytest.raises(SchemaError, match="na_values must be strings"):
+        CsvTable(path, na_values=("", 0))
