@@ -110,7 +110,7 @@ class SSGANConfig(_FromFlags):
     """
 
     architecture: str = "weight_norm"
-    epochs: int = 10
+    epochs: int = 30
     batch_size: int = 100
     labelled_batch_size: int = 100
     d_hidden: tuple = (1000, 500, 250, 250, 250)
@@ -119,8 +119,8 @@ class SSGANConfig(_FromFlags):
     input_noise: float = 0.3
     hidden_noise: float = 0.5
     learning_rate: float = 3e-3
-    decay_start: float = 0.0
-    ema_momentum: float = 0.0
+    decay_start: float = 0.6
+    ema_momentum: float = 0.999
     adam_epsilon: float = 1e-4
     unsupervised_weight: float = 1.0
     labelled_gradient: str = "all"

@@ -19,6 +19,12 @@ validation accuracy only. Under DP, both the 100 labelled pairs and the unlabell
 (`SemiSupervisedGAN` docstring: two Poisson streams, epsilon is the worse stream's); the validation
 labels are not, and choosing settings on them is outside the guarantee.
 
+Each path reads a frozen config made from the flags (`experiments.ssgan_configs`: `SSGANConfig`,
+`ScatteringConfig`, `DPGANConfig`, `BaselineConfig`); a bad flag value stops the script before any
+training, with one error naming the config's field. The non-private SSGAN is by default
+(`--architecture=weight_norm`) Salimans et al.'s pair (`privgan.models.weight_norm`);
+`--architecture=plain --adam_epsilon=1e-7` is the earlier LeakyReLU pair with Keras' default Adam.
+
 Writes results.json (per run and draw: accuracies, epsilon, steps, seconds), report.md and accuracy.png
 to --output_dir, rewriting them after every run so that an interrupted run keeps what finished.
 """
@@ -50,15 +56,15 @@ flags.DEFINE_integer("pseudo_label_epochs", 2, "Epochs of each pseudo-labelling 
 flags.DEFINE_enum("architecture", "weight_norm", ["weight_norm", "plain"],
                   "Non-private SSGAN pair: weight_norm (the paper's: weight-normalised ReLU D with fixed hidden "
                   "scales and data-dependent init, softplus G) or plain (LeakyReLU Dense D, ReLU G).")
-flags.DEFINE_float("ema_momentum", 0.0, "Non-private SSGAN: evaluate an exponential moving average of D's weights "
+flags.DEFINE_float("ema_momentum", 0.999, "Non-private SSGAN: evaluate an exponential moving average of D's weights "
                    "with this momentum (0: the last weights).")
-flags.DEFINE_float("decay_start", 0.0, "Non-private SSGAN: fraction of the steps after which the learning rate "
+flags.DEFINE_float("decay_start", 0.6, "Non-private SSGAN: fraction of the steps after which the learning rate "
                    "decays linearly to 0 (0: from the start).")
 flags.DEFINE_float("adam_epsilon", 1e-4, "Non-private SSGAN: Adam's epsilon. The paper's Adam adds 1e-8 under the "
                    "square root, i.e. about 1e-4 outside it, which damps the steps of weights with tiny gradients.")
 flags.DEFINE_integer("monitor_every", 0, "Non-private SSGAN: print the validation accuracy every this many epochs "
                      "(0: never).")
-flags.DEFINE_integer("epochs", 10, "Epochs of the non-private SSGAN (each round(N_U / batch) steps).")
+flags.DEFINE_integer("epochs", 30, "Epochs of the non-private SSGAN (each round(N_U / batch) steps).")
 flags.DEFINE_integer("batch_size", 100, "Expected unlabelled (and generated) batch size of the non-private SSGAN.")
 flags.DEFINE_integer("labelled_batch_size", 100, "Expected labelled batch size (100 of 100: every step sees all).")
 flags.DEFINE_list("d_hidden", ["1000", "500", "250", "250", "250"], "Hidden widths of D (an MLP).")
