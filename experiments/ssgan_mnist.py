@@ -19,6 +19,12 @@ validation accuracy only. Under DP, both the 100 labelled pairs and the unlabell
 (`SemiSupervisedGAN` docstring: two Poisson streams, epsilon is the worse stream's); the validation
 labels are not, and choosing settings on them is outside the guarantee.
 
+Each path reads a frozen config made from the flags (`experiments.ssgan_configs`: `SSGANConfig`,
+`ScatteringConfig`, `DPGANConfig`, `BaselineConfig`); a bad flag value stops the script before any
+training, with one error naming the config's field. The non-private SSGAN is by default
+(`--architecture=weight_norm`) Salimans et al.'s pair (`privgan.models.weight_norm`);
+`--architecture=plain --adam_epsilon=1e-7` is the earlier LeakyReLU pair with Keras' default Adam.
+
 Writes results.json (per run and draw: accuracies, epsilon, steps, seconds), report.md and accuracy.png
 to --output_dir, rewriting them after every run so that an interrupted run keeps what finished.
 """
@@ -29,6 +35,7 @@ import time
 from absl import app, flags
 
 from experiments.randomness import define_sampling_seed_flag
+from experiments.ssgan_configs import BaselineConfig, DPGANConfig, ScatteringConfig, SSGANConfig
 
 flags.DEFINE_string("data_dir", None, "Folder with the MNIST IDX .gz files; None downloads through Keras.")
 flags.DEFINE_string("output_dir", "runs/ssgan_mnist", "Where the results go.")
@@ -45,8 +52,19 @@ flags.DEFINE_float("delta", 1e-5, "delta of the DP runs.")
 flags.DEFINE_integer("baseline_steps", 1500, "Optimiser steps of the supervised CNNs on the labelled images.")
 flags.DEFINE_integer("pseudo_label_rounds", 2, "Pseudo-labelling rounds.")
 flags.DEFINE_integer("pseudo_label_epochs", 2, "Epochs of each pseudo-labelling round.")
-# The semi-supervised GAN (Salimans et al. 2016's MNIST model, without weight normalisation).
-flags.DEFINE_integer("epochs", 10, "Epochs of the non-private SSGAN (each round(N_U / batch) steps).")
+# The semi-supervised GAN (Salimans et al. 2016's MNIST model).
+flags.DEFINE_enum("architecture", "weight_norm", ["weight_norm", "plain"],
+                  "Non-private SSGAN pair: weight_norm (the paper's: weight-normalised ReLU D with fixed hidden "
+                  "scales and data-dependent init, softplus G) or plain (LeakyReLU Dense D, ReLU G).")
+flags.DEFINE_float("ema_momentum", 0.999, "Non-private SSGAN: evaluate an exponential moving average of D's weights "
+                   "with this momentum (0: the last weights).")
+flags.DEFINE_float("decay_start", 0.6, "Non-private SSGAN: fraction of the steps after which the learning rate "
+                   "decays linearly to 0 (0: from the start).")
+flags.DEFINE_float("adam_epsilon", 1e-4, "Non-private SSGAN: Adam's epsilon. The paper's Adam adds 1e-8 under the "
+                   "square root, i.e. about 1e-4 outside it, which damps the steps of weights with tiny gradients.")
+flags.DEFINE_integer("monitor_every", 0, "Non-private SSGAN: print the validation accuracy every this many epochs "
+                     "(0: never).")
+flags.DEFINE_integer("epochs", 30, "Epochs of the non-private SSGAN (each round(N_U / batch) steps).")
 flags.DEFINE_integer("batch_size", 100, "Expected unlabelled (and generated) batch size of the non-private SSGAN.")
 flags.DEFINE_integer("labelled_batch_size", 100, "Expected labelled batch size (100 of 100: every step sees all).")
 flags.DEFINE_list("d_hidden", ["1000", "500", "250", "250", "250"], "Hidden widths of D (an MLP).")
@@ -100,58 +118,126 @@ def _accuracy(model, x, y):
     return float(np.mean(np.argmax(model.predict(x, batch_size=1000, verbose=0), axis=1) == y))
 
 
-def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
-    """Trains one SSGAN (private when `epsilon` is given); returns (model, extra results)."""
+def _hold_then_decay(rate, *, steps, hold):
+    """A public learning-rate schedule: `rate` for the first `hold` steps, then linearly to 0 at `steps`."""
+    import keras
+
+    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            left = keras.ops.clip((steps - keras.ops.cast(step, "float32")) / max(steps - hold, 1), 0.0, 1.0)
+            return rate * left
+
+        def get_config(self):
+            return {"rate": rate, "steps": steps, "hold": hold}
+
+    return Schedule()
+
+
+def _with_average(optimizer, variables):
+    """A context that swaps `optimizer`'s moving averages into `variables` and back (no averages: nothing)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def swapped():
+        averages = getattr(optimizer, "_model_variables_moving_average", None) if optimizer.use_ema else None
+        if not averages:
+            yield
+            return
+        saved = [v.numpy() for v in variables]
+        for variable, average in zip(variables, averages):
+            variable.assign(average)
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, saved):
+                variable.assign(value)
+
+    return swapped()
+
+
+def _monitor(gan, validation, every):
+    """A callback printing the validation accuracy (of D's moving average, if any) every `every` epochs."""
+    import keras
+
+    class Monitor(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if every and (epoch + 1) % every == 0:
+                with _with_average(gan.d_optimizer, gan.discriminator.trainable_variables):
+                    accuracy = _accuracy(gan, *validation)
+                print(f"epoch {epoch + 1}: validation accuracy {accuracy:.4f}", flush=True)
+
+    return Monitor()
+
+
+def _gan_pair(config, private, x_unlabelled):
+    """D and G of an SSGAN path (`config` an `SSGANConfig` or a `DPGANConfig`)."""
+    from privgan.models.architectures import mlp_discriminator, mlp_generator
+    from privgan.models.weight_norm import initialize_from_data, softplus_generator, weight_norm_discriminator
+
+    shape = (28, 28, 1)
+    if not private and config.architecture == "weight_norm":
+        discriminator = weight_norm_discriminator(input_shape=shape, num_logits=_NUM_CLASSES, hidden=config.d_hidden,
+                                                  input_noise=config.input_noise, hidden_noise=config.hidden_noise)
+        # The paper's data-dependent initialisation, on 500 unlabelled images (non-private only).
+        initialize_from_data(discriminator, x_unlabelled[:500])
+        return discriminator, softplus_generator(output_shape=shape, latent_dim=config.latent_dim,
+                                                 hidden=config.g_hidden)
+    discriminator = mlp_discriminator(input_shape=shape, hidden=config.d_hidden, num_logits=_NUM_CLASSES,
+                                      input_noise=config.input_noise, hidden_noise=config.hidden_noise)
+    return discriminator, mlp_generator(output_shape=shape, latent_dim=config.latent_dim, hidden=config.g_hidden,
+                                        batch_norm=True)
+
+
+def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, config, epsilon=None, validation=None):
+    """Trains one SSGAN, returns (model, extra results).
+
+    Args:
+        config: an `SSGANConfig` (non-private, `epsilon` None) or a `DPGANConfig` (private at `epsilon`).
+        validation: `(x, y)` of the validation split, for `SSGANConfig.monitor_every`.
+    """
     import keras
 
     from privgan.models import SemiSupervisedGAN
-    from privgan.models.architectures import mlp_discriminator, mlp_generator
 
     private = epsilon is not None
     keras.utils.set_random_seed(seed)
-    if private and FLAGS.dp_discriminator == "scattering":
-        return _scattering_classifier(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=epsilon)
-    hidden = FLAGS.dp_d_hidden if private else FLAGS.d_hidden
-    discriminator = mlp_discriminator(
-        input_shape=(28, 28, 1), hidden=[int(h) for h in hidden], num_logits=_NUM_CLASSES,
-        input_noise=FLAGS.dp_input_noise if private else FLAGS.input_noise,
-        hidden_noise=FLAGS.dp_hidden_noise if private else FLAGS.hidden_noise,
-    )
-    generator = mlp_generator(output_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim,
-                              hidden=[int(h) for h in FLAGS.g_hidden], batch_norm=True)
-    batch = FLAGS.dp_batch_size if private else FLAGS.batch_size
-    labelled_batch = FLAGS.dp_labelled_batch_size if private else FLAGS.labelled_batch_size
-    privacy = dict(l2_norm_clip=FLAGS.l2_norm_clip, feature_l2_norm_clip=FLAGS.feature_l2_norm_clip) if private else {}
+    discriminator, generator = _gan_pair(config, private, x_unlabelled)
+    privacy = dict(l2_norm_clip=config.l2_norm_clip, feature_l2_norm_clip=config.feature_l2_norm_clip) if private \
+        else {}
     gan = SemiSupervisedGAN(
         generator, discriminator, num_labelled=len(x_labelled), num_unlabelled=len(x_unlabelled),
-        labelled_batch_size=labelled_batch, unlabelled_batch_size=batch,
-        unsupervised_weight=FLAGS.dp_unsupervised_weight if private else FLAGS.unsupervised_weight,
-        labelled_gradient=FLAGS.dp_labelled_gradient if private else FLAGS.labelled_gradient,
+        labelled_batch_size=config.labelled_batch_size, unlabelled_batch_size=config.batch_size,
+        unsupervised_weight=config.unsupervised_weight, labelled_gradient=config.labelled_gradient,
         private=private, seed=seed, **privacy,
     )
-    epochs = FLAGS.dp_epochs if private else FLAGS.epochs
-    rate = FLAGS.dp_learning_rate if private else FLAGS.learning_rate
-    # Linear decay to 0 over the planned steps (a public schedule: no data read).
-    schedule = keras.optimizers.schedules.PolynomialDecay(rate, gan.planned_dp_steps(epochs), 0.0)
-    beta_1 = FLAGS.dp_beta_1 if private else 0.5
-    gan.compile(d_optimizer=keras.optimizers.Adam(schedule, beta_1=beta_1),
-                g_optimizer=keras.optimizers.Adam(schedule, beta_1=beta_1))
-    gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=epochs, sampling_seed=FLAGS.sampling_seed, verbose=2,
-            **(dict(target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant) if private else {}))
-    if private and FLAGS.dp_labelled_gradient == "none":
-        gan.fit_head(x_labelled, y_labelled, epochs=FLAGS.head_epochs, expected_batch_size=FLAGS.head_batch_size,
-                     target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant,
-                     sampling_seed=FLAGS.sampling_seed, optimizer=keras.optimizers.Adam(FLAGS.head_learning_rate),
-                     verbose=0)
+    steps = gan.planned_dp_steps(config.epochs)
+    # Constant, then linearly to 0 over the planned steps (a public schedule: no data read).
+    hold = 0 if private else round(config.decay_start * steps)
+    schedule = _hold_then_decay(config.learning_rate, steps=steps, hold=hold)
+    adam = dict(beta_1=config.beta_1) if private else dict(beta_1=0.5, epsilon=config.adam_epsilon)
+    # The paper evaluates a moving average of D's weights (non-private only here).
+    average = {} if private or not config.ema_momentum else dict(use_ema=True, ema_momentum=config.ema_momentum)
+    gan.compile(d_optimizer=keras.optimizers.Adam(schedule, **adam, **average),
+                g_optimizer=keras.optimizers.Adam(schedule, **adam))
+    monitor = not private and validation is not None and config.monitor_every
+    budget = dict(target_epsilon=epsilon, delta=config.delta, accountant=config.accountant) if private else {}
+    gan.fit(x_labelled, y_labelled, x_unlabelled, epochs=config.epochs, sampling_seed=FLAGS.sampling_seed, verbose=2,
+            callbacks=[_monitor(gan, validation, config.monitor_every)] if monitor else [], **budget)
+    if average:
+        gan.d_optimizer.finalize_variable_values(gan.discriminator.trainable_variables)
+    if private and config.labelled_gradient == "none":
+        gan.fit_head(x_labelled, y_labelled, epochs=config.head_epochs, expected_batch_size=config.head_batch_size,
+                     sampling_seed=FLAGS.sampling_seed, optimizer=keras.optimizers.Adam(config.head_learning_rate),
+                     verbose=0, **budget)
     extra = {"steps": int(gan.dp_steps.numpy()), "head_steps": gan.head_ledger.total_steps,
              "feature_probe_test_accuracy": _feature_probe(gan, x_labelled, y_labelled)}
     if private:
-        report = gan.privacy_statement(delta=FLAGS.delta, accountant=FLAGS.accountant)
+        report = gan.privacy_statement(delta=config.delta, accountant=config.accountant)
         extra.update(epsilon=report.epsilon, streams=report["streams"])
     return gan, extra
 
 
-def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon):
+def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon, config):
     """The classifier on a scattering D: three kinds of Gaussian release, no GAN steps; returns (model, extra results).
 
     With `epsilon` None the same steps run without noise (`scattering`): what the releases' noise costs.
@@ -168,28 +254,28 @@ def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilo
     from privgan.models.architectures import mlp_generator, scattering_discriminator
 
     discriminator = scattering_discriminator(input_shape=(28, 28, 1), num_logits=_NUM_CLASSES,
-                                             projection=FLAGS.projection)
-    generator = mlp_generator(output_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim,
-                              hidden=[int(h) for h in FLAGS.g_hidden], batch_norm=True)
+                                             projection=config.projection)
+    generator = mlp_generator(output_shape=(28, 28, 1), latent_dim=config.latent_dim,
+                              hidden=config.g_hidden, batch_norm=True)
     private = epsilon is not None
     gan = SemiSupervisedGAN(generator, discriminator, num_labelled=len(x_labelled), num_unlabelled=len(x_unlabelled),
-                            labelled_batch_size=FLAGS.dp_labelled_batch_size, unlabelled_batch_size=FLAGS.dp_batch_size,
+                            labelled_batch_size=config.labelled_batch_size, unlabelled_batch_size=config.batch_size,
                             labelled_gradient="none", private=private, seed=seed,
-                            **({"l2_norm_clip": FLAGS.l2_norm_clip} if private else {}))
+                            **({"l2_norm_clip": config.l2_norm_clip} if private else {}))
     if not private:
         gan.fit_projection(x_unlabelled)
         gan.fit_centroid_head(x_labelled, y_labelled)
-        gan.refine_centroid_head(x_unlabelled, rounds=FLAGS.refine_rounds)
+        gan.refine_centroid_head(x_unlabelled, rounds=config.refine_rounds)
         return gan, {"steps": 0, "head_steps": 0}
-    budget = dict(target_epsilon=epsilon, delta=FLAGS.delta, accountant=FLAGS.accountant)
+    budget = dict(target_epsilon=epsilon, delta=config.delta, accountant=config.accountant)
     rounds = PrivacyLedger()
-    rounds.record(noise_multiplier=FLAGS.refine_noise_multiplier, sampling_probability=1.0, steps=FLAGS.refine_rounds)
+    rounds.record(noise_multiplier=config.refine_noise_multiplier, sampling_probability=1.0, steps=config.refine_rounds)
     projection_sigma = calibrate_noise_multiplier(sampling_probability=1.0, steps=1, ledger=rounds, **budget)
     gan.fit_projection(x_unlabelled, noise_multiplier=projection_sigma, **budget)
     gan.fit_centroid_head(x_labelled, y_labelled, **budget)
-    gan.refine_centroid_head(x_unlabelled, rounds=FLAGS.refine_rounds, noise_multiplier=FLAGS.refine_noise_multiplier,
+    gan.refine_centroid_head(x_unlabelled, rounds=config.refine_rounds, noise_multiplier=config.refine_noise_multiplier,
                              **budget)
-    report = gan.privacy_statement(delta=FLAGS.delta, accountant=FLAGS.accountant)
+    report = gan.privacy_statement(delta=config.delta, accountant=config.accountant)
     # No feature probe here: another pass of the test images through the scattering layer, for a
     # diagnostic of the GAN phase's features, which this classifier does not have.
     extra = {"steps": 0, "head_steps": 0, "projection_noise_multiplier": projection_sigma, "epsilon": report.epsilon,
@@ -220,27 +306,36 @@ def _feature_probe(gan, x_labelled, y_labelled):
     return float(np.mean(probe.predict(features(x_test)) == y_test))
 
 
-def _run(name, draw, x_labelled, y_labelled, x_unlabelled):
+def _configs():
+    """Each path's config from the flags: a bad value stops the run here, before any training."""
+    return {"ssgan": SSGANConfig.from_flags(FLAGS), "scattering": ScatteringConfig.from_flags(FLAGS),
+            "mlp": DPGANConfig.from_flags(FLAGS), "baselines": BaselineConfig.from_flags(FLAGS)}
+
+
+def _run(name, draw, x_labelled, y_labelled, x_unlabelled, validation, configs):
+    import keras
+
     from experiments.common.few_labels import train_pseudo_label_cnn, train_supervised_cnn
 
     seed = FLAGS.label_seed + draw
+    baselines = configs["baselines"]
     if name in ("supervised", "augmented"):
         model = train_supervised_cnn(x_labelled, y_labelled, num_classes=_NUM_CLASSES, augment=name == "augmented",
-                                     steps=FLAGS.baseline_steps, seed=seed)
+                                     steps=baselines.baseline_steps, seed=seed)
         return model, {}
     if name == "pseudo_label":
         model, counts = train_pseudo_label_cnn(
-            x_labelled, y_labelled, x_unlabelled, num_classes=_NUM_CLASSES, rounds=FLAGS.pseudo_label_rounds,
-            labelled_steps=FLAGS.baseline_steps, epochs_per_round=FLAGS.pseudo_label_epochs, seed=seed)
+            x_labelled, y_labelled, x_unlabelled, num_classes=_NUM_CLASSES, rounds=baselines.pseudo_label_rounds,
+            labelled_steps=baselines.baseline_steps, epochs_per_round=baselines.pseudo_label_epochs, seed=seed)
         return model, {"pseudo_labelled": counts}
     if name == "ssgan":
-        return _ssgan(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=None)
-    if name == "scattering":
-        import keras
-
+        return _ssgan(x_labelled, y_labelled, x_unlabelled, seed=seed, config=configs["ssgan"], validation=validation)
+    epsilon = None if name == "scattering" else float(name.removeprefix("dp_eps"))
+    if name == "scattering" or FLAGS.dp_discriminator == "scattering":
         keras.utils.set_random_seed(seed)
-        return _scattering_classifier(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=None)
-    return _ssgan(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=float(name.removeprefix("dp_eps")))
+        return _scattering_classifier(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=epsilon,
+                                      config=configs["scattering"])
+    return _ssgan(x_labelled, y_labelled, x_unlabelled, seed=seed, config=configs["mlp"], epsilon=epsilon)
 
 
 def _summary(results):
@@ -289,6 +384,7 @@ def main(argv):
     from experiments.common.reporting import write_experiment
     from privgan.data import load_mnist_unit_range
 
+    configs = _configs()
     (x_train, y_train), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
     order = np.random.default_rng(FLAGS.validation_seed).permutation(len(x_train))
     validation, pool = order[: FLAGS.validation_size], order[FLAGS.validation_size :]
@@ -305,7 +401,8 @@ def main(argv):
             labelled = balanced_label_draw(y_pool, per_class=FLAGS.labels_per_class, seed=FLAGS.label_seed + draw)
             unlabelled = np.setdiff1d(np.arange(len(x_pool)), labelled)
             start = time.perf_counter()
-            model, extra = _run(name, draw, x_pool[labelled], y_pool[labelled], x_pool[unlabelled])
+            model, extra = _run(name, draw, x_pool[labelled], y_pool[labelled], x_pool[unlabelled],
+                                 (x_validation, y_validation), configs)
             entry = {"draw": draw, "label_seed": FLAGS.label_seed + draw, **extra,
                      "validation_accuracy": _accuracy(model, x_validation, y_validation),
                      "test_accuracy": _accuracy(model, x_test, y_test),

@@ -230,8 +230,8 @@ class TwoStreamAccounting:
         parts["unlabelled"] = PrivacyLedger(parts["unlabelled"].phases + self.projection_ledger.phases)
         return ParallelLedger(parts, prior=self.prior_ledger)
 
-    def _training_plan(self, epochs, remaining, target_epsilon, delta):
-        plan = super()._training_plan(epochs, remaining, target_epsilon, delta)
+    def _training_plan(self, epochs, remaining, target_epsilon, delta, *, initial_epoch=0):
+        plan = super()._training_plan(epochs, remaining, target_epsilon, delta, initial_epoch=initial_epoch)
         return plan.replace("noise_multiplier", "noise_multiplier (unlabelled stream)", 1) + (
             f" Labelled stream: noise_multiplier {self.labelled_config.noise_multiplier:.4g}, sampling probability "
             f"{self.labelled_config.sampling_probability:.4g}; epsilon is the worse stream's.")

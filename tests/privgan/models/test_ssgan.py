@@ -335,3 +335,9 @@ def test_labels_read_only_by_fit_head_are_charged_to_the_labelled_stream_only(tm
     ledger = gan.privacy_ledger
     gan.save(tmp_path / "ssgan.keras")
     assert keras.models.load_model(tmp_path / "ssgan.keras").privacy_ledger == ledger
+
+
+def test_a_verbose_private_fit_prints_both_streams_plan(capsys):
+    # The plan line took an initial_epoch that the two-stream override did not accept: verbose private fits failed.
+    make_gan().fit(*data(), epochs=1, delta=DELTA, verbose=2)
+    assert "Labelled stream: noise_multiplier 3" in capsys.readouterr().out
