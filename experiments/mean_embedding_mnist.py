@@ -27,7 +27,12 @@ flags.DEFINE_string("output_dir", "runs/mean_embedding_mnist", "Where the result
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of features, initialisation and latents (one run each).")
 flags.DEFINE_integer("noise_seed", None, "Seed of the DP noise: None (default) draws it from OS entropy.")
 flags.DEFINE_bool("validation", False, "Evaluate on 10% of the training set held out (model selection), not on test.")
-flags.DEFINE_integer("num_features", 8000, "Random Fourier features (2 x frequencies).")
+flags.DEFINE_integer("num_features", 8000, "Random Fourier features (2 x frequencies), all blocks together.")
+flags.DEFINE_enum("features", "pixels", ["pixels", "scattering", "both"],
+                  "Embedded features: pixels, the public wavelet scattering transform, or both (a^2 + b^2 = 1).")
+flags.DEFINE_float("pixel_weight", 0.5**0.5, "a, the pixel block's weight with --features=both.")
+flags.DEFINE_integer("orientations", 4, "L of the scattering transform (J = 2).")
+flags.DEFINE_float("scattering_length_scale", 1.0, "Multiplier of the scattering kernels' length scales (0.5, 1, 2).")
 flags.DEFINE_integer("steps", 1000, "Generator steps (post-processing: free), in epochs of 100 when >= 100.")
 flags.DEFINE_integer("batch_size", 500, "Generated samples per step (balanced over classes).")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of the generator.")
@@ -50,6 +55,7 @@ def main(argv):
     from privgan.data import carve_validation_split, load_mnist_unit_range
     from privgan.evaluation import evaluate_synthetic_images, save_sample_grid, train_classifier
     from privgan.models.architectures import dcgan_generator
+    from privgan.models.embedding_features import DEFAULT_SCATTERING_LENGTH_SCALES
     from privgan.models.mean_embedding import MeanEmbeddingGenerator
 
     (x_train, y_train), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
@@ -60,11 +66,17 @@ def main(argv):
     for index, seed in enumerate(int(s) for s in FLAGS.seeds):
         run_start = time.perf_counter()
         keras.utils.set_random_seed(seed)
+        feature_options = {}
+        if FLAGS.features != "pixels":
+            feature_options = {"orientations": FLAGS.orientations, "scattering_length_scales": [
+                FLAGS.scattering_length_scale * v for v in DEFAULT_SCATTERING_LENGTH_SCALES]}
+        if FLAGS.features == "both":
+            feature_options["pixel_weight"] = FLAGS.pixel_weight
         model = MeanEmbeddingGenerator(
             dcgan_generator(image_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim, num_classes=_NUM_CLASSES,
                             width=FLAGS.g_width),
             num_classes=_NUM_CLASSES, num_features=FLAGS.num_features, batch_size=FLAGS.batch_size, seed=seed,
-            noise_seed=FLAGS.noise_seed,
+            noise_seed=FLAGS.noise_seed, features=FLAGS.features, feature_options=feature_options,
         )
         model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate))
         model.release_embedding(x_train, y_train, target_epsilon=FLAGS.epsilon, delta=FLAGS.delta)
