@@ -40,6 +40,12 @@ flags.DEFINE_integer("latent_dim", 32, "Latent dimension.")
 flags.DEFINE_integer("g_width", 32, "Filters of G's last hidden feature map.")
 flags.DEFINE_integer("num_synthetic", 10000, "Synthetic images generated for the evaluation.")
 flags.DEFINE_integer("eval_epochs", 5, "Epochs of the TSTR CNN (trained on the synthetic images).")
+flags.DEFINE_integer("benchmark_epochs", 0,
+                     "Epochs of the DPImageBench-style TSTR (privgan.evaluation.benchmark_tstr; theirs: 50), first "
+                     "seed only; 0: off.")
+flags.DEFINE_list("benchmark_classifiers", ["resnet", "wrn"], "Classifiers of the DPImageBench-style TSTR.")
+flags.DEFINE_integer("benchmark_resnet_depth", 110, "Depth of its ResNet (theirs: 110; 6n + 2).")
+flags.DEFINE_integer("benchmark_wrn_depth", 40, "Depth of its Wide ResNet (theirs: 40; 6n + 4).")
 flags.DEFINE_integer("feature_epochs", 1, "Epochs of the feature CNN (trained on the real training images).")
 FLAGS = flags.FLAGS
 
@@ -54,6 +60,7 @@ def main(argv):
     from experiments.common.reporting import mean_and_std, write_experiment
     from privgan.data import carve_validation_split, load_mnist_unit_range
     from privgan.evaluation import evaluate_synthetic_images, save_sample_grid, train_classifier
+    from privgan.evaluation.benchmark_tstr import benchmark_tstr
     from privgan.models.architectures import dcgan_generator
     from privgan.models.embedding_features import DEFAULT_SCATTERING_LENGTH_SCALES
     from privgan.models.mean_embedding import MeanEmbeddingGenerator
@@ -97,8 +104,16 @@ def main(argv):
                                                feature_classifier=feature_classifier, num_classes=_NUM_CLASSES,
                                                tstr_epochs=FLAGS.eval_epochs, seed=seed)
         print(f"seed {seed}: epsilon {epsilon:.3f}\n{evaluation.summary()}", flush=True)
+        benchmark = {}
+        if index == 0 and FLAGS.benchmark_epochs:
+            benchmark = benchmark_tstr(
+                x_synthetic, y_synthetic, x_test, y_test, num_classes=_NUM_CLASSES,
+                classifiers=FLAGS.benchmark_classifiers, epochs=FLAGS.benchmark_epochs, seed=seed,
+                depths={"resnet": FLAGS.benchmark_resnet_depth, "wrn": FLAGS.benchmark_wrn_depth},
+            ).to_dict()
+            print(f"seed {seed}: DPImageBench-style TSTR {benchmark['benchmark_tstr_accuracy']:.4f}", flush=True)
         per_seed.append({
-            "seed": seed, **evaluation.to_dict(), "epsilon": epsilon,
+            "seed": seed, **evaluation.to_dict(), **benchmark, "epsilon": epsilon,
             "noise_multiplier": model.noise_multiplier, "train_seconds": round(train_seconds, 1),
             "seconds": round(time.perf_counter() - run_start, 1),
         })
