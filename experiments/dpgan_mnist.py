@@ -18,8 +18,8 @@ trains the DPGAN alone, f = 1 gives the release the whole budget and skips the G
 
 Presets (flags given on the command line override them):
   cpu      the whole budget to one DP-MERF release, no GAN phase (f = 1). The GAN phase did not earn its
-           place: measured at half the budget it LOWERED TSTR below its own warm start (0.884 -> 0.848 at
-           epsilon = 10), so the preset does not spend budget on it (issue 26).
+           place: after a warm start at half the budget it ended BELOW DP-MERF alone (TSTR 0.848 against
+           0.884 at epsilon = 10, 3 seeds each), so the preset does not spend budget on it (issue 26).
   cpu_gan  warm start at half the budget, then 5 epochs of D steps (n_critic 5, batch 128), small widths:
            fits in an hour on a 2-core CPU; results.json has the warm start's own TSTR and FID*
            (`warm_start_tstr_accuracy`, `warm_start_fid`) beside the final ones.
