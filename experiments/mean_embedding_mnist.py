@@ -122,7 +122,7 @@ def main(argv):
     split = "validation split (10% of train)" if FLAGS.validation else "test split"
     results = {
         "summary": summary, "per_seed": per_seed, "evaluated_on": split, "target_epsilon": FLAGS.epsilon,
-        "noise_seeded": FLAGS.noise_seed is not None,
+        "noise_seeded": FLAGS.noise_seed is not None, "features": FLAGS.features,
         "tstr_mean": summary["tstr_accuracy"]["mean"], "tstr_std": summary["tstr_accuracy"]["std"],
     }
 
@@ -135,8 +135,8 @@ def main(argv):
         results=results,
         summary="\n".join([
             f"One Gaussian release (epsilon = {per_seed[0]['epsilon']:.3f}, delta = {FLAGS.delta}, sigma = "
-            f"{per_seed[0]['noise_multiplier']:.4f}) of the {FLAGS.num_features}-feature embedding; DCGAN-style "
-            f"generator, {FLAGS.steps} steps of {FLAGS.batch_size}. Measured on the {split} over seeds "
+            f"{per_seed[0]['noise_multiplier']:.4f}) of the {FLAGS.num_features}-feature {FLAGS.features} embedding; "
+            f"DCGAN-style generator, {FLAGS.steps} steps of {FLAGS.batch_size}. Measured on the {split} over seeds "
             f"{', '.join(FLAGS.seeds)} (mean ± sample std); the feature CNN of FID and precision/recall was "
             "trained on the real training split.",
             "", "| metric | mean ± std |", "|---|---|", *[row(key) for key in keys],
