@@ -27,7 +27,12 @@ flags.DEFINE_string("output_dir", "runs/mean_embedding_mnist", "Where the result
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of features, initialisation and latents (one run each).")
 flags.DEFINE_integer("noise_seed", None, "Seed of the DP noise: None (default) draws it from OS entropy.")
 flags.DEFINE_bool("validation", False, "Evaluate on 10% of the training set held out (model selection), not on test.")
-flags.DEFINE_integer("num_features", 8000, "Random Fourier features (2 x frequencies).")
+flags.DEFINE_integer("num_features", 8000, "Random Fourier features (2 x frequencies), all blocks together.")
+flags.DEFINE_enum("features", "pixels", ["pixels", "scattering", "both"],
+                  "Embedded features: pixels, the public wavelet scattering transform, or both (a^2 + b^2 = 1).")
+flags.DEFINE_float("pixel_weight", 0.5**0.5, "a, the pixel block's weight with --features=both.")
+flags.DEFINE_integer("orientations", 4, "L of the scattering transform (J = 2).")
+flags.DEFINE_float("scattering_length_scale", 1.0, "Multiplier of the scattering kernels' length scales (0.5, 1, 2).")
 flags.DEFINE_integer("steps", 1000, "Generator steps (post-processing: free), in epochs of 100 when >= 100.")
 flags.DEFINE_integer("batch_size", 500, "Generated samples per step (balanced over classes).")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of the generator.")
@@ -35,6 +40,12 @@ flags.DEFINE_integer("latent_dim", 32, "Latent dimension.")
 flags.DEFINE_integer("g_width", 32, "Filters of G's last hidden feature map.")
 flags.DEFINE_integer("num_synthetic", 10000, "Synthetic images generated for the evaluation.")
 flags.DEFINE_integer("eval_epochs", 5, "Epochs of the TSTR CNN (trained on the synthetic images).")
+flags.DEFINE_integer("benchmark_epochs", 0,
+                     "Epochs of the DPImageBench-style TSTR (privgan.evaluation.benchmark_tstr; theirs: 50), first "
+                     "seed only; 0: off.")
+flags.DEFINE_list("benchmark_classifiers", ["resnet", "wrn"], "Classifiers of the DPImageBench-style TSTR.")
+flags.DEFINE_integer("benchmark_resnet_depth", 110, "Depth of its ResNet (theirs: 110; 6n + 2).")
+flags.DEFINE_integer("benchmark_wrn_depth", 40, "Depth of its Wide ResNet (theirs: 40; 6n + 4).")
 flags.DEFINE_integer("feature_epochs", 1, "Epochs of the feature CNN (trained on the real training images).")
 FLAGS = flags.FLAGS
 
@@ -49,7 +60,9 @@ def main(argv):
     from experiments.common.reporting import mean_and_std, write_experiment
     from privgan.data import carve_validation_split, load_mnist_unit_range
     from privgan.evaluation import evaluate_synthetic_images, save_sample_grid, train_classifier
+    from privgan.evaluation.benchmark_tstr import benchmark_tstr
     from privgan.models.architectures import dcgan_generator
+    from privgan.models.embedding_features import DEFAULT_SCATTERING_LENGTH_SCALES
     from privgan.models.mean_embedding import MeanEmbeddingGenerator
 
     (x_train, y_train), (x_test, y_test) = load_mnist_unit_range(FLAGS.data_dir)
@@ -60,11 +73,17 @@ def main(argv):
     for index, seed in enumerate(int(s) for s in FLAGS.seeds):
         run_start = time.perf_counter()
         keras.utils.set_random_seed(seed)
+        feature_options = {}
+        if FLAGS.features != "pixels":
+            feature_options = {"orientations": FLAGS.orientations, "scattering_length_scales": [
+                FLAGS.scattering_length_scale * v for v in DEFAULT_SCATTERING_LENGTH_SCALES]}
+        if FLAGS.features == "both":
+            feature_options["pixel_weight"] = FLAGS.pixel_weight
         model = MeanEmbeddingGenerator(
             dcgan_generator(image_shape=(28, 28, 1), latent_dim=FLAGS.latent_dim, num_classes=_NUM_CLASSES,
                             width=FLAGS.g_width),
             num_classes=_NUM_CLASSES, num_features=FLAGS.num_features, batch_size=FLAGS.batch_size, seed=seed,
-            noise_seed=FLAGS.noise_seed,
+            noise_seed=FLAGS.noise_seed, features=FLAGS.features, feature_options=feature_options,
         )
         model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate))
         model.release_embedding(x_train, y_train, target_epsilon=FLAGS.epsilon, delta=FLAGS.delta)
@@ -85,8 +104,16 @@ def main(argv):
                                                feature_classifier=feature_classifier, num_classes=_NUM_CLASSES,
                                                tstr_epochs=FLAGS.eval_epochs, seed=seed)
         print(f"seed {seed}: epsilon {epsilon:.3f}\n{evaluation.summary()}", flush=True)
+        benchmark = {}
+        if index == 0 and FLAGS.benchmark_epochs:
+            benchmark = benchmark_tstr(
+                x_synthetic, y_synthetic, x_test, y_test, num_classes=_NUM_CLASSES,
+                classifiers=FLAGS.benchmark_classifiers, epochs=FLAGS.benchmark_epochs, seed=seed,
+                depths={"resnet": FLAGS.benchmark_resnet_depth, "wrn": FLAGS.benchmark_wrn_depth},
+            ).to_dict()
+            print(f"seed {seed}: DPImageBench-style TSTR {benchmark['benchmark_tstr_accuracy']:.4f}", flush=True)
         per_seed.append({
-            "seed": seed, **evaluation.to_dict(), "epsilon": epsilon,
+            "seed": seed, **evaluation.to_dict(), **benchmark, "epsilon": epsilon,
             "noise_multiplier": model.noise_multiplier, "train_seconds": round(train_seconds, 1),
             "seconds": round(time.perf_counter() - run_start, 1),
         })
@@ -95,7 +122,7 @@ def main(argv):
     split = "validation split (10% of train)" if FLAGS.validation else "test split"
     results = {
         "summary": summary, "per_seed": per_seed, "evaluated_on": split, "target_epsilon": FLAGS.epsilon,
-        "noise_seeded": FLAGS.noise_seed is not None,
+        "noise_seeded": FLAGS.noise_seed is not None, "features": FLAGS.features,
         "tstr_mean": summary["tstr_accuracy"]["mean"], "tstr_std": summary["tstr_accuracy"]["std"],
     }
 
@@ -108,8 +135,8 @@ def main(argv):
         results=results,
         summary="\n".join([
             f"One Gaussian release (epsilon = {per_seed[0]['epsilon']:.3f}, delta = {FLAGS.delta}, sigma = "
-            f"{per_seed[0]['noise_multiplier']:.4f}) of the {FLAGS.num_features}-feature embedding; DCGAN-style "
-            f"generator, {FLAGS.steps} steps of {FLAGS.batch_size}. Measured on the {split} over seeds "
+            f"{per_seed[0]['noise_multiplier']:.4f}) of the {FLAGS.num_features}-feature {FLAGS.features} embedding; "
+            f"DCGAN-style generator, {FLAGS.steps} steps of {FLAGS.batch_size}. Measured on the {split} over seeds "
             f"{', '.join(FLAGS.seeds)} (mean ± sample std); the feature CNN of FID and precision/recall was "
             "trained on the real training split.",
             "", "| metric | mean ± std |", "|---|---|", *[row(key) for key in keys],

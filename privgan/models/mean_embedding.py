@@ -10,7 +10,9 @@ free: the generator can train for as long as compute allows, and a small data se
 The feature map. phi(x) = sqrt(1/F) [cos(w_1.x), sin(w_1.x), ..., cos(w_F.x), sin(w_F.x)] with F frequencies
 w ~ N(0, I / l^2) drawn from a public seed, one length scale l per frequency (cycled through
 `length_scales`), so phi(x).phi(x') approximates the mean of the Gaussian kernels exp(-|x - x'|^2 / 2 l^2)
-(Rahimi & Recht 2007) and |phi(x)| = 1 EXACTLY for every x (cos^2 + sin^2 = 1). The released statistic
+(Rahimi & Recht 2007) and |phi(x)| = 1 EXACTLY for every x (cos^2 + sin^2 = 1). `features="scattering"`
+or `"both"` replace or join it with the same features of the public wavelet scattering transform
+(`privgan.models.embedding_features`), again of norm exactly 1. The released statistic
 adds a count channel and, when conditional, puts each example in the block of its label:
 
     psi(x, y) = e_y (x) [alpha phi(x), beta],   alpha^2 + beta^2 = 1,   T = sum_i psi(x_i, y_i) + N(0, sigma^2 I)
@@ -57,6 +59,7 @@ from privgan.accounting.events import (
 from privgan.accounting.guarantees import mean_embedding_guarantee
 from privgan.accounting.statement import PrivacyStatement
 from privgan.dp.noise import NoiseStream, gaussian_noise_like
+from privgan.models.embedding_features import FEATURE_MAPS, build_feature_map
 from privgan.models.emission import SyntheticSamplesMixin, check_labels
 
 ADJACENCIES = ("add_remove", "replace_one")
@@ -156,7 +159,13 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
             values in the range of the private data.
         num_classes: None (unconditional) or the number of classes, >= 2.
         num_features: width of the random-feature map (2 x frequencies), an even integer >= 2.
-        length_scales: public kernel length scales; None for `default_length_scales(dimension)`.
+        length_scales: public kernel length scales of the pixel features; None for
+            `default_length_scales(dimension)`.
+        features: the unit-norm feature map, one of `privgan.models.embedding_features.FEATURE_MAPS`:
+            "pixels" (DP-MERF's random Fourier features of the pixels), "scattering" (of the public wavelet
+            scattering transform) or "both" (the two, weights a^2 + b^2 = 1); the sensitivity stays 1.
+        feature_options: keyword options of the scattering feature maps (e.g. `pixel_weight`,
+            `orientations`, `scattering_length_scales`); None for the defaults.
         count_weight: beta in [0, 1), the share of the unit-norm example vector given to the count channel.
         noise_multiplier: sigma > 0 of the release (noise std / sensitivity), or None to calibrate it in
             `fit` from the target epsilon (after the `ledger`'s earlier phases).
@@ -179,6 +188,8 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
         num_classes=None,
         num_features=8000,
         length_scales=None,
+        features="pixels",
+        feature_options=None,
         count_weight=0.1,
         noise_multiplier=None,
         batch_size=500,
@@ -207,9 +218,16 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
         self.sample_shape = tuple(generator.outputs[0].shape[1:])
         dimension = math.prod(self.sample_shape)
         self.length_scales = tuple(default_length_scales(dimension) if length_scales is None else length_scales)
-        self.features = RandomFourierFeatures(num_features, length_scales=self.length_scales, seed=seed,
-                                              name="random_fourier_features")
-        self.features.build((None, *self.sample_shape))
+        if features not in FEATURE_MAPS:
+            raise ValueError(f"features must be one of {FEATURE_MAPS}, got {features!r}")
+        self.feature_map = features
+        # Kept as a tuple of pairs: Keras would wrap a dict attribute in a tracking type.
+        self._feature_options = tuple(sorted(
+            (key, tuple(value) if isinstance(value, (list, tuple)) else value)
+            for key, value in dict(feature_options or {}).items()
+        ))
+        self.features = build_feature_map(features, num_features=num_features, sample_shape=self.sample_shape,
+                                          length_scales=self.length_scales, seed=seed, options=self.feature_options)
         self.num_features = int(num_features)
         self.count_weight = float(count_weight)
         self.noise_multiplier = noise_multiplier
@@ -232,6 +250,11 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
                                                         name="release_noise_multiplier", dtype="float64")
         self.loss_tracker = keras.metrics.Mean(name="mmd2")
         self.built = True
+
+    @property
+    def feature_options(self):
+        """The options of the scattering feature maps, as given (sequences as lists)."""
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in self._feature_options}
 
     @property
     def metrics(self):
@@ -357,8 +380,12 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
 
     def _release_description(self):
         blocks = f"{self.num_classes} label blocks" if self.conditional else "one block"
-        return (f"DP-MERF: sum over the examples of a unit-norm random-Fourier-feature embedding "
-                f"({self.num_features} features, {blocks}, count channel weight {self.count_weight:g}), "
+        if self.feature_map == "pixels":
+            embedding = f"random-Fourier-feature embedding ({self.num_features} features"
+        else:
+            embedding = f"embedding ({self.features.describe()}"
+        return (f"DP-MERF: sum over the examples of a unit-norm {embedding}, {blocks}, count channel weight "
+                f"{self.count_weight:g}), "
                 "L2 sensitivity 1 under add/remove-one, Gaussian noise of std noise_multiplier")
 
     @property
@@ -400,7 +427,8 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
             samples = self.generator(inputs, training=True)
             features = self.features(samples)
             means = tf.math.unsorted_segment_sum(features, labels, blocks) / per_class
-            # |phi| = 1, so the U-statistic of |mean phi|^2 is (n^2 |mean|^2 - n) / (n (n - 1)).
+            # The U-statistic of |mean phi|^2: (n^2 |mean|^2 - sum_j |phi_j|^2) / (n (n - 1)); every
+            # feature map has |phi| = 1, so the last sum is n.
             generated_norm = (per_class * tf.reduce_sum(means**2, axis=1) - 1.0) / (per_class - 1.0)
             mmd2 = tf.reduce_sum(targets**2, axis=1) - 2.0 * tf.reduce_sum(targets * means, axis=1) + generated_norm
             loss = tf.reduce_mean(mmd2)
@@ -481,6 +509,8 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
                 "noise_multiplier": float(keras.ops.convert_to_numpy(self.release_noise_multiplier)),
                 "l2_sensitivity": self.l2_sensitivity,
                 "num_features": self.num_features,
+                "features": self.feature_map,
+                "feature_options": self.feature_options,
                 "length_scales": list(self.length_scales),
                 "conditional": self.conditional,
                 "noise_reproducible": reproducible,
@@ -497,6 +527,8 @@ class MeanEmbeddingGenerator(SyntheticSamplesMixin, keras.Model):
             "num_classes": self.num_classes,
             "num_features": self.num_features,
             "length_scales": list(self.length_scales),
+            "features": self.feature_map,
+            "feature_options": self.feature_options,
             "count_weight": self.count_weight,
             "noise_multiplier": self.noise_multiplier,
             "batch_size": self.batch_size,
