@@ -81,6 +81,7 @@ ENTRIES = (
           saveable=True),
     Entry("privgan.models.scattering", saveable=True),
     Entry("privgan.models.ssgan", names=("SemiSupervisedGAN",), saveable=True),
+    Entry("privgan.models.weight_norm", saveable=True),
     Entry("privgan.robustness.private", saveable=True),
     Entry("privgan.robustness.smoothing", saveable=True),
     Entry("privgan.robustness.training", saveable=True),

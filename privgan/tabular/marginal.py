@@ -336,7 +336,10 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         self.epsilon_ = self.ledger_.epsilon(delta=delta, accountant=ACCOUNTANT)
         if self.epsilon_ > epsilon * (1 + 1e-6):  # the plan was calibrated to the target: a bug otherwise
             raise RuntimeError(f"spent epsilon {self.epsilon_} exceeds the target {epsilon}")
-        self.fit_seconds_ = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+        finished = datetime.datetime.now(datetime.timezone.utc)
+        self.fit_seconds_ = (finished - started).total_seconds()
+        # The statement is dated when the release was made, so every call (and a saved copy) states the same.
+        self.fitted_at_ = finished.isoformat(timespec="seconds")
         self._sampling = np.random.default_rng(self.seed)
         return self
 
@@ -539,7 +542,8 @@ class MarginalDPSynthesizer(SyntheticTableMixin):
         if self.schema.source != "public":
             cautions.append(INFERRED_SCHEMA_WARNING)
         return PrivacyStatement(epsilon=self.epsilon_, delta=self.delta_, accountant=ACCOUNTANT, details=details,
-                                guarantee=marginal_guarantee(self.method), warning=" ".join(cautions) or None)
+                                guarantee=marginal_guarantee(self.method), warning=" ".join(cautions) or None,
+                                date=self.fitted_at_)
 
     def save(self, csv_path, *, rows, conditions=None):
         """Writes `rows` synthetic rows to a CSV and the privacy statement to a JSON file beside it.
