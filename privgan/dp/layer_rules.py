@@ -562,10 +562,10 @@ def rule_for(layer):
     return GenericRule
 
 
+# Conv1D/Conv2D are registered by `rules_modern` (always imported with `privgan.dp`), whose rule picks
+# `ConvRule` for ungrouped convolutions and its grouped rule otherwise.
 for _class, _rule in (
     (keras.layers.Dense, DenseRule),
-    (keras.layers.Conv1D, ConvRule),
-    (keras.layers.Conv2D, ConvRule),
     (keras.layers.Embedding, EmbeddingRule),
     (keras.layers.LayerNormalization, LayerNormalizationRule),
     (keras.layers.RNN, WholeLayerRule),

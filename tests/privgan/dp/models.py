@@ -52,3 +52,14 @@ class MaskedScale(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return None
+
+
+def assert_one_private_epoch_trains(private, model, x, y, *, steps):
+    """Compiles `private` (the DP wrapper of `model`), fits one epoch and checks that it took `steps` DP steps
+    and left every trainable variable finite and changed."""
+    private.compile("sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [v.numpy() for v in model.trainable_variables]
+    private.fit(x, y, epochs=1, verbose=0, delta=1e-3)
+    assert int(private.dp_steps.numpy()) == steps
+    after = [v.numpy() for v in model.trainable_variables]
+    assert all(np.isfinite(v).all() for v in after) and all((a != b).any() for a, b in zip(after, before))
