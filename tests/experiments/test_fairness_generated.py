@@ -1,11 +1,11 @@
-"""The generated held-back-like tables of experiments.fairness_generated."""
+"""The generated held-back-like tables of experiments.common.generated_tables."""
 
 import numpy as np
 import pytest
 from fairlearn.metrics import equalized_odds_difference
 from sklearn.linear_model import LogisticRegression
 
-from experiments.fairness_generated import TABLES, make_table
+from experiments.common.generated_tables import TABLES, make_table
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
