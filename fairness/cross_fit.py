@@ -8,14 +8,13 @@ Adult's 4,000-row sample.
 
 Cross-fitting removes both: the training rows are cut into K folds (stratified by group and label) and K
 predictor/adversary pairs train at once, pair k on every fold but k, all with the same adversary weight. At
-every evaluation each row is predicted by the pair that did not train on it, so the gap is measured on all the
-training rows (the binomial error of the whole table's cells, not of a fifth of them) and none of them was
-fitted by the model that predicts it. The gap is taken fold by fold, each pair's on its own fold, and averaged
-(`fold_mean_gap`): pooled, the pairs' gaps of opposite signs cancelled. The controller
-(`fairness.tolerance.AdversaryWeightController`) steers the shared weight with that out-of-fold gap's upper
-confidence bound and keeps the candidate (one training step of all K pairs) with the best out-of-fold accuracy
-among those whose bound meets the tolerance. The returned predictor averages the K predictors' class
-probabilities: each was trained on (K-1)/K of the rows, and the average varies less than any one of them.
+every evaluation each row is predicted by the pair that did not train on it, so the gap is measured on all
+the training rows (the binomial error of the whole table's cells, not of a fifth of them) and none of them
+was fitted by the model that predicts it. The controller (`fairness.tolerance.AdversaryWeightController`)
+steers the shared weight with that out-of-fold gap's upper confidence bound and keeps the candidate (one
+training step of all K pairs) with the best out-of-fold accuracy among those whose bound meets the tolerance.
+The returned predictor averages the K predictors' class probabilities: each was trained on (K-1)/K of the
+rows, and the average varies less than any one of them.
 
 Cost: K pairs on (K-1)/K of the rows each, about (K-1)/(1 - validation_fraction) times one fit with a
 validation split (2.5 times with K = 3 and 20% held out).
@@ -177,38 +176,3 @@ def snapshot_ensembles(predictors, kept, *, n_features):
             members.append(member)
         ensembles.append(averaged_predictor(members, n_features=n_features, name=f"{predictor.name}_ensemble"))
     return ensembles
-
-
-def fold_mean_gap(labels, predicted, groups, fold_of_row, *, constraint, n_classes, bound_multiplier):
-    """The out-of-fold gap as the mean over folds of each pair's own gap on its fold, with an upper bound.
-
-    Pooling the out-of-fold predictions of all folds before measuring mixes the K pairs' group rates, and the
-    adversarial game leaves pairs at different phases with gaps of opposite signs, which cancel in the pool: on
-    the generated "measurement" table (`experiments.common.generated_tables`, 3,500 rows, seed 0) the pooled gap
-    measured 0.028 while the three pairs' gaps on 30,000 fresh rows were 0.100, 0.062 and 0.057 (the averaged
-    predictor's 0.057). The gap of each pair on its own fold is honest for that pair, and their mean has about
-    the error of the pooled gap (`sqrt(sum of the folds' squared errors) / K`), without the cancellation.
-
-    Args:
-        labels: int label codes `(n,)`.
-        predicted: int predicted codes `(n,)`, each row by the pair that did not train on it.
-        groups: int group codes `(n,)`.
-        fold_of_row: the `assign_folds` result.
-        constraint: the constraint of `fairness.tolerance.group_rate_gap`.
-        n_classes: number of label codes.
-        bound_multiplier: z >= 0 of the bound `gap + z * standard_error`.
-
-    Returns:
-        `(gap, standard_error, bound)`.
-    """
-    from fairness.tolerance import group_rate_gap
-
-    folds = int(fold_of_row.max()) + 1
-    measured = [
-        group_rate_gap(labels[fold_of_row == fold], predicted[fold_of_row == fold], groups[fold_of_row == fold],
-                       constraint=constraint, n_classes=n_classes, with_error=True)
-        for fold in range(folds)
-    ]
-    gap = float(np.mean([value for value, _ in measured]))
-    error = float(np.sqrt(sum(error**2 for _, error in measured)) / folds)
-    return gap, error, gap + float(bound_multiplier) * error
