@@ -219,8 +219,9 @@ class AdversarialDebiasing(SoftmaxClassifierMixin, ClassifierMixin, BaseEstimato
     `predict(X, sensitive_features=s)` / `predict_proba(X, sensitive_features=s)` apply them: the constraint
     is then met up to `postprocess_tolerance` (default: `tolerance`) on new rows with probability about
     `max(gap_confidence, 0.9)` (`fairness.threshold_margin`: a bootstrap margin that also covers the optimism
-    of choosing the thresholds); the predictions are randomised (`predict`'s `random_state`). This reads the sensitive attribute of the person being classified, which some laws
-    treat as disparate treatment: see the fairness guide.
+    of choosing the thresholds); the predictions are randomised (`predict`'s `random_state`). This reads
+    the sensitive attribute of the person being classified, which some laws treat as disparate treatment:
+    see the fairness guide.
 
     Args:
         constraint: "demographic_parity", "equalized_odds" or "equal_opportunity" (binary labels; the
