@@ -31,7 +31,8 @@ def test_the_attribute_regime_holds_its_tolerance_on_fresh_rows_in_nine_of_ten_d
 
 
 def test_the_bootstrap_margin_refuses_bad_arguments():
-    from fairness.threshold_margin import bootstrap_group_thresholds  # here: the other test also runs on older code
+    # Imported here: the test above also runs on the code before this module.
+    from fairness.threshold_margin import bootstrap_group_thresholds, mixed_with_constant
 
     scores, labels, groups = np.linspace(0, 1, 40), np.tile([0, 1], 20), np.repeat([0, 1], 20)
     with pytest.raises(ValueError, match=r"confidence must be in \[0.5, 1\)"):
@@ -43,3 +44,6 @@ def test_the_bootstrap_margin_refuses_bad_arguments():
     post = bootstrap_group_thresholds(scores, labels, groups, constraint="equalized_odds", tolerance=0.1,
                                       confidence=0.9, draws=10)
     assert post.tolerance == 0.1 and 0.0 <= post.target <= 0.1
+    half = mixed_with_constant(post, share=0.5, positive=False)
+    assert half.gap == post.gap / 2 and all(t[-1] == np.inf for t in half.thresholds)
+    assert all(abs(w.sum() - 1.0) < 1e-9 for w in half.weights)
