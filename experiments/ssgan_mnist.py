@@ -84,6 +84,16 @@ flags.DEFINE_integer("refine_rounds", 5, "Scattering D: DP k-means rounds of the
 flags.DEFINE_float("refine_noise_multiplier", 20.0,
                    "Scattering D: sigma of each k-means round's release (the projection's sigma is calibrated to "
                    "the rest of the unlabelled stream's budget).")
+flags.DEFINE_integer("student_epochs", 10, "Scattering D: epochs of the DP-SGD pseudo-label classifier on the "
+                     "unlabelled stream's scattering features (0: none; D's centroid head classifies).")
+flags.DEFINE_integer("student_batch_size", 2000, "Scattering D: the student's expected Poisson batch size.")
+flags.DEFINE_float("student_learning_rate", 4.0, "Scattering D: the student's SGD learning rate (momentum 0.9).")
+flags.DEFINE_float("student_min_margin", 0.1, "Scattering D: images whose top two head scores differ by less get no "
+                   "pseudo-label.")
+flags.DEFINE_float("release_share", 0.5, "Scattering D with a student: part of the unlabelled stream's epsilon for the "
+                   "projection and k-means releases (the student's DP-SGD gets the rest).")
+flags.DEFINE_float("gan_weight", 0.0, "Scattering D with a student: weight of the K+1 real/fake terms (0: no GAN "
+                   "step; > 0: a generator of scattering features trained by free steps against the student).")
 flags.DEFINE_integer("dp_epochs", 5, "Epochs of the DP SSGAN (the noise is calibrated for them).")
 flags.DEFINE_integer("dp_batch_size", 250, "Expected unlabelled batch size of the DP SSGAN.")
 flags.DEFINE_integer("dp_labelled_batch_size", 100, "Expected labelled batch size of the DP SSGAN.")
@@ -237,7 +247,7 @@ def _ssgan(x_labelled, y_labelled, x_unlabelled, *, seed, config, epsilon=None, 
     return gan, extra
 
 
-def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon, config):
+def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilon, config, validation):
     """The classifier on a scattering D: three kinds of Gaussian release, no GAN steps; returns (model, extra results).
 
     With `epsilon` None the same steps run without noise (`scattering`): what the releases' noise costs.
@@ -266,21 +276,70 @@ def _scattering_classifier(x_labelled, y_labelled, x_unlabelled, *, seed, epsilo
         gan.fit_projection(x_unlabelled)
         gan.fit_centroid_head(x_labelled, y_labelled)
         gan.refine_centroid_head(x_unlabelled, rounds=config.refine_rounds)
-        return gan, {"steps": 0, "head_steps": 0}
+        student, extra = _student(gan, x_unlabelled, config=config, budget={}, validation=validation)
+        return student or gan, {"steps": 0, "head_steps": 0, **extra}
     budget = dict(target_epsilon=epsilon, delta=config.delta, accountant=config.accountant)
+    # With a student, the releases of the unlabelled stream spend `release_share` of its epsilon, the
+    # student's DP-SGD steps the rest (calibrated after them, in the same ledger).
+    releases = dict(budget, target_epsilon=epsilon * config.release_share) if config.student_epochs else budget
     rounds = PrivacyLedger()
     rounds.record(noise_multiplier=config.refine_noise_multiplier, sampling_probability=1.0, steps=config.refine_rounds)
-    projection_sigma = calibrate_noise_multiplier(sampling_probability=1.0, steps=1, ledger=rounds, **budget)
-    gan.fit_projection(x_unlabelled, noise_multiplier=projection_sigma, **budget)
+    projection_sigma = calibrate_noise_multiplier(sampling_probability=1.0, steps=1, ledger=rounds, **releases)
+    gan.fit_projection(x_unlabelled, noise_multiplier=projection_sigma, **releases)
     gan.fit_centroid_head(x_labelled, y_labelled, **budget)
     gan.refine_centroid_head(x_unlabelled, rounds=config.refine_rounds, noise_multiplier=config.refine_noise_multiplier,
-                             **budget)
+                             **releases)
+    student, extra = _student(gan, x_unlabelled, config=config, budget=budget, validation=validation)
     report = gan.privacy_statement(delta=config.delta, accountant=config.accountant)
     # No feature probe here: another pass of the test images through the scattering layer, for a
     # diagnostic of the GAN phase's features, which this classifier does not have.
-    extra = {"steps": 0, "head_steps": 0, "projection_noise_multiplier": projection_sigma, "epsilon": report.epsilon,
-             "streams": report["streams"]}
-    return gan, extra
+    extra.update({"steps": 0, "head_steps": 0, "projection_noise_multiplier": projection_sigma,
+                  "epsilon": report.epsilon, "streams": report["streams"]})
+    return student or gan, extra
+
+
+def _student(gan, x_unlabelled, *, config, budget, validation):
+    """The DP-SGD pseudo-label classifier on the scattering features (with a GAN step if `gan_weight`).
+
+    Returns (the classifier or None without `student_epochs`, extra results). The validation accuracy
+    of D's centroid head before the student (`teacher_validation_accuracy`) is outside the guarantee.
+    """
+    import keras
+
+    if not config.student_epochs:
+        return None, {}
+    teacher = _accuracy(gan, *validation)
+    features = gan.discriminator.get_layer("projection").input.shape[-1]
+    classifier = keras.Sequential([keras.Input((features,)),
+                                   keras.layers.Dense(_NUM_CLASSES, kernel_initializer="zeros")])
+    generator = _feature_generator(gan, latent_dim=config.latent_dim) if config.gan_weight else None
+    model = gan.fit_pseudo_label_classifier(
+        x_unlabelled, classifier=classifier, epochs=config.student_epochs,
+        expected_batch_size=config.student_batch_size, min_margin=config.student_min_margin,
+        unsupervised_weight=config.gan_weight, generator=generator,
+        optimizer=keras.optimizers.SGD(config.student_learning_rate, momentum=0.9),
+        sampling_seed=FLAGS.sampling_seed, verbose=0, **budget)
+    return model, {"teacher_validation_accuracy": teacher, "gan_step": bool(generator),
+                   "student_noise_multiplier": gan.pseudo_label_noise_multiplier,
+                   "student_steps": config.student_epochs * round(len(x_unlabelled) / config.student_batch_size)}
+
+
+def _feature_generator(gan, *, latent_dim):
+    """G of the student's GAN step: latent -> the normalised scattering features D's projection reads.
+
+    Its output is normalised per example like D's (GroupNormalization without learnt scale or offset,
+    over the same groups), so that generated vectors live where the real ones do.
+    """
+    import keras
+    import numpy as np
+
+    norm = next(layer for layer in gan.discriminator.layers if isinstance(layer, keras.layers.GroupNormalization))
+    shape = tuple(norm.output.shape[1:])
+    z = keras.Input((latent_dim,))
+    h = keras.layers.Dense(256, activation="relu")(z)
+    h = keras.layers.Reshape(shape)(keras.layers.Dense(int(np.prod(shape)))(h))
+    h = keras.layers.GroupNormalization(groups=norm.groups, center=False, scale=False)(h)
+    return keras.Model(z, keras.layers.Flatten()(h), name="feature_generator")
 
 
 def _feature_probe(gan, x_labelled, y_labelled):
@@ -334,7 +393,7 @@ def _run(name, draw, x_labelled, y_labelled, x_unlabelled, validation, configs):
     if name == "scattering" or FLAGS.dp_discriminator == "scattering":
         keras.utils.set_random_seed(seed)
         return _scattering_classifier(x_labelled, y_labelled, x_unlabelled, seed=seed, epsilon=epsilon,
-                                      config=configs["scattering"])
+                                      config=configs["scattering"], validation=validation)
     return _ssgan(x_labelled, y_labelled, x_unlabelled, seed=seed, config=configs["mlp"], epsilon=epsilon)
 
 
