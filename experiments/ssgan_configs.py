@@ -177,7 +177,7 @@ class ScatteringConfig(_FromFlags):
     student_batch_size: int = 2000
     student_learning_rate: float = 4.0
     student_min_margin: float = 0.1
-    release_share: float = 0.5
+    release_share: float = 0.8
     gan_weight: float = 0.0
     l2_norm_clip: float = 1.0
     delta: float = 1e-5

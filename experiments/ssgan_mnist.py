@@ -9,7 +9,10 @@ a supervised CNN on the labelled images alone (`supervised`), the same with augm
 (`ssgan`), the scattering classifier below without noise (`scattering`) and privately at each
 epsilon of `--epsilons` (`dp_eps<e>`): by default (`--dp_discriminator=scattering`) D on a fixed
 wavelet-scattering front end whose whitening and centroid head are set by Gaussian releases of the
-two streams, without GAN steps; with
+two streams, then a linear classifier on the scattering features trained with DP-SGD on the
+unlabelled stream's pseudo-labels from that head (`--student_epochs`, 0: none; `--gan_weight` > 0 adds
+Salimans et al.'s K+1 real / fake terms and a generator of feature vectors, whose steps are free; the
+scattering front end runs once per image, before the releases, as it reads no private statistic); with
 `--dp_discriminator=mlp`, DP-SGD on an MLP D in the GAN phase and `fit_head`. It reports
 the accuracy on the validation split (carved from the training images with `--validation_seed`, never
 trained on) and on the 10,000 test images, as mean +- std over the draws. For the SSGANs it also reports,
@@ -90,7 +93,7 @@ flags.DEFINE_integer("student_batch_size", 2000, "Scattering D: the student's ex
 flags.DEFINE_float("student_learning_rate", 4.0, "Scattering D: the student's SGD learning rate (momentum 0.9).")
 flags.DEFINE_float("student_min_margin", 0.1, "Scattering D: images whose top two head scores differ by less get no "
                    "pseudo-label.")
-flags.DEFINE_float("release_share", 0.5, "Scattering D with a student: part of the unlabelled stream's epsilon for the "
+flags.DEFINE_float("release_share", 0.8, "Scattering D with a student: part of the unlabelled stream's epsilon for the "
                    "projection and k-means releases (the student's DP-SGD gets the rest).")
 flags.DEFINE_float("gan_weight", 0.0, "Scattering D with a student: weight of the K+1 real/fake terms (0: no GAN "
                    "step; > 0: a generator of scattering features trained by free steps against the student).")
