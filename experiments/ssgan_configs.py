@@ -151,6 +151,8 @@ class ScatteringConfig(_FromFlags):
         latent_dim: G's latent dimension, >= 1.
         student_epochs: epochs of the DP-SGD pseudo-label classifier on the unlabelled stream's scattering
             features, after the releases, >= 0 (0: no such stage, D's centroid head is the classifier).
+        student_min_epsilon: private runs below this epsilon skip the student (its share of the
+            budget then goes to the releases, as without it), >= 0.
         student_batch_size: its expected Poisson batch size, >= 1.
         student_learning_rate: its SGD learning rate (momentum 0.9), > 0.
         student_min_margin: unlabelled images whose top two head scores differ by less get no
@@ -174,6 +176,7 @@ class ScatteringConfig(_FromFlags):
     g_hidden: tuple = (500, 500)
     latent_dim: int = 100
     student_epochs: int = 10
+    student_min_epsilon: float = 2.0
     student_batch_size: int = 2000
     student_learning_rate: float = 4.0
     student_min_margin: float = 0.1
@@ -187,7 +190,7 @@ class ScatteringConfig(_FromFlags):
         _integers(self, 1, "projection", "batch_size", "labelled_batch_size", "latent_dim", "student_batch_size")
         _integers(self, 0, "refine_rounds", "student_epochs")
         _numbers(self, 0, math.inf, "refine_noise_multiplier", "student_learning_rate", low_open=True)
-        _numbers(self, 0, math.inf, "student_min_margin", "gan_weight")
+        _numbers(self, 0, math.inf, "student_min_margin", "gan_weight", "student_min_epsilon")
         _numbers(self, 0, 1, "release_share", low_open=True)
         _widths(self, "g_hidden")
         _privacy(self)
