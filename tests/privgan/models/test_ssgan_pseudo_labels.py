@@ -103,3 +103,16 @@ def test_gan_steps_train_the_generator_and_cost_nothing_more():
     with pytest.raises(ValueError, match="unsupervised_weight"):
         gan.fit_pseudo_label_classifier(x_unlabelled, classifier=classifier(dimension), epochs=1,
                                         expected_batch_size=100, noise_multiplier=3.0, generator=generator)
+
+
+def test_without_dp_the_same_steps_run_uncharged():
+    x_labelled, y_labelled, x_unlabelled, x_test, y_test = digits()
+    gan = make(len(x_unlabelled), private=False)
+    gan.fit_projection(x_unlabelled)
+    gan.fit_centroid_head(x_labelled, y_labelled)
+    gan.refine_centroid_head(x_unlabelled, rounds=2)
+    dimension = gan.discriminator.get_layer("projection").input.shape[-1]
+    model = gan.fit_pseudo_label_classifier(x_unlabelled, classifier=classifier(dimension), epochs=1,
+                                            expected_batch_size=100, verbose=0)
+    assert gan.pseudo_label_noise_multiplier == 0.0 and not gan.projection_ledger.phases
+    assert model.predict(x_test[:5], verbose=0).shape == (5, 10)
