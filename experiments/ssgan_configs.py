@@ -149,6 +149,18 @@ class ScatteringConfig(_FromFlags):
         labelled_batch_size: the same of the labelled stream, >= 1.
         g_hidden: widths of G, built but not trained.
         latent_dim: G's latent dimension, >= 1.
+        student_epochs: epochs of the DP-SGD pseudo-label classifier on the unlabelled stream's scattering
+            features, after the releases, >= 0 (0: no such stage, D's centroid head is the classifier).
+        student_min_epsilon: private runs below this epsilon skip the student (its share of the
+            budget then goes to the releases, as without it), >= 0.
+        student_batch_size: its expected Poisson batch size, >= 1.
+        student_learning_rate: its SGD learning rate (momentum 0.9), > 0.
+        student_min_margin: unlabelled images whose top two head scores differ by less get no
+            pseudo-label, >= 0.
+        release_share: with a student, the part of the unlabelled stream's epsilon that the projection
+            and the k-means rounds spend (the student the rest), in (0, 1).
+        gan_weight: with a student, the weight of Salimans et al.'s K+1 real / fake terms, >= 0 (0: no GAN
+            step; > 0: a generator of feature vectors trained by free steps against the student).
         l2_norm_clip: C of both streams, > 0.
         delta: delta of the guarantee, in (0, 1).
         accountant: "pld" or "rdp".
@@ -163,14 +175,23 @@ class ScatteringConfig(_FromFlags):
     labelled_batch_size: int = 100
     g_hidden: tuple = (500, 500)
     latent_dim: int = 100
+    student_epochs: int = 10
+    student_min_epsilon: float = 2.0
+    student_batch_size: int = 2000
+    student_learning_rate: float = 4.0
+    student_min_margin: float = 0.1
+    release_share: float = 0.8
+    gan_weight: float = 0.0
     l2_norm_clip: float = 1.0
     delta: float = 1e-5
     accountant: str = "pld"
 
     def __post_init__(self):
-        _integers(self, 1, "projection", "batch_size", "labelled_batch_size", "latent_dim")
-        _integers(self, 0, "refine_rounds")
-        _numbers(self, 0, math.inf, "refine_noise_multiplier", low_open=True)
+        _integers(self, 1, "projection", "batch_size", "labelled_batch_size", "latent_dim", "student_batch_size")
+        _integers(self, 0, "refine_rounds", "student_epochs")
+        _numbers(self, 0, math.inf, "refine_noise_multiplier", "student_learning_rate", low_open=True)
+        _numbers(self, 0, math.inf, "student_min_margin", "gan_weight", "student_min_epsilon")
+        _numbers(self, 0, 1, "release_share", low_open=True)
         _widths(self, "g_hidden")
         _privacy(self)
 

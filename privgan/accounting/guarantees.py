@@ -69,7 +69,8 @@ def mean_embedding_guarantee(*, conditional, reproducible_noise):
 
 SSGAN_GUARANTEE = (
     "Example-level (epsilon, delta)-DP, add-or-remove-one adjacency, for the classifier (the "
-    "discriminator) and everything derived from it, the generator included. The private data are "
+    "discriminator, or the pseudo-label classifier) and everything derived from it, the generator "
+    "included. The private data are "
     "the labelled examples, each an (image, label) pair, and the unlabelled images: both labels "
     "and images are covered. Each discriminator step made a Gaussian release per stream read "
     "(the labelled one only if the labelled stream's noise_multiplier is not null), each from its "
@@ -80,7 +81,10 @@ SSGAN_GUARANTEE = (
     "head_phases are DP-SGD phases of the last layer on frozen features (fit_head) or Gaussian releases "
     "of its class centroids (fit_centroid_head); the unlabelled stream's projection_phases are "
     "Gaussian releases of its feature second moments (fit_projection) and of k-means class sums "
-    "(refine_centroid_head), each of L2 sensitivity 1 as described there. Each stream's "
+    "(refine_centroid_head), each of L2 sensitivity 1 as described there, and DP-SGD phases of a "
+    "classifier on its pseudo-labels from the released head (fit_pseudo_label_classifier: each image's "
+    "whole gradient clipped to l2_norm_clip; its generated-sample and generator steps read no private "
+    "data). Each stream's "
     "epsilon composes, with dp-accounting, its d_steps PoissonSampledDpEvent(sampling_probability, "
     "GaussianDpEvent(noise_multiplier)), its head or projection phases and any prior ledger; epsilon is the "
     "larger of the two streams' (parallel composition). That assumes each person's record is in "

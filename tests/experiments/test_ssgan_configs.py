@@ -30,6 +30,8 @@ def test_each_path_reads_its_own_flags():
     (SSGANConfig, "epochs", 0), (SSGANConfig, "ema_momentum", 1.0), (SSGANConfig, "architecture", "cnn"),
     (SSGANConfig, "d_hidden", (10, 0)), (ScatteringConfig, "delta", 0.0), (DPGANConfig, "feature_l2_norm_clip", 2.0),
     (DPGANConfig, "labelled_gradient", "every"), (BaselineConfig, "baseline_steps", True),
+    (ScatteringConfig, "release_share", 1.0), (ScatteringConfig, "student_epochs", -1),
+    (ScatteringConfig, "gan_weight", -0.5),
 ])
 def test_a_bad_value_is_one_error_naming_the_field(config, field, value):
     with pytest.raises(ValueError, match=rf"^{config.__name__}\.{field} must be .*got"):

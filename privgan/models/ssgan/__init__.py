@@ -87,7 +87,9 @@ One device only (a single CPU or GPU): under a distribution strategy with severa
 
 The package holds one class, `SemiSupervisedGAN`, split by concern: `model` (the GAN, its losses and
 its DP step), `streams` (which images each stream read, and the two streams' accounting), `releases`
-(the head's DP-SGD phase and the one-shot Gaussian releases) and `statement` (the privacy statement; its
+(the head's DP-SGD phase and the one-shot Gaussian releases), `pseudo_labels` (a DP-SGD classifier on the
+unlabelled stream's pseudo-labels from the released head, optionally with free K+1 GAN steps, charged to
+that stream) and `statement` (the privacy statement; its
 guarantee text is `privgan.accounting.guarantees.SSGAN_GUARANTEE`). Everything is importable from
 `privgan.models.ssgan` as before.
 """

@@ -25,6 +25,7 @@ from privgan.dp.regularization import refuse_data_dependent_losses, weight_penal
 from privgan.dp.sampling import poisson_batches
 from privgan.dp.validation import check_private_model
 from privgan.models.gan import GANModel
+from privgan.models.ssgan.pseudo_labels import PseudoLabelRelease
 from privgan.models.ssgan.releases import StreamReleases
 from privgan.models.ssgan.statement import ssgan_privacy_statement
 from privgan.models.ssgan.streams import StreamRecords, TwoStreamAccounting
@@ -65,7 +66,8 @@ def _check_positive_number(value, name):
 
 
 @keras.saving.register_keras_serializable(package="privgan")
-class SemiSupervisedGAN(DeprecatedPrivacyReport, TwoStreamAccounting, StreamReleases, DPStepBookkeeping, GANModel):
+class SemiSupervisedGAN(DeprecatedPrivacyReport, TwoStreamAccounting, StreamReleases, PseudoLabelRelease,
+                        DPStepBookkeeping, GANModel):
     """A semi-supervised GAN (K-class discriminator, feature matching), with DP-SGD on D by default.
 
     Args:
