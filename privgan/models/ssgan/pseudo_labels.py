@@ -176,7 +176,6 @@ class PseudoLabelRelease:
             self.sampling_seed_fixed = bool(self.sampling_seed_fixed) or sampling_seed is not None
         # The noise multiplier the steps used (calibrated, or as given): what the ledger above charged.
         self.pseudo_label_noise_multiplier = phase.dp_config.noise_multiplier
-        self.pseudo_label_fraction_kept = float(kept.mean())  # PRIVATE: a statistic of the unlabelled stream
         images = self.discriminator.inputs[0]
         return keras.Model(images, classifier(front(images)), name="pseudo_label_classifier")
 

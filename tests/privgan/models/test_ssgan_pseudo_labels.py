@@ -42,21 +42,21 @@ def test_sigma_used_is_sigma_charged_after_the_streams_releases_and_the_statemen
     tf.config.run_functions_eagerly(True)  # so that the spy sees each step's std as a number
     try:
         model = gan.fit_pseudo_label_classifier(
-            x_unlabelled, classifier=classifier(dimension), epochs=2, expected_batch_size=100, min_margin=0.01,
-            target_epsilon=4.0, delta=DELTA, optimizer=keras.optimizers.SGD(0.5), verbose=0)
+            x_unlabelled, classifier=classifier(dimension), epochs=1, expected_batch_size=200, min_margin=0.01,
+            noise_multiplier=1.3, optimizer=keras.optimizers.SGD(0.5), verbose=0)
     finally:
         tf.config.run_functions_eagerly(False)
-    sigma = gan.pseudo_label_noise_multiplier
-    q = 100 / len(x_unlabelled)
-    steps = round(len(x_unlabelled) / 100) * 2
+    sigma = gan.pseudo_label_noise_multiplier  # as given: calibrating it to a target is DPModel.fit's, tested there
+    assert sigma == pytest.approx(1.3)
+    q = 200 / len(x_unlabelled)
+    steps = round(len(x_unlabelled) / 200)
     # Each DP step drew its noise at std sigma * C / (q N), the sigma that the ledger charges.
-    assert stddevs == pytest.approx([sigma * 1.0 / 100] * steps)
+    assert stddevs == pytest.approx([sigma * 1.0 / 200] * steps)
     # The stream's one ledger: its releases, then these steps at that sigma (dp-accounting's own epsilon).
     step = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma))
     expected = dp_accounting.pld.PLDAccountant().compose(before).compose(step, steps).get_epsilon(DELTA)
     epsilons = gan.privacy_ledger.part_epsilons(delta=DELTA)
     assert epsilons["unlabelled"] == pytest.approx(expected, rel=1e-3)
-    assert 0.98 * 4.0 <= epsilons["unlabelled"] <= 4.0
     report = gan.privacy_statement(delta=DELTA)
     assert report["epsilon"] == max(epsilons.values())
     assert report["streams"]["unlabelled"]["projection_phases"][-1]["noise_multiplier"] == pytest.approx(sigma)
