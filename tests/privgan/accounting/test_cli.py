@@ -1,5 +1,6 @@
-"""End-to-end runs of `python -m privgan.cli.budget`, started together to share the import time."""
+"""End-to-end runs of the budget command (`privgan.cli.budget`), through its flags, in one process."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -21,20 +22,12 @@ RUNS = {
 
 @pytest.fixture(scope="module")
 def runs():
+    """The three runs in one process (`tests.console_batch`): each start would import TensorFlow again."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    processes = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "privgan.cli.budget", *flags],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, flags in RUNS.items()
-    }
-    outputs = {name: process.communicate(timeout=300) for name, process in processes.items()}
-    return {name: (processes[name].returncode, *outputs[name]) for name in RUNS}
+    completed = subprocess.run([sys.executable, "-m", "tests.console_batch", "privgan.cli.budget", json.dumps(RUNS)],
+                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    return {name: tuple(result) for name, result in json.loads(completed.stdout.splitlines()[-1]).items()}
 
 
 def test_prints_the_statement(runs):
