@@ -168,12 +168,7 @@ class PseudoLabelRelease:
         budget = dict(target_epsilon=target_epsilon, delta=delta, accountant=accountant) if self.private else {}
         phase.fit(rows, targets, epochs=epochs, sampling_seed=sampling_seed, **budget, **kwargs)
         if self.private:
-            ledger = self.projection_ledger.copy()
-            ledger.record(noise_multiplier=phase.dp_config.noise_multiplier,
-                          sampling_probability=phase.dp_config.sampling_probability, steps=phase._steps_taken())
-            self.projection_ledger = ledger
-            self.train_function = None  # a traced GAN step holds the positions from before these steps
-            self.sampling_seed_fixed = bool(self.sampling_seed_fixed) or sampling_seed is not None
+            self._charge_phase("projection_ledger", phase, sampling_seed=sampling_seed)
         # The noise multiplier the steps used (calibrated, or as given): what the ledger above charged.
         self.pseudo_label_noise_multiplier = phase.dp_config.noise_multiplier
         images = self.discriminator.inputs[0]

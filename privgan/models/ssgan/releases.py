@@ -105,12 +105,7 @@ class StreamReleases:
         private.compile(optimizer=optimizer, loss=loss)
         history = private.fit(features, labels, epochs=epochs, target_epsilon=target_epsilon, delta=delta,
                               accountant=accountant, sampling_seed=sampling_seed, **kwargs)
-        head_ledger = self.head_ledger.copy()
-        head_ledger.record(noise_multiplier=private.dp_config.noise_multiplier,
-                           sampling_probability=private.dp_config.sampling_probability, steps=private._steps_taken())
-        self.head_ledger = head_ledger
-        self.train_function = None  # a traced GAN step holds the positions from before these steps
-        self.sampling_seed_fixed = bool(self.sampling_seed_fixed) or sampling_seed is not None
+        self._charge_phase("head_ledger", private, sampling_seed=sampling_seed)
         return history
 
     def fit_centroid_head(self, x_labelled, y_labelled, *, noise_multiplier=None, target_epsilon=None, delta=None,
@@ -289,6 +284,21 @@ class StreamReleases:
         # Noise can leave an eigenvalue <= 0 among the top k only when k exceeds what the data support.
         floor = max(values[0], 1.0) * 1e-6
         dense.kernel.assign((vectors / np.sqrt(np.maximum(values, floor))).astype(dense.kernel.dtype))
+
+    def _charge_phase(self, ledger_name, phase, *, sampling_seed):
+        """Records a finished DP-SGD phase's steps, at the sigma they used, in the stream ledger `ledger_name`.
+
+        Args:
+            ledger_name: "head_ledger" (labelled stream) or "projection_ledger" (unlabelled stream).
+            phase: the `_HeadPhase` that took the steps.
+            sampling_seed: the phase's sampling seed (None: secret).
+        """
+        ledger = getattr(self, ledger_name).copy()
+        ledger.record(noise_multiplier=phase.dp_config.noise_multiplier,
+                      sampling_probability=phase.dp_config.sampling_probability, steps=phase._steps_taken())
+        setattr(self, ledger_name, ledger)
+        self.train_function = None  # a traced GAN step holds the positions from before these steps
+        self.sampling_seed_fixed = bool(self.sampling_seed_fixed) or sampling_seed is not None
 
     def _gaussian_release(self, values, *, sigma, ledger, description):
         """`values` (float64, sensitivity 1) plus N(0, sigma^2) per entry, recorded in the ledger attribute `ledger`.
