@@ -209,7 +209,8 @@ def test_violation_rows_names_the_rows_measured(toy, violation_rows):
 @pytest.mark.filterwarnings("ignore:no candidate met the tolerance:RuntimeWarning")  # one epoch is short
 def test_tolerance_fit_does_not_depend_on_the_scale_of_the_features(toy):
     train, held_out = toy
-    params = dict(TOY_PARAMS, epochs=1, tolerance=0.05)
+    # One split instead of the default cross-fitting: the standardisation comes before either (3x cheaper).
+    params = dict(TOY_PARAMS, epochs=1, tolerance=0.05, cross_fit=None)
     scales = np.array([1000.0, 1.0, 0.001], np.float32)
     groups = train.sensitive["group"]
     plain = AdversarialDebiasing(**params).fit(train.features, train.labels, sensitive_features=groups)
