@@ -167,9 +167,12 @@ class SmoothedClassifier:
             keep = tf.cast(tf.range(samples_per_example) < copies, tf.int64)[None, :, None]
             return drawn + copies, counts + tf.reduce_sum(votes * keep, axis=1)
 
+        # The counts' leading dimension is left open: traced first on a single example, its static 1 would not
+        # survive the body's reshape to `[batch, samples_per_example]`.
         _, counts = tf.while_loop(
             lambda drawn, _: drawn < num_samples, body,
             (tf.constant(0), tf.zeros([batch, self.num_classes], tf.int64)),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, self.num_classes])),
         )
         return counts
 
