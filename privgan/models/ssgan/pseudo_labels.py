@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from privgan.accounting.events import check_count
-from privgan.models.ssgan.releases import _fingerprint, _HeadPhase, _in_batches
+from privgan.models.ssgan.releases import _HeadPhase, _in_batches
 
 
 def pseudo_label_loss(*, unsupervised_weight=0.0):
@@ -181,7 +181,7 @@ class PseudoLabelRelease:
         except ValueError as error:
             raise ValueError(f"layer {layer!r} is not a layer of the discriminator") from error
         front = keras.Model(self.discriminator.inputs[0], dense.input)
-        cache = getattr(self, "_projection_cache", None)
-        if cache is not None and cache[0] is dense and cache[1] == _fingerprint(x_unlabelled, front.weights):
-            return cache[2], front
+        cached = self._cached_projection_rows(x_unlabelled)
+        if cached is not None and cached[0] is dense:
+            return cached[1], front
         return _in_batches(front, x_unlabelled).astype(np.float32), front

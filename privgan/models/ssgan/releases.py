@@ -204,14 +204,21 @@ class StreamReleases:
         head.kernel.assign((centroids / np.maximum(norms, 1e-12)).T.astype(head.kernel.dtype))
         head.bias.assign(np.zeros(head.bias.shape, head.bias.dtype))
 
+    def _cached_projection_rows(self, x_unlabelled):
+        """(the projected layer, its input rows) from `fit_projection` when still valid for these images, else None."""
+        cache = getattr(self, "_projection_cache", None)
+        if cache is None:
+            return None
+        dense, fingerprint, rows = cache
+        front = keras.Model(self.discriminator.inputs[0], dense.input)
+        return (dense, rows) if fingerprint == _fingerprint(x_unlabelled, front.weights) else None
+
     def _unlabelled_head_inputs(self, x_unlabelled):
         """D's input to its last layer for each image, from `fit_projection`'s rows when they are still valid."""
-        cache = getattr(self, "_projection_cache", None)
-        if cache is not None:
-            dense, fingerprint, rows = cache
-            front = keras.Model(self.discriminator.inputs[0], dense.input)
-            if fingerprint == _fingerprint(x_unlabelled, front.weights):
-                return _in_batches(keras.Model(dense.input, self.discriminator.layers[-1].input), rows, batch_size=4096)
+        cached = self._cached_projection_rows(x_unlabelled)
+        if cached is not None:
+            dense, rows = cached
+            return _in_batches(keras.Model(dense.input, self.discriminator.layers[-1].input), rows, batch_size=4096)
         return _in_batches(self._head_input, x_unlabelled)
 
     def _dense_head(self, method):
